@@ -1,0 +1,281 @@
+// Package adapter implements LLaMA-Adapter v1: learnable adaption prompts in the topmost L layers of a frozen
+// LLaMA, attended by the word tokens through zero-initialized gates, and the visual projection that adds one
+// image token to every prompt.
+//
+// The gate formula, per adapted layer l (prompts P_l [K, C], optional visual token v [C]):
+//
+//	Kp, Vp = Wk·(P_l + v), Wv·(P_l + v)          frozen projections of the layer, no rotary embedding
+//	A      = softmax(Q·Kpᵀ / √D)                 over the K prompts only, apart from the causal scores
+//	out   += g(gate_l) · A·Vp                    added to the attention output before Wo
+//
+// with g = tanh applied per head (GateHeadTanh, the official training code: gate [1, H, 1, 1]) or the identity
+// on one scalar per layer (GateLayer, peft's AdaptionPrompt). Gates start at zero, so at step 0 the model is exactly
+// the pretrained one: the added term is 0·A·Vp = 0.
+package adapter
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Scope is the store scope of the adapter's (trainable) variables.
+const Scope = "/adapter"
+
+// GateMode selects the gate's granularity and function.
+type GateMode string
+
+// Gate modes.
+const (
+	GateHeadTanh GateMode = "head-tanh" // one gate per head, applied as tanh(g): the official LLaMA-Adapter code
+	GateLayer    GateMode = "layer"     // one gate per layer, applied as is: peft's AdaptionPrompt
+)
+
+// InitScheme selects how gates and prompts start.
+type InitScheme string
+
+// Init schemes.
+const (
+	InitZero   InitScheme = "zero"   // gates 0 (the paper's zero-init attention); prompts normal(0, PromptStd)
+	InitRandom InitScheme = "random" // gates normal(0, GateStd) as well: the paper's rand-init attention baseline
+)
+
+// Config is the adapter's configuration.
+type Config struct {
+	Layers    int        `json:"layers"`     // L: adapted layers (the topmost L of the model)
+	PromptLen int        `json:"prompt_len"` // K: prompt tokens per layer
+	Gate      GateMode   `json:"gate"`
+	Init      InitScheme `json:"init"`
+	// PromptStd is the std of the prompts' normal init. Default 1: the official code's nn.Embedding default and
+	// peft's normal_(); prompts pass through the frozen Wk/Wv, whose usual inputs (RMS-normalized states) are O(1).
+	PromptStd float64 `json:"prompt_std"`
+	// GateStd is the std of the gates' normal init under InitRandom (default 1, so tanh(g) spans most of (-1, 1)).
+	GateStd float64 `json:"gate_std"`
+	Seed    uint64  `json:"seed"`
+	// Visual, when set, adds the projection of multi-scale image features to every prompt.
+	Visual *VisualConfig `json:"visual,omitempty"`
+}
+
+// Defaults fills unset fields with the paper's configuration (K=10, L=30 capped at the model's depth by the caller,
+// head-tanh gates, zero init).
+func (c Config) Defaults() Config {
+	if c.PromptLen == 0 {
+		c.PromptLen = 10
+	}
+	if c.Layers == 0 {
+		c.Layers = 30
+	}
+	if c.Gate == "" {
+		c.Gate = GateHeadTanh
+	}
+	if c.Init == "" {
+		c.Init = InitZero
+	}
+	if c.PromptStd == 0 {
+		c.PromptStd = 1
+	}
+	if c.GateStd == 0 {
+		c.GateStd = 1
+	}
+	if c.Visual != nil {
+		v := c.Visual.Defaults()
+		c.Visual = &v
+	}
+	return c
+}
+
+// Validate checks the config against the model it adapts.
+func (c Config) Validate(m llama.Config) error {
+	if c.Layers < 1 || c.Layers > m.NumLayers {
+		return fmt.Errorf("adapter: L=%d adapted layers does not fit a model of %d layers", c.Layers, m.NumLayers)
+	}
+	if c.PromptLen < 1 {
+		return fmt.Errorf("adapter: prompt length K=%d must be positive", c.PromptLen)
+	}
+	if c.Gate != GateHeadTanh && c.Gate != GateLayer {
+		return fmt.Errorf("adapter: unknown gate mode %q (want %q or %q)", c.Gate, GateHeadTanh, GateLayer)
+	}
+	if c.Init != InitZero && c.Init != InitRandom {
+		return fmt.Errorf("adapter: unknown init scheme %q (want %q or %q)", c.Init, InitZero, InitRandom)
+	}
+	if c.Visual != nil {
+		if err := c.Visual.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FirstLayer is the index of the lowest adapted layer.
+func (c Config) FirstLayer(m llama.Config) int { return m.NumLayers - c.Layers }
+
+// gateShape is [L, H] for per-head gates, [L] for per-layer ones.
+func (c Config) gateShape(m llama.Config) []int {
+	if c.Gate == GateHeadTanh {
+		return []int{c.Layers, m.NumHeads}
+	}
+	return []int{c.Layers}
+}
+
+// Counts is the adapter's parameter count by part.
+type Counts struct {
+	Prompts, Gates, Projection int
+}
+
+// Total is the number of trainable parameters.
+func (c Counts) Total() int { return c.Prompts + c.Gates + c.Projection }
+
+// Count returns the adapter's trainable parameters for a model: L·K·C prompts, L·H (head-tanh) or L (layer)
+// gates, plus the visual projection when configured. For LLaMA-7B (C=4096, H=32), K=10, L=30, head-tanh:
+// 1,228,800 + 960 = 1,229,760.
+func Count(cfg Config, m llama.Config) Counts {
+	cfg = cfg.Defaults()
+	n := Counts{Prompts: cfg.Layers * cfg.PromptLen * m.Dim, Gates: 1}
+	for _, d := range cfg.gateShape(m) {
+		n.Gates *= d
+	}
+	if cfg.Visual != nil {
+		n.Projection = cfg.Visual.NumParams(m.Dim)
+	}
+	return n
+}
+
+// Summary is a printable parameter report.
+func (c Counts) Summary() string {
+	total := c.Total()
+	return fmt.Sprintf("adapter parameters: prompts %s + gates %s + visual projection %s = %s trainable (%.1f MB in float32)",
+		commas(c.Prompts), commas(c.Gates), commas(c.Projection), commas(total), float64(4*total)/1e6)
+}
+
+func commas(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// Adapter holds the adapter's variables in a model.Store (shared with the frozen model's weights).
+type Adapter struct {
+	Config Config
+	Model  llama.Config
+	// Prompts [L, K, C] and Gates [L, H] or [L] are trainable variables.
+	Prompts, Gates *model.Variable
+	// Projection is the visual projection (nil for text-only).
+	Projection *Projection
+}
+
+// New creates an adapter's variables in store, initialized by cfg.Init with cfg.Seed (host-side, so every backend
+// starts from the same values).
+func New(store *model.Store, cfg Config, m llama.Config) (*Adapter, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(m); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	prompts := normal(rng, cfg.Layers*cfg.PromptLen*m.Dim, cfg.PromptStd)
+	gshape := cfg.gateShape(m)
+	ng := 1
+	for _, d := range gshape {
+		ng *= d
+	}
+	gates := make([]float32, ng) // zero init
+	if cfg.Init == InitRandom {
+		gates = normal(rng, ng, cfg.GateStd)
+	}
+	a := &Adapter{Config: cfg, Model: m}
+	var err error
+	if a.Prompts, err = store.CreateVariable(Scope+"/prompts", tensors.FromFlatDataAndDimensions(prompts, cfg.Layers, cfg.PromptLen, m.Dim)); err != nil {
+		return nil, fmt.Errorf("adapter: %w", err)
+	}
+	if a.Gates, err = store.CreateVariable(Scope+"/gates", tensors.FromFlatDataAndDimensions(gates, gshape...)); err != nil {
+		return nil, fmt.Errorf("adapter: %w", err)
+	}
+	if cfg.Visual != nil {
+		if a.Projection, err = newProjection(store, *cfg.Visual, m.Dim, rng); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func normal(rng *rand.Rand, n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64() * std)
+	}
+	return v
+}
+
+// Variables lists the adapter's trainable variables.
+func (a *Adapter) Variables() []*model.Variable {
+	vs := []*model.Variable{a.Prompts, a.Gates}
+	if a.Projection != nil {
+		vs = append(vs, a.Projection.Variables()...)
+	}
+	return vs
+}
+
+// Extension returns the attention extension for one graph. visualToken, if not nil, is the projected image
+// token [B, C] (see Projection.Token) added to every prompt of every adapted layer.
+func (a *Adapter) Extension(g *Graph, visualToken *Node) llama.AttentionExtension {
+	return &extension{a: a, prompts: a.Prompts.NodeValue(g), gates: a.Gates.NodeValue(g), visual: visualToken}
+}
+
+type extension struct {
+	a                       *Adapter
+	prompts, gates, visual *Node
+}
+
+// gateValue returns the layer's gate as [KVH, R] (per head) or a scalar (per layer), after tanh where it applies.
+func (e *extension) gateValue(j int, kvh, r int) *Node {
+	gate := Slice(e.gates, AxisElem(j)) // [1, H] or [1]
+	if e.a.Config.Gate == GateHeadTanh {
+		return Reshape(Tanh(gate), kvh, r)
+	}
+	return Reshape(gate)
+}
+
+// Extend implements llama.AttentionExtension.
+func (e *extension) Extend(q *Node, kv llama.KVProjector) *Node {
+	j := kv.Layer - e.a.Config.FirstLayer(e.a.Model)
+	if j < 0 {
+		return nil
+	}
+	B, S := q.Shape().Dimensions[0], q.Shape().Dimensions[1]
+	H, KVH, D := kv.NumHeads, kv.NumKVHeads, kv.HeadDim
+	R, K := H/KVH, e.a.Config.PromptLen
+	dtype := q.DType()
+	p := Reshape(Slice(e.prompts, AxisElem(j)), K, e.a.Model.Dim) // [K, C] float32
+	var pk, pv, scores *Node
+	qg := Reshape(q, B, S, KVH, R, D)
+	if e.visual != nil {
+		// Per-example prompts [B, K, C].
+		p = Add(InsertAxes(p, 0), InsertAxes(ConvertDType(e.visual, p.DType()), 1))
+		pk, pv = kv.Project(ConvertDType(p, dtype)) // [B, K, KVH, D]
+		scores = Einsum("bskrd,bjkd->bkrsj", qg, pk)
+	} else {
+		pk, pv = kv.Project(ConvertDType(p, dtype)) // [K, KVH, D]
+		scores = Einsum("bskrd,jkd->bkrsj", qg, pk)
+	}
+	scores = MulScalar(ConvertDType(scores, dtypes.Float32), 1/math.Sqrt(float64(D)))
+	probs := Softmax(scores, -1) // over the K prompts only
+	gate := e.gateValue(j, KVH, R)
+	if gate.Rank() == 2 {
+		gate = Reshape(gate, 1, KVH, R, 1, 1)
+	}
+	probs = ConvertDType(Mul(probs, gate), dtype)
+	var out *Node
+	if e.visual != nil {
+		out = Einsum("bkrsj,bjkd->bskrd", probs, pv)
+	} else {
+		out = Einsum("bkrsj,jkd->bskrd", probs, pv)
+	}
+	return Reshape(out, B, S, H, D)
+}

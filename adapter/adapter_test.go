@@ -1,0 +1,222 @@
+package adapter
+
+import (
+	"math"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/models/safetensors"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+type goldenFile struct {
+	t *testing.T
+	f *safetensors.File
+}
+
+func openGolden(t *testing.T, elem ...string) *goldenFile {
+	t.Helper()
+	f, err := safetensors.Open(assets.Require(t, assets.Golden(elem...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &goldenFile{t, f}
+}
+
+func (g *goldenFile) f32(name string) ([]float32, []int) {
+	v, s, err := g.f.ReadFloat32(name)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return v, s
+}
+
+func (g *goldenFile) tensor(name string) *tensors.Tensor {
+	v, s := g.f32(name)
+	return tensors.FromFlatDataAndDimensions(v, s...)
+}
+
+func (g *goldenFile) ids() *tensors.Tensor {
+	v, s, err := g.f.ReadInt64("input_ids")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	ids := make([]int32, len(v))
+	for i, x := range v {
+		ids[i] = int32(x)
+	}
+	return tensors.FromFlatDataAndDimensions(ids, s...)
+}
+
+func maxAbs(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	m := 0.0
+	for i := range a {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		m = math.Max(m, d)
+	}
+	return m
+}
+
+func loadTiny(t *testing.T) *llama.Model {
+	t.Helper()
+	m, err := llama.Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// tinyAdapter builds the adapter_tiny configuration (L=2, K=4) with the golden prompts and the chosen gates.
+func tinyAdapter(t *testing.T, m *llama.Model, gate GateMode, gatesName string) *Adapter {
+	t.Helper()
+	a, err := New(m.Store, Config{Layers: 2, PromptLen: 4, Gate: gate}, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := openGolden(t, "adapter_tiny", "adapter.safetensors")
+	a.Prompts.MustSetValue(ad.tensor("prompts"))
+	if gatesName != "" {
+		a.Gates.MustSetValue(ad.tensor(gatesName))
+	}
+	return a
+}
+
+func logits(t *testing.T, m *llama.Model, a *Adapter, ids *tensors.Tensor, visual *tensors.Tensor) []float32 {
+	t.Helper()
+	var out []*tensors.Tensor
+	var err error
+	if visual == nil {
+		out, err = model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
+			in := llama.Inputs{Tokens: tokens}
+			if a != nil {
+				in.Extension = a.Extension(tokens.Graph(), nil)
+			}
+			return m.Forward(tokens.Graph(), in).Logits
+		}, ids)
+	} else {
+		out, err = model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, vis *Node) *Node {
+			return m.Forward(tokens.Graph(), llama.Inputs{Tokens: tokens, Extension: a.Extension(tokens.Graph(), vis)}).Logits
+		}, ids, visual)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors.MustCopyFlatData[float32](out[0])
+}
+
+func TestGoldenZeroGateIsBase(t *testing.T) {
+	m := loadTiny(t)
+	gold := openGolden(t, "adapter_tiny", "golden.safetensors")
+	ids := gold.ids()
+	base := logits(t, m, nil, ids, nil)
+	a := tinyAdapter(t, m, GateHeadTanh, "") // zero gates, golden prompts
+	got := logits(t, m, a, ids, nil)
+	if d := maxAbs(got, base); d != 0 {
+		t.Errorf("zero-gate logits differ from the base model's by %g (want exactly 0)", d)
+	}
+	want, _ := gold.f32("logits_zero_gate")
+	if d := maxAbs(got, want); d > 1e-4 {
+		t.Errorf("zero-gate logits differ from golden by %g", d)
+	}
+}
+
+func TestGoldenGateModes(t *testing.T) {
+	gold := openGolden(t, "adapter_tiny", "golden.safetensors")
+	ids := gold.ids()
+	cases := []struct {
+		name, golden, gates string
+		mode                GateMode
+		visual              bool
+	}{
+		{"tanh_head", "logits_tanh_head", "gates", GateHeadTanh, false},
+		{"identity_layer", "logits_identity_layer", "gates_layer", GateLayer, false},
+		{"peft", "logits_peft", "gates_layer", GateLayer, false},
+		{"tanh_head_visual", "logits_tanh_head_visual", "gates", GateHeadTanh, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := loadTiny(t)
+			a := tinyAdapter(t, m, c.mode, c.gates)
+			var vis *tensors.Tensor
+			if c.visual {
+				vis = openGolden(t, "adapter_tiny", "adapter.safetensors").tensor("visual")
+			}
+			got := logits(t, m, a, ids, vis)
+			want, _ := gold.f32(c.golden)
+			d := maxAbs(got, want)
+			if d > 1e-4 {
+				t.Errorf("%s: max |diff| = %g > 1e-4", c.golden, d)
+			}
+			t.Logf("%s: max |diff| = %.3g", c.golden, d)
+		})
+	}
+}
+
+// TestGoldenGradients checks the loss and the gradients w.r.t. prompts, gates and the visual token (GoMLX
+// autodiff) against PyTorch's.
+func TestGoldenGradients(t *testing.T) {
+	gold := openGolden(t, "adapter_tiny", "golden.safetensors")
+	m := loadTiny(t)
+	a := tinyAdapter(t, m, GateHeadTanh, "gates")
+	vis := openGolden(t, "adapter_tiny", "adapter.safetensors").tensor("visual")
+	out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
+		g := tokens.Graph()
+		lg := m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits
+		S, V := lg.Shape().Dimensions[1], lg.Shape().Dimensions[2]
+		pred := Slice(lg, AxisRange(), AxisRange(0, S-1))
+		target := Slice(tokens, AxisRange(), AxisRange(1, S))
+		logp := LogSoftmax(pred, -1)
+		onehot := OneHot(target, V, logp.DType())
+		loss := Neg(ReduceAllMean(ReduceSum(Mul(logp, onehot), -1)))
+		grads := Gradient(loss, a.Prompts.NodeValue(g), a.Gates.NodeValue(g), visual)
+		return append([]*Node{loss}, grads...)
+	}, gold.ids(), vis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tolerances relative to the reference's largest magnitude: gradients here are O(1e-3).
+	check := func(name string, got *tensors.Tensor, rel float64) {
+		want, _ := gold.f32(name)
+		scale := 0.0
+		for _, w := range want {
+			scale = math.Max(scale, math.Abs(float64(w)))
+		}
+		tol := rel * scale
+		d := maxAbs(tensors.MustCopyFlatData[float32](got), want)
+		if d > tol {
+			t.Errorf("%s: max |diff| = %g > %g", name, d, tol)
+		}
+		t.Logf("%s: max |diff| = %.3g", name, d)
+	}
+	check("loss_tanh_head_visual", tensors.FromFlatDataAndDimensions([]float32{tensors.ToScalar[float32](out[0])}, 1), 1e-6)
+	check("grad_prompts", out[1], 1e-4)
+	check("grad_gates", out[2], 1e-4)
+	check("grad_visual", out[3], 1e-4)
+}
+
+func TestCount7B(t *testing.T) {
+	m7 := llama.Config{Dim: 4096, NumHeads: 32, NumKVHeads: 32, NumLayers: 32, HeadDim: 128}
+	c := Count(Config{PromptLen: 10, Layers: 30, Gate: GateHeadTanh}, m7)
+	if c.Total() != 1_229_760 {
+		t.Errorf("7B K=10 L=30 head-tanh: %d parameters, want 1,229,760", c.Total())
+	}
+	if s := c.Summary(); s != "adapter parameters: prompts 1,228,800 + gates 960 + visual projection 0 = 1,229,760 trainable (4.9 MB in float32)" {
+		t.Errorf("summary: %q", s)
+	}
+	v := Count(Config{PromptLen: 10, Layers: 30, Visual: &VisualConfig{Scales: 3, FeatureDim: 1024}}, m7)
+	if v.Projection != 599_123 {
+		t.Errorf("ViT-L/14 3-scale projection: %d parameters, want 599,123", v.Projection)
+	}
+}
