@@ -1,0 +1,175 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// OptimizerScope holds the optimizer's state: per trainable variable its AdamW moments and gradient accumulator,
+// plus the step count. It is saved with checkpoints.
+const OptimizerScope = "/optimizer"
+
+// optVars is the optimizer state of one trainable variable.
+type optVars struct {
+	param        *model.Variable
+	m, v, accum  *model.Variable
+	weightDecay  bool
+	checkpointID string
+}
+
+// newOptimizerState creates (zeroed) AdamW state for the adapter's variables. Weight decay applies to the prompts
+// and the projection's weights, not to gates or biases (the official code's parameter groups).
+func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *model.Variable, error) {
+	var ovs []*optVars
+	for _, p := range a.Variables() {
+		name := strings.TrimPrefix(p.Path(), adapter.Scope+"/")
+		mk := func(kind string) (*model.Variable, error) {
+			v, err := store.CreateVariable(fmt.Sprintf("%s/%s/%s", OptimizerScope, kind, name), tensors.FromShape(p.Shape()))
+			if err != nil {
+				return nil, err
+			}
+			return v.SetTrainable(false), nil
+		}
+		ov := &optVars{param: p, checkpointID: name}
+		var err error
+		if ov.m, err = mk("m"); err != nil {
+			return nil, nil, err
+		}
+		if ov.v, err = mk("v"); err != nil {
+			return nil, nil, err
+		}
+		if ov.accum, err = mk("accum"); err != nil {
+			return nil, nil, err
+		}
+		base := name[strings.LastIndexByte(name, '/')+1:]
+		ov.weightDecay = base == "prompts" || strings.HasPrefix(base, "w")
+		ovs = append(ovs, ov)
+	}
+	step, err := store.CreateVariable(OptimizerScope+"/step", tensors.FromScalar(float32(0)))
+	if err != nil {
+		return nil, nil, err
+	}
+	step.SetTrainable(false)
+	return ovs, step, nil
+}
+
+// stepInputs is what a training micro-step graph takes: tokens, targets (tokens shifted left), weights (1 on target
+// positions), key mask, learning rate, and optionally image features.
+type stepInputs struct {
+	tokens, targets, weights, keyMask, lr, features *Node
+}
+
+// maskedNLL returns the mean negative log-likelihood of targets over positions with weight 1, and the weight sum.
+// Only the target positions' log-softmax is gathered (no one-hot over the vocabulary).
+func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
+	g := logits.Graph()
+	B, S := targets.Shape().Dimensions[0], targets.Shape().Dimensions[1]
+	logp := LogSoftmax(logits, -1)
+	idx := Concatenate([]*Node{
+		Iota(g, shapes.Make(dtypes.Int32, B, S, 1), 0),
+		Iota(g, shapes.Make(dtypes.Int32, B, S, 1), 1),
+		InsertAxes(ConvertDType(targets, dtypes.Int32), -1),
+	}, -1)
+	picked := Gather(logp, idx) // [B, S]
+	count = ReduceAllSum(weights)
+	loss = Div(Neg(ReduceAllSum(Mul(picked, weights))), Max(count, ScalarOne(g, dtypes.Float32)))
+	return
+}
+
+// forwardLoss runs the model with the adapter and returns the masked loss and target count.
+func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count *Node) {
+	g := in.tokens.Graph()
+	var visual *Node
+	if in.features != nil && a.Projection != nil {
+		visual = a.Projection.Token(in.features)
+	}
+	out := m.Forward(g, llama.Inputs{Tokens: in.tokens, KeyMask: in.keyMask, Extension: a.Extension(g, visual)})
+	return maskedNLL(out.Logits, in.targets, in.weights)
+}
+
+// buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the
+// accumulators (divided by the number of micro-steps); when apply is set, the accumulated gradient is clipped by
+// global norm and AdamW updates the variables, and the accumulators are reset. An update whose loss or gradient is
+// not finite is skipped (variables keep their values) so the caller can stop with the last good state.
+// Outputs: loss, target count, gradient norm (0 when not applying).
+func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node) []*Node {
+	cfg := t.Config
+	return func(scope *model.Scope, inputs []*Node) []*Node {
+		g := inputs[0].Graph()
+		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], keyMask: inputs[3], lr: inputs[4]}
+		if len(inputs) > 5 {
+			in.features = inputs[5]
+		}
+		loss, count := forwardLoss(t.Model, t.Adapter, in)
+		params := make([]*Node, len(t.opt))
+		for i, ov := range t.opt {
+			params[i] = ov.param.NodeValue(g)
+		}
+		grads := Gradient(loss, params...)
+		inv := 1 / float64(cfg.AccumSteps)
+		acc := make([]*Node, len(t.opt))
+		for i, ov := range t.opt {
+			acc[i] = Add(ov.accum.NodeValue(g), MulScalar(grads[i], inv))
+		}
+		zero := ScalarZero(g, dtypes.Float32)
+		if !apply {
+			for i, ov := range t.opt {
+				ov.accum.SetNodeValue(acc[i])
+			}
+			return []*Node{loss, count, zero}
+		}
+		// Global-norm clipping of the accumulated gradient.
+		sq := zero
+		for _, a := range acc {
+			sq = Add(sq, ReduceAllSum(Square(a)))
+		}
+		norm := Sqrt(sq)
+		finite := LogicalAnd(IsFinite(norm), IsFinite(loss))
+		scale := ScalarOne(g, dtypes.Float32)
+		if cfg.ClipNorm > 0 {
+			scale = Min(scale, Div(Scalar(g, dtypes.Float32, cfg.ClipNorm), Add(norm, Scalar(g, dtypes.Float32, 1e-6))))
+		}
+		stepVar := t.stepVar.NodeValue(g)
+		newStep := OnePlus(stepVar)
+		b1, b2 := cfg.Beta1, cfg.Beta2
+		bias1 := OneMinus(Pow(Scalar(g, dtypes.Float32, b1), newStep))
+		bias2 := OneMinus(Pow(Scalar(g, dtypes.Float32, b2), newStep))
+		for i, ov := range t.opt {
+			grad := Mul(acc[i], scale)
+			m := Add(MulScalar(ov.m.NodeValue(g), b1), MulScalar(grad, 1-b1))
+			v := Add(MulScalar(ov.v.NodeValue(g), b2), MulScalar(Square(grad), 1-b2))
+			update := Div(Div(m, bias1), AddScalar(Sqrt(Div(v, bias2)), cfg.Eps))
+			p := ov.param.NodeValue(g)
+			if ov.weightDecay && cfg.WeightDecay > 0 {
+				update = Add(update, MulScalar(p, cfg.WeightDecay))
+			}
+			newP := Sub(p, Mul(in.lr, update))
+			ov.param.SetNodeValue(Where(finite, newP, p))
+			ov.m.SetNodeValue(Where(finite, m, ov.m.NodeValue(g)))
+			ov.v.SetNodeValue(Where(finite, v, ov.v.NodeValue(g)))
+			ov.accum.SetNodeValue(ZerosLike(p))
+		}
+		t.stepVar.SetNodeValue(Where(finite, newStep, stepVar))
+		return []*Node{loss, count, norm}
+	}
+}
+
+// buildEvalLoss builds the loss-only graph (no gradients, no updates).
+func (t *Trainer) buildEvalLoss() func(scope *model.Scope, inputs []*Node) []*Node {
+	return func(scope *model.Scope, inputs []*Node) []*Node {
+		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], keyMask: inputs[3]}
+		if len(inputs) > 4 {
+			in.features = inputs[4]
+		}
+		loss, count := forwardLoss(t.Model, t.Adapter, in)
+		return []*Node{loss, count}
+	}
+}

@@ -1,0 +1,341 @@
+// Package train is the adapter training loop used by every main: AdamW on the adapter's variables only, the
+// official schedule (linear warmup over epochs, then half-cycle cosine per iteration), gradient accumulation,
+// global-norm clipping, length-bucketed batches with seeded shuffling, masked next-token cross-entropy on the
+// target (answer) tokens, atomic checkpoints with resume, and a stop on a non-finite loss.
+//
+// Why not GoMLX's train.Trainer and optimizer.Adam: the official recipe decays prompts and projection weights but
+// not gates or biases, and clips by the global gradient norm; GoMLX v0.28.8's Adam applies one weight decay to
+// every variable and clips by value only. The update here is a few graph ops over model.Store variables, built
+// and run with GoMLX's model.Exec like its own trainer.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Config is the optimization recipe.
+type Config struct {
+	Epochs       int     `json:"epochs"`
+	WarmupEpochs float64 `json:"warmup_epochs"`
+	BatchSize    int     `json:"batch_size"`  // examples per micro-step
+	AccumSteps   int     `json:"accum_steps"` // micro-steps per optimizer step
+	BaseLR       float64 `json:"base_lr"`     // scaled by effective batch / 256
+	MinLR        float64 `json:"min_lr"`
+	WeightDecay  float64 `json:"weight_decay"`
+	Beta1        float64 `json:"beta1"`
+	Beta2        float64 `json:"beta2"`
+	Eps          float64 `json:"eps"`
+	ClipNorm     float64 `json:"clip_norm"` // 0: no clipping
+	Seed         uint64  `json:"seed"`
+	MaxLen       int     `json:"max_len"`
+	PadMultiple  int     `json:"pad_multiple"`
+	// CheckpointEvery is the number of optimizer steps between checkpoints (0: only at epoch ends).
+	CheckpointEvery int `json:"checkpoint_every"`
+}
+
+// PaperConfig is the official recipe: 5 epochs, 2 warmup, base lr 9e-3, weight decay 0.02, β = (0.9, 0.95),
+// batch 4 × accumulation 8 (effective 32), max length 512.
+func PaperConfig() Config {
+	return Config{Epochs: 5, WarmupEpochs: 2, BatchSize: 4, AccumSteps: 8, BaseLR: 9e-3, MinLR: 0, WeightDecay: 0.02,
+		Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, ClipNorm: 0, Seed: 0, MaxLen: 512, PadMultiple: 32}
+}
+
+// EffectiveBatch is BatchSize × AccumSteps.
+func (c Config) EffectiveBatch() int { return c.BatchSize * c.AccumSteps }
+
+// LR is the absolute peak learning rate.
+func (c Config) LR() float64 { return ScaledLR(c.BaseLR, c.EffectiveBatch()) }
+
+// Validate checks the recipe.
+func (c Config) Validate() error {
+	switch {
+	case c.Epochs < 1, c.BatchSize < 1, c.AccumSteps < 1, c.MaxLen < 2:
+		return fmt.Errorf("train: epochs, batch size, accumulation steps must be ≥ 1 and max length ≥ 2: %+v", c)
+	case c.BaseLR <= 0 || c.MinLR < 0 || c.WarmupEpochs < 0:
+		return fmt.Errorf("train: base lr must be positive, min lr and warmup non-negative: %+v", c)
+	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || c.Eps <= 0:
+		return fmt.Errorf("train: betas must be in [0, 1) and eps positive: %+v", c)
+	}
+	return nil
+}
+
+// Trainer trains one adapter on one frozen model.
+type Trainer struct {
+	Model   *llama.Model
+	Adapter *adapter.Adapter
+	Backend compute.Backend
+	Config  Config
+
+	opt                 []*optVars
+	stepVar             *model.Variable
+	accumExec, stepExec *model.Exec
+	evalExec            *model.Exec
+}
+
+// New prepares a trainer; the optimizer state is created in the model's store.
+func New(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg Config) (*Trainer, error) {
+	if cfg.PadMultiple == 0 {
+		cfg.PadMultiple = 32
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg}
+	var err error
+	if t.opt, t.stepVar, err = newOptimizerState(m.Store, a); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if t.accumExec, err = model.NewExec(backend, m.Store, t.buildStep(false)); err != nil {
+		return nil, err
+	}
+	if t.stepExec, err = model.NewExec(backend, m.Store, t.buildStep(true)); err != nil {
+		return nil, err
+	}
+	if t.evalExec, err = model.NewExec(backend, m.Store, t.buildEvalLoss()); err != nil {
+		return nil, err
+	}
+	for _, e := range []*model.Exec{t.accumExec, t.stepExec, t.evalExec} {
+		e.SetMaxCache(64) // one graph per padded length
+	}
+	return t, nil
+}
+
+// OptimizerStep returns the number of optimizer steps taken.
+func (t *Trainer) OptimizerStep() int {
+	v, err := t.stepVar.Value()
+	if err != nil {
+		return 0
+	}
+	return int(tensors.ToScalar[float32](v))
+}
+
+// batchTensors assembles a padded batch: tokens, targets (next token), weights (1 where the next token is a
+// target), key mask, and features (nil when the examples have none).
+func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, mask, feats *tensors.Tensor, targets int, err error) {
+	B, S := len(b.Indices), b.Len
+	tokens := make([]int32, B*S)
+	targetsIDs := make([]int32, B*S)
+	weights := make([]float32, B*S)
+	keyMask := make([]bool, B*S)
+	var features []float32
+	featLen := -1
+	for r, i := range b.Indices {
+		e := examples[i]
+		if len(e.Tokens) > S {
+			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d tokens, more than the maximum length %d", e.ID, len(e.Tokens), S)
+		}
+		for j, id := range e.Tokens {
+			tokens[r*S+j] = id
+			keyMask[r*S+j] = true
+			if j > 0 && e.LossMask[j] {
+				targetsIDs[r*S+j-1] = id
+				weights[r*S+j-1] = 1
+				targets++
+			}
+		}
+		if featLen < 0 {
+			featLen = len(e.Features)
+		} else if featLen != len(e.Features) {
+			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d feature values, others in its batch %d", e.ID, len(e.Features), featLen)
+		}
+		features = append(features, e.Features...)
+	}
+	tok = tensors.FromFlatDataAndDimensions(tokens, B, S)
+	tgt = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
+	w = tensors.FromFlatDataAndDimensions(weights, B, S)
+	mask = tensors.FromFlatDataAndDimensions(keyMask, B, S)
+	if featLen > 0 {
+		vc := t.Adapter.Config.Visual
+		if vc == nil {
+			return nil, nil, nil, nil, nil, 0, errors.New("train: examples carry image features but the adapter has no visual projection")
+		}
+		if featLen != vc.Scales*vc.FeatureDim {
+			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: %d feature values per example, the projection expects %d×%d", featLen, vc.Scales, vc.FeatureDim)
+		}
+		feats = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim)
+	}
+	return
+}
+
+// StepInfo reports one optimizer step.
+type StepInfo struct {
+	Epoch      int     // 0-based
+	Step       int     // optimizer steps taken so far (1-based after this step)
+	StepsTotal int     // optimizer steps in the whole run
+	Loss       float64 // mean loss over the step's micro-batches
+	LR         float64
+	GradNorm   float64
+	Tokens     int // sequence tokens (padding excluded) processed in this step
+	Seconds    float64
+}
+
+// EpochInfo reports one finished epoch.
+type EpochInfo struct {
+	Epoch     int
+	TrainLoss float64 // mean of the epoch's step losses
+	Step      int
+	Seconds   float64
+	Tokens    int
+}
+
+// Hooks connect the loop to the outside: logging, checkpoint files, evaluation.
+type Hooks struct {
+	OnStep  func(StepInfo)
+	OnEpoch func(EpochInfo) error
+	// Checkpoint is called after every CheckpointEvery optimizer steps and at every epoch end with the position
+	// reached; it should persist Trainer.SaveCheckpoint(...) atomically.
+	Checkpoint func(pos Position) error
+}
+
+// Position is where a run is: the next batch to train is batch Batch of epoch Epoch.
+type Position struct {
+	Epoch int `json:"epoch"`
+	Batch int `json:"batch"`
+	Step  int `json:"step"`
+	// EpochLossSum and EpochSteps carry the running mean of the epoch's losses across a resume.
+	EpochLossSum float64 `json:"epoch_loss_sum"`
+	EpochSteps   int     `json:"epoch_steps"`
+}
+
+// ErrNonFinite is returned when a loss or gradient is NaN or Inf; the update was not applied.
+var ErrNonFinite = errors.New("non-finite loss or gradient")
+
+// Train runs the recipe over examples from position start (zero for a fresh run) to the end.
+func (t *Trainer) Train(ctx context.Context, examples []Example, start Position, hooks Hooks) error {
+	cfg := t.Config
+	if len(examples) == 0 {
+		return errors.New("train: no training examples")
+	}
+	lengths := make([]int, len(examples))
+	for i, e := range examples {
+		if err := e.Validate(t.Model.Config.VocabSize); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if len(e.Tokens) > cfg.MaxLen {
+			return fmt.Errorf("train: example %s has %d tokens, more than max length %d", e.ID, len(e.Tokens), cfg.MaxLen)
+		}
+		lengths[i] = len(e.Tokens)
+	}
+	batchesPerEpoch := len(EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen))
+	stepsPerEpoch := (batchesPerEpoch + cfg.AccumSteps - 1) / cfg.AccumSteps
+	stepsTotal := stepsPerEpoch * cfg.Epochs
+	pos := start
+	for ; pos.Epoch < cfg.Epochs; pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
+		batches := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
+		epochStart := time.Now()
+		epochTokens := 0
+		for pos.Batch < len(batches) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			stepStart := time.Now()
+			// One optimizer step: up to AccumSteps micro-batches (fewer at the epoch's end).
+			n := min(cfg.AccumSteps, len(batches)-pos.Batch)
+			// The iteration's fractional epoch sets the learning rate (per iteration, as the official code).
+			lr := LearningRate(float64(pos.Epoch)+float64(pos.Batch)/float64(len(batches)), cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, cfg.Epochs)
+			lossSum, gradNorm, tokens := 0.0, 0.0, 0
+			for k := 0; k < n; k++ {
+				b := batches[pos.Batch+k]
+				tok, tgt, w, mask, feats, _, err := t.batchTensors(examples, b)
+				if err != nil {
+					return err
+				}
+				for _, i := range b.Indices {
+					tokens += len(examples[i].Tokens)
+				}
+				args := []any{tok, tgt, w, mask, tensors.FromScalar(float32(lr))}
+				if feats != nil {
+					args = append(args, feats)
+				}
+				exec := t.accumExec
+				if k == n-1 {
+					exec = t.stepExec
+				}
+				outs, err := exec.Exec(args...)
+				if err != nil {
+					return fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
+				}
+				loss := float64(tensors.ToScalar[float32](outs[0]))
+				if math.IsNaN(loss) || math.IsInf(loss, 0) {
+					return fmt.Errorf("train: epoch %d batch %d (step %d): loss is %v: %w; the adapter keeps its last good values and the last checkpoint is kept",
+						pos.Epoch, pos.Batch+k, pos.Step+1, loss, ErrNonFinite)
+				}
+				lossSum += loss
+				if k == n-1 {
+					gradNorm = float64(tensors.ToScalar[float32](outs[2]))
+					if math.IsNaN(gradNorm) || math.IsInf(gradNorm, 0) {
+						return fmt.Errorf("train: step %d: gradient norm is %v: %w; the update was skipped", pos.Step+1, gradNorm, ErrNonFinite)
+					}
+				}
+			}
+			pos.Batch += n
+			pos.Step++
+			pos.EpochLossSum += lossSum / float64(n)
+			pos.EpochSteps++
+			epochTokens += tokens
+			if hooks.OnStep != nil {
+				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Step: pos.Step, StepsTotal: stepsTotal, Loss: lossSum / float64(n),
+					LR: lr, GradNorm: gradNorm, Tokens: tokens, Seconds: time.Since(stepStart).Seconds()})
+			}
+			if hooks.Checkpoint != nil && cfg.CheckpointEvery > 0 && pos.Step%cfg.CheckpointEvery == 0 && pos.Batch < len(batches) {
+				if err := hooks.Checkpoint(pos); err != nil {
+					return err
+				}
+			}
+		}
+		info := EpochInfo{Epoch: pos.Epoch, TrainLoss: pos.EpochLossSum / float64(max(1, pos.EpochSteps)), Step: pos.Step,
+			Seconds: time.Since(epochStart).Seconds(), Tokens: epochTokens}
+		if hooks.OnEpoch != nil {
+			if err := hooks.OnEpoch(info); err != nil {
+				return err
+			}
+		}
+		if hooks.Checkpoint != nil {
+			next := Position{Epoch: pos.Epoch + 1, Step: pos.Step}
+			if err := hooks.Checkpoint(next); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EvalLoss returns the mean masked loss over examples (weighted by target tokens).
+func (t *Trainer) EvalLoss(examples []Example) (float64, error) {
+	lengths := make([]int, len(examples))
+	for i, e := range examples {
+		lengths[i] = len(e.Tokens)
+	}
+	sum, count := 0.0, 0.0
+	for _, b := range SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen) {
+		tok, tgt, w, mask, feats, _, err := t.batchTensors(examples, b)
+		if err != nil {
+			return 0, err
+		}
+		args := []any{tok, tgt, w, mask}
+		if feats != nil {
+			args = append(args, feats)
+		}
+		outs, err := t.evalExec.Exec(args...)
+		if err != nil {
+			return 0, err
+		}
+		n := float64(tensors.ToScalar[float32](outs[1]))
+		sum += float64(tensors.ToScalar[float32](outs[0])) * n
+		count += n
+	}
+	if count == 0 {
+		return 0, errors.New("train: no target tokens to evaluate")
+	}
+	return sum / count, nil
+}
