@@ -229,7 +229,7 @@ func (a *Adapter) Extension(g *Graph, visualToken *Node) llama.AttentionExtensio
 }
 
 type extension struct {
-	a                       *Adapter
+	a                      *Adapter
 	prompts, gates, visual *Node
 }
 

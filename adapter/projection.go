@@ -77,7 +77,7 @@ func (v VisualConfig) NumParams(c int) int {
 
 // Projection is the visual projection's variables: weights [out, in] and biases per layer.
 type Projection struct {
-	Config         VisualConfig
+	Config          VisualConfig
 	Weights, Biases []*model.Variable
 }
 
