@@ -137,11 +137,7 @@ func (gen *Generator) graphFn(numExtra int) func(scope *model.Scope, inputs []*N
 				BroadcastToDims(Reshape(ConvertDType(pos, dtypes.Int32), 1, 1), B, 1)}, 1)
 			last = Gather(out.Final, idx)
 		}
-		head := m.embed
-		if m.lmHead != nil {
-			head = m.lmHead
-		}
-		logits := ConvertDType(linear(Reshape(last, B, m.Config.Dim), head.NodeValue(g)), dtypes.Float32)
+		logits := m.LogitsFromFinal(Reshape(last, B, m.Config.Dim))
 		outs := []*Node{logits}
 		if gen.UseCache {
 			outs = append(outs, out.Cache.Nodes()...)
@@ -154,10 +150,11 @@ func (gen *Generator) graphFn(numExtra int) func(scope *model.Scope, inputs []*N
 // stops that row.
 type Step func(row, prev, next int) bool
 
-// Generate continues each prompt (token ids, usually starting with BOS) greedily or with the sampler until steps
-// positions are filled (prompt included, as llama2.c counts), or until onToken returns false for every row.
-// Prompts of different lengths are left-padded. It returns the generated ids per row (prompt excluded).
-func (gen *Generator) Generate(prompts [][]int, steps int, sampler *Sampler, onToken Step, extra ...*tensors.Tensor) ([][]int, error) {
+// Generate continues each prompt (token ids, usually starting with BOS) greedily or with the sampler for up to
+// maxNew tokens per row, or until onToken returns false for that row. (llama2.c's "steps" count the prompt too:
+// maxNew = steps − len(prompt).) Prompts of different lengths are left-padded. It returns the generated ids per row
+// (prompt excluded; a token refused by onToken is not included).
+func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, onToken Step, extra ...*tensors.Tensor) ([][]int, error) {
 	m := gen.m
 	B := len(prompts)
 	if B == 0 {
@@ -175,12 +172,12 @@ func (gen *Generator) Generate(prompts [][]int, steps int, sampler *Sampler, onT
 		}
 		P = max(P, len(p))
 	}
-	// Row b generates steps-len(prompt b) tokens; the longest prompt ends at index P-1 and the shortest-prompt row
-	// writes its last fed token at index P-1+steps-minLen-1.
-	need := P + steps - minLen(prompts)
+	// The longest prompt ends at index P-1; generated token k (0-based) sits at index P+k, and the last one is never
+	// fed back, so the cache needs P+maxNew-1 positions.
+	need := P + maxNew - 1
 	if need > gen.MaxLen {
-		return nil, fmt.Errorf("generate: prompt of %d tokens and %d steps need %d positions, more than the maximum %d",
-			P, steps, need, gen.MaxLen)
+		return nil, fmt.Errorf("generate: prompt of %d tokens and %d new tokens need %d positions, more than the maximum %d",
+			P, maxNew, need, gen.MaxLen)
 	}
 	T := gen.MaxLen
 	if gen.step == nil {
@@ -260,7 +257,7 @@ func (gen *Generator) Generate(prompts [][]int, steps int, sampler *Sampler, onT
 		}
 	}
 	V := m.Config.VocabSize
-	for ; pos < need-1; pos++ {
+	for ; maxNew > 0; pos++ {
 		var logits []float32
 		var err error
 		if gen.UseCache {
@@ -283,7 +280,7 @@ func (gen *Generator) Generate(prompts [][]int, steps int, sampler *Sampler, onT
 			}
 			out[b] = append(out[b], next)
 			cur[b] = next
-			if len(prompts[b])+len(out[b]) >= steps {
+			if len(out[b]) >= maxNew {
 				done[b] = true
 				continue
 			}
@@ -298,12 +295,4 @@ func (gen *Generator) Generate(prompts [][]int, steps int, sampler *Sampler, onT
 		}
 	}
 	return out, nil
-}
-
-func minLen(ps [][]int) int {
-	m := len(ps[0])
-	for _, p := range ps {
-		m = min(m, len(p))
-	}
-	return m
 }

@@ -21,7 +21,7 @@ func loadStories(t testing.TB) *Model {
 // greedyIDs generates like llama2.c's run.c with -t 0: start at BOS=1, stop at BOS, 256 positions in all.
 func greedyIDs(t testing.TB, m *Model, useCache bool) []int {
 	gen := m.NewGenerator(backend.MustShared(), 256, useCache)
-	out, err := gen.Generate([][]int{{1}}, 256, nil, func(_, _, next int) bool { return next != 1 })
+	out, err := gen.Generate([][]int{{1}}, 255, nil, func(_, _, next int) bool { return next != 1 })
 	if err != nil {
 		t.Fatal(err)
 	}

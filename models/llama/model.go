@@ -396,12 +396,18 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 		out.Hidden = append(out.Hidden, out.Final)
 	}
 	if !in.SkipLogits {
-		head := m.embed
-		if m.lmHead != nil {
-			head = m.lmHead
-		}
-		out.Logits = ConvertDType(linear(out.Final, head.NodeValue(g)), dtypes.Float32)
+		out.Logits = m.LogitsFromFinal(out.Final)
 	}
 	out.Cache = newCache
 	return out
+}
+
+// LogitsFromFinal applies the LM head to final-norm states [..., C], returning float32 logits [..., V]. Callers
+// that need logits at a few positions gather those states first (SkipLogits) and save the full-vocabulary matmul.
+func (m *Model) LogitsFromFinal(final *Node) *Node {
+	head := m.embed
+	if m.lmHead != nil {
+		head = m.lmHead
+	}
+	return ConvertDType(linear(final, head.NodeValue(final.Graph())), dtypes.Float32)
 }
