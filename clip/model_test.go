@@ -1,0 +1,99 @@
+package clip
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/safetensors"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+func readGolden(t testing.TB, path, name string) ([]float32, []int) {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, shape, err := f.ReadFloat32(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, shape
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	m := 0.0
+	for i := range a {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		m = math.Max(m, d)
+	}
+	return m
+}
+
+// runAll returns hidden states, last, pooled and embeds for pixels.
+func runAll(t testing.TB, m *Model, pixels *tensors.Tensor) [][]float32 {
+	t.Helper()
+	exec, err := model.NewExec(backend.MustShared(), m.Store, func(_ *model.Scope, px *Node) []*Node {
+		out := m.Forward(px, 0, true)
+		return append(append([]*Node{}, out.Hidden...), out.Last, out.Pooled, out.Embeds)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := exec.Exec(pixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([][]float32, len(outs))
+	for i, o := range outs {
+		res[i] = tensors.MustCopyFlatData[float32](o)
+	}
+	return res
+}
+
+func TestGoldenClipTiny(t *testing.T) {
+	dir := assets.Require(t, assets.Golden("clip_tiny"))
+	gpath := assets.Golden("clip_tiny", "golden.safetensors")
+	m, err := Load(dir, dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.HasProjection || m.Config.NumLayers != 4 || m.Config.HiddenAct != "quick_gelu" {
+		t.Fatalf("unexpected model: %+v projection=%v", m.Config, m.HasProjection)
+	}
+	for _, v := range m.Variables() {
+		if v.Trainable {
+			t.Errorf("weight %s is trainable", v.Path())
+		}
+	}
+	px, shape := readGolden(t, gpath, "pixel_values")
+	outs := runAll(t, m, tensors.FromFlatDataAndDimensions(px, shape...))
+	N := m.Config.NumLayers
+	names := []string{}
+	for i := 0; i <= N; i++ {
+		names = append(names, fmt.Sprintf("hidden_%d", i))
+	}
+	names = append(names, "last_hidden_state", "pooler_output", "image_embeds")
+	for i, name := range names {
+		want, _ := readGolden(t, gpath, name)
+		d := maxAbsDiff(outs[i], want)
+		if d > 1e-4 {
+			t.Errorf("%s differs from golden by %g (> 1e-4)", name, d)
+		} else {
+			t.Logf("%s: max |diff| = %.3g", name, d)
+		}
+	}
+}
