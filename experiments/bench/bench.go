@@ -1,0 +1,372 @@
+// Command bench measures adapter training, letter-scoring evaluation and KV-cache generation throughput for a
+// LLaMA shape with random weights (no checkpoint needed) and the real adapter:
+//
+//	go run ./experiments/bench -preset 7b [-batch 4 -seq 512 -K 10 -L 30 -gate head-tanh -visual] [-json FILE]
+//
+// Training: forward + backward + AdamW on the adapter only, median step time of -steps timed steps after -warmup
+// (the first step's extra time is reported as compile time). Evaluation: letter scoring (one forward pass with
+// logits at the last position only). Generation: greedy decoding with the KV cache. Memory: the process's peak
+// resident set, and on NVIDIA machines the peak used device memory sampled with nvidia-smi.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/experiments/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/train"
+	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/olekukonko/tablewriter"
+)
+
+// Options are the bench settings.
+type Options struct {
+	Preset      string `json:"preset"`
+	DType       string `json:"dtype"`
+	Batch       int    `json:"batch"`
+	Seq         int    `json:"seq"`
+	K           int    `json:"K"`
+	L           int    `json:"L"`
+	Gate        string `json:"gate"`
+	Visual      bool   `json:"visual"`
+	Steps       int    `json:"steps"`
+	Warmup      int    `json:"warmup"`
+	EvalBatches int    `json:"eval_batches"`
+	GenBatch    int    `json:"gen_batch"`
+	GenPrompt   int    `json:"gen_prompt"`
+	GenTokens   int    `json:"gen_tokens"`
+	Only        string `json:"only"`
+	Seed        uint64 `json:"seed"`
+}
+
+// Result is what one bench run measured.
+type Result struct {
+	Options        Options `json:"options"`
+	Backend        string  `json:"backend"`
+	BackendName    string  `json:"backend_name"`
+	Params         int64   `json:"base_params"`
+	AdapterParams  int     `json:"adapter_params"`
+	TrainStepSec   float64 `json:"train_step_seconds,omitempty"`
+	TrainTokensSec float64 `json:"train_tokens_per_second,omitempty"`
+	TrainCompile   float64 `json:"train_compile_seconds,omitempty"`
+	EvalExamplesS  float64 `json:"eval_examples_per_second,omitempty"`
+	EvalCompile    float64 `json:"eval_compile_seconds,omitempty"`
+	GenTokensSec   float64 `json:"gen_tokens_per_second,omitempty"`
+	GenCompile     float64 `json:"gen_compile_seconds,omitempty"`
+	PeakRSSGiB     float64 `json:"peak_host_rss_gib"`
+	PeakDeviceGiB  float64 `json:"peak_device_gib,omitempty"`
+	LoadSeconds    float64 `json:"weights_seconds"`
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o Options
+	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: 7b, 13b, stories260K or tiny")
+	fs.StringVar(&o.DType, "dtype", "", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
+	fs.IntVar(&o.Batch, "batch", 4, "training batch size")
+	fs.IntVar(&o.Seq, "seq", 512, "tokens per training sequence")
+	fs.IntVar(&o.K, "K", 10, "adapter prompt length")
+	fs.IntVar(&o.L, "L", 30, "adapted layers (capped at the model's depth)")
+	fs.StringVar(&o.Gate, "gate", "head-tanh", "gate mode: head-tanh or layer")
+	fs.BoolVar(&o.Visual, "visual", false, "add the visual token (3 scales × 1024 features, random)")
+	fs.IntVar(&o.Steps, "steps", 10, "timed training steps")
+	fs.IntVar(&o.Warmup, "warmup", 2, "untimed training steps (compilation, allocator warm-up)")
+	fs.IntVar(&o.EvalBatches, "eval-batches", 4, "letter-scoring batches (of -batch examples of -seq tokens)")
+	fs.IntVar(&o.GenBatch, "gen-batch", 1, "generation batch size")
+	fs.IntVar(&o.GenPrompt, "gen-prompt", 64, "generation prompt length")
+	fs.IntVar(&o.GenTokens, "gen-tokens", 64, "generated tokens per row")
+	fs.StringVar(&o.Only, "only", "all", "what to measure: all, train, eval or gen")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := Bench(o)
+	if err != nil {
+		return err
+	}
+	printTable(res)
+	if *jsonPath != "" {
+		data, _ := json.MarshalIndent(res, "", "  ")
+		tmp := *jsonPath + ".tmp"
+		if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, *jsonPath)
+	}
+	return nil
+}
+
+// Bench runs the measurements.
+func Bench(o Options) (*Result, error) {
+	cfg, ok := llama.Presets[o.Preset]
+	if !ok {
+		return nil, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
+	}
+	if o.DType == "" {
+		o.DType = "float32"
+		if cfg.Dim >= 2048 {
+			o.DType = "bfloat16"
+		}
+	}
+	dtype := dtypes.Float32
+	switch o.DType {
+	case "bfloat16":
+		dtype = dtypes.BFloat16
+	case "float32":
+	default:
+		return nil, fmt.Errorf("unknown dtype %q", o.DType)
+	}
+	o.L = min(o.L, cfg.NumLayers)
+	if o.Seq > cfg.MaxSeqLen {
+		return nil, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
+	}
+	b, err := backend.New()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Options: o, Backend: backend.Config(), BackendName: b.Name(), Params: cfg.NumParams()}
+	gpu := startGPUSampler()
+	defer gpu.stop()
+
+	start := time.Now()
+	m, err := llama.RandomModel(cfg, dtype, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	acfg := adapter.Config{Layers: o.L, PromptLen: o.K, Gate: adapter.GateMode(o.Gate), Init: adapter.InitRandom, Seed: o.Seed}
+	if o.Visual {
+		acfg.Visual = &adapter.VisualConfig{Scales: 3, FeatureDim: 1024}
+	}
+	a, err := adapter.New(m.Store, acfg, m.Config)
+	if err != nil {
+		return nil, err
+	}
+	res.AdapterParams = adapter.Count(acfg, m.Config).Total()
+	res.LoadSeconds = time.Since(start).Seconds()
+	rng := rand.New(rand.NewPCG(o.Seed, 2))
+	features := func() []float32 {
+		if !o.Visual {
+			return nil
+		}
+		f := make([]float32, 3*1024)
+		for i := range f {
+			f[i] = float32(rng.NormFloat64())
+		}
+		return f
+	}
+	randomTokens := func(n int) []int32 {
+		t := make([]int32, n)
+		t[0] = 1
+		for i := 1; i < n; i++ {
+			t[i] = int32(3 + rng.IntN(cfg.VocabSize-3))
+		}
+		return t
+	}
+	if o.Only == "all" || o.Only == "train" {
+		if err := benchTrain(res, m, a, b, o, randomTokens, features); err != nil {
+			return nil, err
+		}
+	}
+	if o.Only == "all" || o.Only == "eval" {
+		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.Batch, PadMultiple: 64, MaxLen: o.Seq}
+		mk := func(n int) []evaluate.LetterExample {
+			var ex []evaluate.LetterExample
+			for i := 0; i < n; i++ {
+				ex = append(ex, evaluate.LetterExample{ID: strconv.Itoa(i), Prompt: randomTokens(o.Seq), Options: []int32{319, 350, 315, 360}, Features: features()})
+			}
+			return ex
+		}
+		t0 := time.Now()
+		if _, err := r.ScoreLetters(mk(o.Batch)); err != nil {
+			return nil, err
+		}
+		first := time.Since(t0).Seconds()
+		ex := mk(o.Batch * o.EvalBatches)
+		t0 = time.Now()
+		if _, err := r.ScoreLetters(ex); err != nil {
+			return nil, err
+		}
+		el := time.Since(t0).Seconds()
+		res.EvalExamplesS = float64(len(ex)) / el
+		res.EvalCompile = max(0, first-el/float64(o.EvalBatches))
+	}
+	if o.Only == "all" || o.Only == "gen" {
+		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.GenBatch, PadMultiple: 64, MaxLen: min(cfg.MaxSeqLen, o.GenPrompt+o.GenTokens+64)}
+		mk := func() []evaluate.GenExample {
+			var ex []evaluate.GenExample
+			for i := 0; i < o.GenBatch; i++ {
+				p := randomTokens(o.GenPrompt)
+				ids := make([]int, len(p))
+				for j, v := range p {
+					ids[j] = int(v)
+				}
+				ex = append(ex, evaluate.GenExample{ID: strconv.Itoa(i), Prompt: ids, Features: features()})
+			}
+			return ex
+		}
+		t0 := time.Now()
+		if _, err := r.Generate(mk(), o.GenTokens, nil); err != nil {
+			return nil, err
+		}
+		first := time.Since(t0).Seconds()
+		t0 = time.Now()
+		out, err := r.Generate(mk(), o.GenTokens, nil)
+		if err != nil {
+			return nil, err
+		}
+		el := time.Since(t0).Seconds()
+		n := 0
+		for _, g := range out {
+			n += len(g)
+		}
+		res.GenTokensSec = float64(n) / el
+		res.GenCompile = max(0, first-el)
+	}
+	res.PeakRSSGiB = float64(peakRSS()) / (1 << 30)
+	res.PeakDeviceGiB = gpu.stop()
+	return res, nil
+}
+
+func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, o Options, randomTokens func(int) []int32, features func() []float32) error {
+	tc := train.PaperConfig()
+	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps, tc.MaxLen, tc.PadMultiple = 1, 0, o.Batch, 1, o.Seq, 64
+	tr, err := train.New(m, a, b, tc)
+	if err != nil {
+		return err
+	}
+	var ex []train.Example
+	for i := 0; i < o.Batch*(o.Warmup+o.Steps); i++ {
+		tok := randomTokens(o.Seq)
+		mask := make([]bool, len(tok))
+		for j := len(tok) - 8; j < len(tok); j++ {
+			mask[j] = true // the answer tokens at the end, as in ScienceQA
+		}
+		ex = append(ex, train.Example{ID: strconv.Itoa(i), Tokens: tok, LossMask: mask, Features: features()})
+	}
+	var times []float64
+	err = tr.Train(context.Background(), ex, train.Position{}, train.Hooks{OnStep: func(s train.StepInfo) { times = append(times, s.Seconds) }})
+	if err != nil {
+		return err
+	}
+	timed := append([]float64(nil), times[min(o.Warmup, len(times)-1):]...)
+	sort.Float64s(timed)
+	med := timed[len(timed)/2]
+	res.TrainStepSec = med
+	res.TrainTokensSec = float64(o.Batch*o.Seq) / med
+	res.TrainCompile = max(0, times[0]-med)
+	return nil
+}
+
+func printTable(r *Result) {
+	t := tablewriter.NewWriter(os.Stdout)
+	t.Header("measure", "value")
+	row := func(k string, v string) { t.Append(k, v) }
+	row("preset / dtype", fmt.Sprintf("%s / %s (%.3g B params)", r.Options.Preset, r.Options.DType, float64(r.Params)/1e9))
+	row("adapter", fmt.Sprintf("K=%d L=%d %s visual=%v: %d params", r.Options.K, r.Options.L, r.Options.Gate, r.Options.Visual, r.AdapterParams))
+	row("backend", r.Backend)
+	if r.TrainTokensSec > 0 {
+		row("train step (median)", fmt.Sprintf("%.4f s for %d×%d tokens", r.TrainStepSec, r.Options.Batch, r.Options.Seq))
+		row("train tokens/s", fmt.Sprintf("%.0f", r.TrainTokensSec))
+		row("train compile", fmt.Sprintf("%.1f s", r.TrainCompile))
+	}
+	if r.EvalExamplesS > 0 {
+		row("letter-scoring examples/s", fmt.Sprintf("%.1f (%d tokens each)", r.EvalExamplesS, r.Options.Seq))
+	}
+	if r.GenTokensSec > 0 {
+		row("generation tokens/s", fmt.Sprintf("%.1f (batch %d, KV cache)", r.GenTokensSec, r.Options.GenBatch))
+	}
+	row("peak host RSS", fmt.Sprintf("%.2f GiB", r.PeakRSSGiB))
+	if r.PeakDeviceGiB > 0 {
+		row("peak device memory (nvidia-smi)", fmt.Sprintf("%.2f GiB", r.PeakDeviceGiB))
+	}
+	t.Render()
+}
+
+// peakRSS reads VmHWM from /proc/self/status (0 where unavailable).
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// gpuSampler polls nvidia-smi for used device memory (MiB) and keeps the peak.
+type gpuSampler struct {
+	mu   sync.Mutex
+	peak float64
+	done chan struct{}
+	once sync.Once
+}
+
+func startGPUSampler() *gpuSampler {
+	s := &gpuSampler{done: make(chan struct{})}
+	if _, err := exec.LookPath("nvidia-smi"); err != nil || runtime.GOOS != "linux" {
+		close(s.done)
+		return s
+	}
+	go func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			out, err := exec.Command("nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits").Output()
+			if err == nil {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(strings.Split(string(out), "\n")[0]), 64); err == nil {
+					s.mu.Lock()
+					s.peak = max(s.peak, v)
+					s.mu.Unlock()
+				}
+			}
+			select {
+			case <-s.done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends sampling and returns the peak in GiB.
+func (s *gpuSampler) stop() float64 {
+	s.once.Do(func() {
+		select {
+		case <-s.done:
+		default:
+			close(s.done)
+		}
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak / 1024
+}
