@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -173,7 +172,7 @@ func (t *Llama2C) Encode(text string, addBOS bool) []int {
 		alive[i] = true
 	}
 	buf := make([]byte, 0, 2*t.maxTokenLength)
-	q := &mergeQueue{}
+	q := make(mergeQueue, 0, n)
 	suggest := func(l, r int) {
 		if l < 0 || r < 0 {
 			return
@@ -183,13 +182,13 @@ func (t *Llama2C) Encode(text string, addBOS bool) []int {
 		if !ok || !(t.scores[id] > minMergeScore) {
 			return
 		}
-		heap.Push(q, mergeCandidate{score: t.scores[id], left: l, right: r, leftID: tokens[l], rightID: tokens[r], merged: id})
+		q.push(mergeCandidate{score: t.scores[id], left: l, right: r, leftID: tokens[l], rightID: tokens[r], merged: id})
 	}
 	for i := 0; i+1 < n; i++ {
 		suggest(i, i+1)
 	}
 	for q.Len() > 0 {
-		c := heap.Pop(q).(mergeCandidate)
+		c := q.pop()
 		// Stale candidates: a side was merged away or changed since the pair was suggested.
 		if !alive[c.left] || !alive[c.right] || next[c.left] != c.right || tokens[c.left] != c.leftID || tokens[c.right] != c.rightID {
 			continue
@@ -253,21 +252,52 @@ type mergeCandidate struct {
 	merged          int
 }
 
-// mergeQueue is a max-heap on score, then the smallest left position.
+// mergeQueue is a binary max-heap on score, then the smallest left position (typed, unlike container/heap, so
+// pushes do not allocate).
 type mergeQueue []mergeCandidate
 
 func (q mergeQueue) Len() int { return len(q) }
-func (q mergeQueue) Less(i, j int) bool {
+
+func (q mergeQueue) before(i, j int) bool {
 	if q[i].score != q[j].score {
 		return q[i].score > q[j].score
 	}
 	return q[i].left < q[j].left
 }
-func (q mergeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *mergeQueue) Push(x any)   { *q = append(*q, x.(mergeCandidate)) }
-func (q *mergeQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *mergeQueue) push(c mergeCandidate) {
+	*q = append(*q, c)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.before(i, parent) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func (q *mergeQueue) pop() mergeCandidate {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		best, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h.before(l, best) {
+			best = l
+		}
+		if r < len(h) && h.before(r, best) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		h[i], h[best] = h[best], h[i]
+		i = best
+	}
+	*q = h
+	return top
 }
