@@ -7,7 +7,8 @@
 //     this package adds the dummy prefix and its removal on decode (see [SentencePiece]).
 //   - llama2.c `tokenizer.bin` files, encoded exactly as llama2.c's run.c does (see [Llama2C]).
 //
-// [Load] picks the implementation from the file's contents.
+// [Load] picks the implementation from the file's contents. Both implementations are read-only after loading and
+// safe for concurrent use.
 package tokenizer
 
 import (
