@@ -152,7 +152,7 @@ type Step func(row, prev, next int) bool
 
 // Generate continues each prompt (token ids, usually starting with BOS) greedily or with the sampler for up to
 // maxNew tokens per row, or until onToken returns false for that row. (llama2.c's "steps" count the prompt too:
-// maxNew = steps − len(prompt).) Prompts of different lengths are left-padded. It returns the generated ids per row
+// maxNew = steps − len(prompt) + 1: its last forward pass is at position steps−1.) Prompts of different lengths are left-padded. It returns the generated ids per row
 // (prompt excluded; a token refused by onToken is not included).
 func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, onToken Step, extra ...*tensors.Tensor) ([][]int, error) {
 	m := gen.m

@@ -21,7 +21,7 @@ func loadStories(t testing.TB) *Model {
 // greedyIDs generates like llama2.c's run.c with -t 0: start at BOS=1, stop at BOS, 256 positions in all.
 func greedyIDs(t testing.TB, m *Model, useCache bool) []int {
 	gen := m.NewGenerator(backend.MustShared(), 256, useCache)
-	out, err := gen.Generate([][]int{{1}}, 255, nil, func(_, _, next int) bool { return next != 1 })
+	out, err := gen.Generate([][]int{{1}}, 256, nil, func(_, _, next int) bool { return next != 1 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,4 +45,23 @@ func TestGreedyCacheEqualsNoCache(t *testing.T) {
 		}
 	}
 	t.Log(withCache[:20])
+}
+
+// BenchmarkGenerateStories260K measures greedy KV-cache generation (batch 1, 256 positions) in tokens/s.
+func BenchmarkGenerateStories260K(b *testing.B) {
+	m := loadStories(b)
+	gen := m.NewGenerator(backend.MustShared(), 256, true)
+	if _, err := gen.Generate([][]int{{1}}, 256, nil, nil); err != nil { // compile
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		out, err := gen.Generate([][]int{{1}}, 256, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(out[0])
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")
 }
