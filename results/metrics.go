@@ -1,0 +1,139 @@
+package results
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+)
+
+// MetricsFile is the name of a run's metrics log inside its folder.
+const MetricsFile = "metrics.jsonl"
+
+// Metric is one line of metrics.jsonl: what was logged at one step or at the end of one epoch. Every
+// field is optional (nil: not logged on this line), so step lines and epoch lines share one type.
+type Metric struct {
+	Kind            string   `json:"kind,omitempty"` // KindStep or KindEpoch
+	Step            *int     `json:"step,omitempty"`
+	Epoch           *float64 `json:"epoch,omitempty"` // fractional for step lines, whole at epoch ends
+	Loss            *float64 `json:"loss,omitempty"`  // training loss (step or epoch mean)
+	LR              *float64 `json:"lr,omitempty"`
+	TokensPerSecond *float64 `json:"tokens_per_second,omitempty"`
+	ValLoss         *float64 `json:"val_loss,omitempty"`
+	ValAcc          *float64 `json:"val_acc,omitempty"` // percent
+}
+
+// Int returns a pointer to v, for Metric's optional fields.
+func Int(v int) *int { return &v }
+
+// Float returns a pointer to v, for optional float fields (Metric, Summary, table rows).
+func Float(v float64) *float64 { return &v }
+
+// MetricsWriter appends Metric lines to a metrics.jsonl file, one write and one fsync per line, so that
+// a killed process loses at most the line it was writing.
+type MetricsWriter struct {
+	f    *os.File
+	path string
+}
+
+// OpenMetrics opens path for appending, creating it if needed. If the file ends in a partial line (the
+// previous writer was killed mid-write) that fragment is cut off first, so the next line starts clean.
+func OpenMetrics(path string) (*MetricsWriter, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("results: open metrics: %w", err)
+	}
+	if err := dropPartialTail(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("results: open metrics %s: %w", path, err)
+	}
+	return &MetricsWriter{f: f, path: path}, nil
+}
+
+// dropPartialTail truncates f after its last newline and leaves the offset at the end.
+func dropPartialTail(f *os.File) error {
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	keep := int64(bytes.LastIndexByte(data, '\n') + 1) // 0 when there is no complete line.
+	if keep != int64(len(data)) {
+		if err := f.Truncate(keep); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	_, err = f.Seek(keep, io.SeekStart)
+	return err
+}
+
+// Append writes m as one JSON line and fsyncs it.
+func (w *MetricsWriter) Append(m Metric) error {
+	line, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("results: append to %s: %w", w.path, err)
+	}
+	line = append(line, '\n')
+	if _, err := w.f.Write(line); err != nil {
+		return fmt.Errorf("results: append to %s: %w", w.path, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("results: append to %s: fsync: %w", w.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (w *MetricsWriter) Close() error {
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("results: close %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// ReadMetrics reads a metrics.jsonl file. See ParseMetrics.
+func ReadMetrics(path string) ([]Metric, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("results: read metrics: %w", err)
+	}
+	defer f.Close()
+	return ParseMetrics(f, path)
+}
+
+// ParseMetrics parses JSON lines from r; name is used in error messages (normally the file path).
+// Blank lines are skipped. A malformed complete line is an error "name:line: ...". The last line, when
+// it has no trailing newline and does not parse, is the fragment of a killed writer and is dropped
+// silently; when it parses it is kept.
+func ParseMetrics(r io.Reader, name string) ([]Metric, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("results: read %s: %w", name, err)
+	}
+	var out []Metric
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		line := data
+		complete := false
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data, complete = data[:i], data[i+1:], true
+		} else {
+			data = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var m Metric
+		if err := json.Unmarshal(line, &m); err != nil {
+			if !complete {
+				break
+			}
+			return nil, fmt.Errorf("%s:%d: malformed metrics line: %w", name, lineNo, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

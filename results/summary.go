@@ -1,0 +1,251 @@
+package results
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+)
+
+// Categories are ScienceQA's evaluation categories in the column order of the paper's tables: subject
+// (NAT natural, SOC social, LAN language science), context (TXT has a hint, IMG has an image, NO neither;
+// TXT and IMG overlap), grade (G1-6, G7-12) and Avg, the accuracy over all problems (not the mean of the
+// other columns).
+var Categories = []string{"NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg"}
+
+// Score is the accuracy of one category: Correct of Total problems, and Accuracy = 100·Correct/Total in
+// percent (stored so that summary.json is readable on its own).
+type Score struct {
+	Correct  int     `json:"correct"`
+	Total    int     `json:"total"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+// NewScore returns the Score of correct answers out of total. total must be positive: a category with
+// no problems has no score (see AccuracyTable).
+func NewScore(correct, total int) Score {
+	return Score{Correct: correct, Total: total, Accuracy: 100 * float64(correct) / float64(total)}
+}
+
+// accuracyTolerance is how far a stored Accuracy may be from 100·Correct/Total (JSON round trips of a
+// float64 are exact; this only absorbs values written by other tools with fewer digits).
+const accuracyTolerance = 1e-6
+
+func (s Score) validate() error {
+	if s.Total <= 0 {
+		return fmt.Errorf("total %d: a category without problems must be absent (n/a), not scored", s.Total)
+	}
+	if s.Correct < 0 || s.Correct > s.Total {
+		return fmt.Errorf("correct %d out of range [0, %d]", s.Correct, s.Total)
+	}
+	want := 100 * float64(s.Correct) / float64(s.Total)
+	if math.Abs(s.Accuracy-want) > accuracyTolerance {
+		return fmt.Errorf("accuracy %g does not match %d/%d = %g", s.Accuracy, s.Correct, s.Total, want)
+	}
+	return nil
+}
+
+// AccuracyTable maps a category (see Categories) to its Score. A category without problems (for example
+// no metadata for it) is absent, which tables print as n/a; it is never stored as 0.
+type AccuracyTable map[string]Score
+
+// Set records correct of total for category; total == 0 removes the category (n/a).
+func (t AccuracyTable) Set(category string, correct, total int) {
+	if total == 0 {
+		delete(t, category)
+		return
+	}
+	t[category] = NewScore(correct, total)
+}
+
+// Percent returns the accuracy of category in percent, and false when it is n/a.
+func (t AccuracyTable) Percent(category string) (float64, bool) {
+	s, ok := t[category]
+	return s.Accuracy, ok
+}
+
+// Validate checks every score: positive totals, correct within range, accuracy consistent with counts.
+func (t AccuracyTable) Validate() error {
+	for _, c := range sortedKeys(t) {
+		if err := t[c].validate(); err != nil {
+			return fmt.Errorf("category %s: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// Timings are the wall-clock costs of a run. Zero means not measured (omitted from JSON).
+type Timings struct {
+	TrainSeconds    float64 `json:"train_seconds,omitempty"`
+	EvalSeconds     float64 `json:"eval_seconds,omitempty"`
+	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
+}
+
+// GoMLXVersion is the GoMLX release the project pins (go.mod); CurrentVersions reports it when the
+// running binary carries no build information for GoMLX.
+const GoMLXVersion = "v0.28.8"
+
+// Versions identify the software a run used.
+type Versions struct {
+	Go    string `json:"go"`
+	GoMLX string `json:"gomlx"`
+}
+
+// CurrentVersions returns the running Go version and the GoMLX module version linked into the binary
+// (GoMLXVersion when the build information does not list it, e.g. in a test of a package that does
+// not import GoMLX).
+func CurrentVersions() Versions {
+	v := Versions{Go: runtime.Version(), GoMLX: GoMLXVersion}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/gomlx/gomlx" {
+				if d.Replace != nil {
+					d = d.Replace
+				}
+				v.GoMLX = d.Version
+			}
+		}
+	}
+	return v
+}
+
+// SummaryFile is the name of a run's summary inside its folder.
+const SummaryFile = "summary.json"
+
+// Summary is the record of one run, saved as <run dir>/summary.json. Complete is set only once
+// training and evaluation have finished: a run folder whose summary is absent or incomplete is resumed,
+// a complete one is skipped.
+type Summary struct {
+	RunID    string `json:"run_id"`
+	Complete bool   `json:"complete"`
+	// Config is the run's configuration as written by the main (every flag, resolved paths, hashes);
+	// kept as raw JSON so that this package does not depend on the mains' config types.
+	Config json.RawMessage `json:"config,omitempty"`
+	// Split names the evaluation split the accuracy was measured on (e.g. "test", "val", "fold 0/5").
+	Split    string        `json:"split,omitempty"`
+	Accuracy AccuracyTable `json:"accuracy,omitempty"`
+	Timings  Timings       `json:"timings"`
+	Versions Versions      `json:"versions"`
+	Backend  string        `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
+	Device   string        `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	// Final losses are pointers because a run may have no validation set (nil: n/a).
+	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
+	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`
+	TrainableParams int64    `json:"trainable_params,omitempty"`
+
+	// Dir is the folder the summary was read from (set by ReadSummary and ListRuns, never written).
+	Dir string `json:"-"`
+}
+
+// SetConfig stores v, marshaled to JSON, as the summary's Config.
+func (s *Summary) SetConfig(v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("results: summary %q: encode config: %w", s.RunID, err)
+	}
+	s.Config = raw
+	return nil
+}
+
+// DecodeConfig unmarshals the summary's Config into v.
+func (s *Summary) DecodeConfig(v any) error {
+	if len(s.Config) == 0 {
+		return fmt.Errorf("results: summary %q: no config", s.RunID)
+	}
+	if err := json.Unmarshal(s.Config, v); err != nil {
+		return fmt.Errorf("results: summary %q: decode config: %w", s.RunID, err)
+	}
+	return nil
+}
+
+// Validate checks the summary's invariants: a run id and a consistent accuracy table.
+func (s *Summary) Validate() error {
+	if s.RunID == "" {
+		return errors.New("empty run_id")
+	}
+	if err := s.Accuracy.Validate(); err != nil {
+		return fmt.Errorf("accuracy: %w", err)
+	}
+	return nil
+}
+
+// WriteSummary validates s and writes it atomically to dir/summary.json.
+func WriteSummary(dir string, s *Summary) error {
+	path := filepath.Join(dir, SummaryFile)
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
+	return WriteJSONAtomic(path, s)
+}
+
+// ReadSummary reads and validates dir/summary.json. A missing file gives an error that matches
+// fs.ErrNotExist (errors.Is), which callers use to tell a new run folder from a broken one.
+func ReadSummary(dir string) (*Summary, error) {
+	path := filepath.Join(dir, SummaryFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("results: read summary: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("results: read %s: %w", path, err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("results: read %s: %w", path, err)
+	}
+	if len(s.Config) > 0 {
+		// The file holds Config indented; hand it back compact, as SetConfig makes it.
+		var b bytes.Buffer
+		if err := json.Compact(&b, s.Config); err != nil {
+			return nil, fmt.Errorf("results: read %s: config: %w", path, err)
+		}
+		s.Config = b.Bytes()
+	}
+	s.Dir = dir
+	return &s, nil
+}
+
+// ListRuns reads root/*/summary.json (root is normally results/runs) and returns the summaries sorted
+// by run id. Folders without a summary (runs that never finished a first write) are skipped; a summary
+// that cannot be read or is invalid is an error naming its file.
+func ListRuns(root string) ([]*Summary, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("results: list runs in %s: %w", root, err)
+	}
+	var runs []*Summary
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		s, err := ReadSummary(filepath.Join(root, e.Name()))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		runs = append(runs, s)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].RunID < runs[j].RunID })
+	return runs, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,394 @@
+package results
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// NA is how a missing value prints in every table format except JSON (where it is null).
+const NA = "n/a"
+
+// Row sources.
+const (
+	SourceMeasured = "measured"
+	SourcePaper    = "paper"
+)
+
+// Column is a value column of a Table.
+type Column struct {
+	Name string `json:"name"`
+	// Format is the fmt verb for the column's values ("%.2f" when empty).
+	Format string `json:"format,omitempty"`
+}
+
+// Row is one table row: a label (the first column) and one value per Column; nil is n/a.
+type Row struct {
+	Label  string     `json:"label"`
+	Source string     `json:"source"` // SourceMeasured or SourcePaper
+	Values []*float64 `json:"values"`
+	// Format, when set, overrides the columns' formats for this row (e.g. "%+.2f" for a gain).
+	Format string `json:"format,omitempty"`
+}
+
+// Table is a results table independent of its rendering: Render prints it as a terminal table
+// (tablewriter), Markdown (tablewriter's Markdown renderer) or JSON.
+type Table struct {
+	Title   string   `json:"title"`
+	Label   string   `json:"label"` // header of the label column
+	Columns []Column `json:"columns"`
+	Rows    []Row    `json:"rows"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// Cell returns the printed text of row i, value column j ("n/a" for a missing value).
+func (t *Table) Cell(i, j int) string {
+	r := t.Rows[i]
+	if j >= len(r.Values) || r.Values[j] == nil {
+		return NA
+	}
+	format := r.Format
+	if format == "" {
+		format = t.Columns[j].Format
+	}
+	if format == "" {
+		format = "%.2f"
+	}
+	return fmt.Sprintf(format, *r.Values[j])
+}
+
+// Format selects a table rendering.
+type Format int
+
+// Table renderings.
+const (
+	Text     Format = iota // box-drawn terminal table
+	Markdown               // GitHub-flavored Markdown
+	JSON                   // the Table as indented JSON
+)
+
+// ParseFormat maps "text", "markdown" (or "md") and "json" to a Format, for command-line flags.
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(s) {
+	case "text", "txt", "terminal":
+		return Text, nil
+	case "markdown", "md":
+		return Markdown, nil
+	case "json":
+		return JSON, nil
+	}
+	return 0, fmt.Errorf("results: unknown table format %q (want text, markdown or json)", s)
+}
+
+// extension is the file extension Save uses for a format.
+func (f Format) extension() string {
+	switch f {
+	case Markdown:
+		return ".md"
+	case JSON:
+		return ".json"
+	}
+	return ".txt"
+}
+
+// Render writes the table to w in format f.
+func (t *Table) Render(w io.Writer, f Format) error {
+	switch f {
+	case JSON:
+		data, err := marshalIndent(t)
+		if err != nil {
+			return fmt.Errorf("results: table %q: %w", t.Title, err)
+		}
+		_, err = w.Write(data)
+		return err
+	case Text, Markdown:
+		return t.renderGrid(w, f)
+	}
+	return fmt.Errorf("results: table %q: unknown format %d", t.Title, f)
+}
+
+// String renders the table as text.
+func (t *Table) String() string {
+	var b bytes.Buffer
+	if err := t.Render(&b, Text); err != nil {
+		return err.Error()
+	}
+	return b.String()
+}
+
+// Save writes the table as base+".txt", base+".md" and base+".json", each atomically.
+func (t *Table) Save(base string) error {
+	for _, f := range []Format{Text, Markdown, JSON} {
+		var b bytes.Buffer
+		if err := t.Render(&b, f); err != nil {
+			return err
+		}
+		if err := WriteFileAtomic(base+f.extension(), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Table) renderGrid(w io.Writer, f Format) error {
+	header := make([]string, 0, len(t.Columns)+1)
+	header = append(header, t.Label)
+	align := tw.Alignment{tw.AlignLeft}
+	for _, c := range t.Columns {
+		header = append(header, c.Name)
+		align = append(align, tw.AlignRight)
+	}
+	opts := []tablewriter.Option{
+		// Auto-format would upper-case headers and turn "G1-6" into "G1 6".
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+		tablewriter.WithAlignment(align),
+	}
+	if f == Markdown {
+		opts = append(opts, tablewriter.WithRenderer(renderer.NewMarkdown()))
+	}
+	var body bytes.Buffer
+	tbl := tablewriter.NewTable(&body, opts...)
+	tbl.Header(header)
+	for i, r := range t.Rows {
+		cells := make([]string, 0, len(t.Columns)+1)
+		cells = append(cells, r.Label)
+		for j := range t.Columns {
+			cells = append(cells, t.Cell(i, j))
+		}
+		if err := tbl.Append(cells); err != nil {
+			return fmt.Errorf("results: table %q: %w", t.Title, err)
+		}
+	}
+	if err := tbl.Render(); err != nil {
+		return fmt.Errorf("results: table %q: %w", t.Title, err)
+	}
+
+	var out bytes.Buffer
+	if f == Markdown {
+		if t.Title != "" {
+			fmt.Fprintf(&out, "**%s**\n\n", t.Title)
+		}
+		out.Write(body.Bytes())
+		if len(t.Notes) > 0 {
+			out.WriteString("\n")
+			for _, n := range t.Notes {
+				fmt.Fprintf(&out, "- %s\n", n)
+			}
+		}
+	} else {
+		if t.Title != "" {
+			fmt.Fprintf(&out, "%s\n", t.Title)
+		}
+		out.Write(body.Bytes())
+		for _, n := range t.Notes {
+			fmt.Fprintf(&out, "  %s\n", n)
+		}
+	}
+	out.WriteString("\n") // Tables printed one after another stay apart.
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// MeasuredRow is a measured result for the ScienceQA category table.
+type MeasuredRow struct {
+	Name     string
+	Accuracy AccuracyTable
+}
+
+// SummaryRow turns a run summary into a MeasuredRow named after the run (and its split, if recorded).
+func SummaryRow(s *Summary) MeasuredRow {
+	name := s.RunID
+	if s.Split != "" {
+		name += " (" + s.Split + ")"
+	}
+	return MeasuredRow{Name: name, Accuracy: s.Accuracy}
+}
+
+// ScienceQATable is the paper's category table (columns NAT SOC LAN TXT IMG NO G1-6 G7-12 Avg): the
+// reference rows first, labeled "(paper)", then the measured rows. Categories a row lacks print as n/a.
+func ScienceQATable(title string, measured []MeasuredRow, refs []ReferenceRow) *Table {
+	t := &Table{Title: title, Label: "Method"}
+	for _, c := range Categories {
+		t.Columns = append(t.Columns, Column{Name: c, Format: "%.2f"})
+	}
+	for _, r := range refs {
+		row := Row{Label: r.Name + " (paper)", Source: SourcePaper}
+		for _, c := range Categories {
+			if v, ok := r.Accuracy[c]; ok {
+				row.Values = append(row.Values, Float(v))
+			} else {
+				row.Values = append(row.Values, nil)
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	for _, m := range measured {
+		row := Row{Label: m.Name, Source: SourceMeasured}
+		for _, c := range Categories {
+			if v, ok := m.Accuracy.Percent(c); ok {
+				row.Values = append(row.Values, Float(v))
+			} else {
+				row.Values = append(row.Values, nil)
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	if len(refs) > 0 {
+		t.Notes = append(t.Notes, "Paper rows: ScienceQA test split (LLaMA-Adapter Table 1; random chance and GPT-3 CoT from Lu et al. 2022).")
+	}
+	t.Notes = append(t.Notes, "Accuracy in %; n/a: no problem of that category was evaluated (or the source does not report it).")
+	return t
+}
+
+// LayersResult is a measured row of the insertion-layers ablation (paper Table 4).
+type LayersResult struct {
+	Layers int   // adapted (topmost) layers L
+	Params int64 // trainable parameters
+	ValAcc *float64
+	// Final losses, for LayersFigure (the paper's Table 4 has no loss columns).
+	TrainLoss, ValLoss *float64
+	// PaperLayers is the paper's L this row is compared with (0: the same as Layers). Small models
+	// have fewer layers than LLaMA-7B, so a sweep maps its L to the paper's 10/20/30 explicitly.
+	PaperLayers int
+}
+
+// Table4 renders the insertion-layers ablation: each measured row beside the paper's row for its
+// PaperLayers (n/a if the paper has no such L). With no measured rows it lists the paper's rows alone.
+func Table4(rows []LayersResult) *Table {
+	t := &Table{
+		Title: "Table 4: number of adapted layers (ScienceQA val)",
+		Label: "L",
+		Columns: []Column{
+			{Name: "Params", Format: "%.0f"},
+			{Name: "Val Acc (%)", Format: "%.2f"},
+			{Name: "Paper L", Format: "%.0f"},
+			{Name: "Paper Params (M)", Format: "%.2f"},
+			{Name: "Paper Val Acc (%)", Format: "%.2f"},
+		},
+		Notes: []string{"Paper: LLaMA-7B, K=10, multi-modal (params include the visual projection)."},
+	}
+	paper := PaperTable4()
+	if len(rows) == 0 {
+		for _, p := range paper {
+			rows = append(rows, LayersResult{Layers: p.Layers})
+		}
+	}
+	for _, r := range rows {
+		pl := r.PaperLayers
+		if pl == 0 {
+			pl = r.Layers
+		}
+		row := Row{Label: fmt.Sprint(r.Layers), Source: SourceMeasured}
+		var params *float64
+		if r.Params > 0 {
+			params = Float(float64(r.Params))
+		}
+		row.Values = []*float64{params, r.ValAcc, nil, nil, nil}
+		for _, p := range paper {
+			if p.Layers == pl {
+				row.Values[2], row.Values[3], row.Values[4] = Float(float64(p.Layers)), Float(p.ParamsMillions), Float(p.ValAcc)
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// InitResult is the measured zero-init vs rand-init ablation (paper Table 5); nil is not measured.
+type InitResult struct {
+	RandInit, ZeroInit *float64 // val accuracy, percent
+}
+
+// Table5 renders the zero-init attention ablation in the paper's layout (Rand-Init, Zero-Init, Gain),
+// measured beside the paper.
+func Table5(r InitResult) *Table {
+	p := PaperTable5()
+	var gain *float64
+	if r.RandInit != nil && r.ZeroInit != nil {
+		gain = Float(*r.ZeroInit - *r.RandInit)
+	}
+	return &Table{
+		Title: "Table 5: zero-init attention (ScienceQA val)",
+		Label: "Setting",
+		Columns: []Column{
+			{Name: "Val Acc (%)", Format: "%.2f"},
+			{Name: "Paper Val Acc (%)", Format: "%.2f"},
+		},
+		Rows: []Row{
+			{Label: "Rand-Init Attention", Source: SourceMeasured, Values: []*float64{r.RandInit, Float(p.RandInit)}},
+			{Label: "Zero-Init Attention", Source: SourceMeasured, Values: []*float64{r.ZeroInit, Float(p.ZeroInit)}},
+			{Label: "Gain", Source: SourceMeasured, Values: []*float64{gain, Float(p.ZeroInit - p.RandInit)}, Format: "%+.2f"},
+		},
+	}
+}
+
+// EpochsResult is a measured row of the epochs ablation (paper Table 6); nil is not measured.
+type EpochsResult struct {
+	Epochs             int
+	TrainLoss, ValLoss *float64
+	ValAcc             *float64
+	// PaperEpochs is the paper's epoch count this row is compared with (0: the same as Epochs).
+	PaperEpochs int
+}
+
+// Table6 renders the over-fitting ablation: train loss, val loss and val accuracy per epoch budget,
+// each measured row beside the paper's row for its PaperEpochs. With no measured rows it lists the
+// paper's rows alone.
+func Table6(rows []EpochsResult) *Table {
+	t := &Table{
+		Title: "Table 6: training epochs (ScienceQA val)",
+		Label: "Epochs",
+		Columns: []Column{
+			{Name: "Train Loss", Format: "%.3f"},
+			{Name: "Val Loss", Format: "%.3f"},
+			{Name: "Val Acc (%)", Format: "%.2f"},
+			{Name: "Paper Epochs", Format: "%.0f"},
+			{Name: "Paper Train Loss", Format: "%.3f"},
+			{Name: "Paper Val Loss", Format: "%.3f"},
+			{Name: "Paper Val Acc (%)", Format: "%.2f"},
+		},
+	}
+	paper := PaperTable6()
+	if len(rows) == 0 {
+		for _, p := range paper {
+			rows = append(rows, EpochsResult{Epochs: p.Epochs})
+		}
+	}
+	for _, r := range rows {
+		pe := r.PaperEpochs
+		if pe == 0 {
+			pe = r.Epochs
+		}
+		row := Row{Label: fmt.Sprint(r.Epochs), Source: SourceMeasured,
+			Values: []*float64{r.TrainLoss, r.ValLoss, r.ValAcc, nil, nil, nil, nil}}
+		for _, p := range paper {
+			if p.Epochs == pe {
+				copy(row.Values[3:], []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)})
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// DecodeTable parses a table written with Render(w, JSON).
+func DecodeTable(data []byte) (*Table, error) {
+	var t Table
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("results: decode table: %w", err)
+	}
+	for i, r := range t.Rows {
+		if len(r.Values) != len(t.Columns) {
+			return nil, fmt.Errorf("results: decode table %q: row %d (%s) has %d values for %d columns", t.Title, i, r.Label, len(r.Values), len(t.Columns))
+		}
+	}
+	return &t, nil
+}
