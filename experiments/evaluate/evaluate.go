@@ -64,17 +64,18 @@ func (r *Runner) extension(g *Graph, features *Node) llama.AttentionExtension {
 	return r.Adapter.Extension(g, visual)
 }
 
-// letterGraph: tokens [B,S], key mask [B,S], last index [B] (int32), optional features → logits [B, V] at each
-// row's last real position.
+// letterGraph: right-padded tokens [B,S], row lengths [B] (int32), optional features → logits [B, V] at each row's
+// last real position.
 func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 	g := inputs[0].Graph()
-	tokens, keyMask, last := inputs[0], inputs[1], inputs[2]
+	tokens, seqLens := inputs[0], inputs[1]
 	var feats *Node
-	if len(inputs) > 3 {
-		feats = inputs[3]
+	if len(inputs) > 2 {
+		feats = inputs[2]
 	}
-	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, KeyMask: keyMask, Extension: r.extension(g, feats), SkipLogits: true})
+	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: r.extension(g, feats), SkipLogits: true})
 	B := tokens.Shape().Dimensions[0]
+	last := AddScalar(seqLens, -1)
 	idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, B, 1), 0), InsertAxes(last, -1)}, 1)
 	final := Gather(out.Final, idx) // [B, C]
 	return r.Model.LogitsFromFinal(final)
@@ -107,20 +108,15 @@ func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
 		B, S := len(b.Indices), b.Len
 		tok := make([]int32, B*S)
-		mask := make([]bool, B*S)
-		last := make([]int32, B)
+		lens := make([]int32, B)
 		var feats []float32
 		for row, i := range b.Indices {
 			e := examples[i]
 			copy(tok[row*S:], e.Prompt)
-			for j := range e.Prompt {
-				mask[row*S+j] = true
-			}
-			last[row] = int32(len(e.Prompt) - 1)
+			lens[row] = int32(len(e.Prompt))
 			feats = append(feats, e.Features...)
 		}
-		args := []any{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(mask, B, S),
-			tensors.FromFlatDataAndDimensions(last, B)}
+		args := []any{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B)}
 		if len(feats) > 0 {
 			vc := r.Adapter.Config.Visual
 			if vc == nil || len(feats) != B*vc.Scales*vc.FeatureDim {

@@ -61,10 +61,10 @@ func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *mod
 	return ovs, step, nil
 }
 
-// stepInputs is what a training micro-step graph takes: tokens, targets (tokens shifted left), weights (1 on target
-// positions), key mask, learning rate, and optionally image features.
+// stepInputs is what a training micro-step graph takes: tokens (right-padded), targets (tokens shifted left), weights
+// (1 on target positions), each row's length, learning rate, and optionally image features.
 type stepInputs struct {
-	tokens, targets, weights, keyMask, lr, features *Node
+	tokens, targets, weights, seqLens, lr, features *Node
 }
 
 // maskedNLL returns the mean negative log-likelihood of targets over positions with weight 1, and the weight sum.
@@ -91,7 +91,7 @@ func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count
 	if in.features != nil && a.Projection != nil {
 		visual = a.Projection.Token(in.features)
 	}
-	out := m.Forward(g, llama.Inputs{Tokens: in.tokens, KeyMask: in.keyMask, Extension: a.Extension(g, visual)})
+	out := m.Forward(g, llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.Extension(g, visual)})
 	return maskedNLL(out.Logits, in.targets, in.weights)
 }
 
@@ -104,7 +104,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 	cfg := t.Config
 	return func(scope *model.Scope, inputs []*Node) []*Node {
 		g := inputs[0].Graph()
-		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], keyMask: inputs[3], lr: inputs[4]}
+		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3], lr: inputs[4]}
 		if len(inputs) > 5 {
 			in.features = inputs[5]
 		}
@@ -165,7 +165,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 // buildEvalLoss builds the loss-only graph (no gradients, no updates).
 func (t *Trainer) buildEvalLoss() func(scope *model.Scope, inputs []*Node) []*Node {
 	return func(scope *model.Scope, inputs []*Node) []*Node {
-		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], keyMask: inputs[3]}
+		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3]}
 		if len(inputs) > 4 {
 			in.features = inputs[4]
 		}

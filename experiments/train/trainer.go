@@ -119,14 +119,14 @@ func (t *Trainer) OptimizerStep() int {
 	return int(tensors.ToScalar[float32](v))
 }
 
-// batchTensors assembles a padded batch: tokens, targets (next token), weights (1 where the next token is a
-// target), key mask, and features (nil when the examples have none).
-func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, mask, feats *tensors.Tensor, targets int, err error) {
+// batchTensors assembles a right-padded batch: tokens, targets (next token), weights (1 where the next token is a
+// target), row lengths, and features (nil when the examples have none).
+func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, feats *tensors.Tensor, targets int, err error) {
 	B, S := len(b.Indices), b.Len
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
 	weights := make([]float32, B*S)
-	keyMask := make([]bool, B*S)
+	seqLens := make([]int32, B)
 	var features []float32
 	featLen := -1
 	for r, i := range b.Indices {
@@ -134,9 +134,9 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, mask, 
 		if len(e.Tokens) > S {
 			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d tokens, more than the maximum length %d", e.ID, len(e.Tokens), S)
 		}
+		seqLens[r] = int32(len(e.Tokens))
 		for j, id := range e.Tokens {
 			tokens[r*S+j] = id
-			keyMask[r*S+j] = true
 			if j > 0 && e.LossMask[j] {
 				targetsIDs[r*S+j-1] = id
 				weights[r*S+j-1] = 1
@@ -153,7 +153,7 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, mask, 
 	tok = tensors.FromFlatDataAndDimensions(tokens, B, S)
 	tgt = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
 	w = tensors.FromFlatDataAndDimensions(weights, B, S)
-	mask = tensors.FromFlatDataAndDimensions(keyMask, B, S)
+	lens = tensors.FromFlatDataAndDimensions(seqLens, B)
 	if featLen > 0 {
 		vc := t.Adapter.Config.Visual
 		if vc == nil {

@@ -312,3 +312,39 @@ func TestBadCheckpoints(t *testing.T) {
 	_, err = Load(short, dtypes.Float32)
 	expect("llama2.c size", err, "short.bin", "implies")
 }
+
+// TestSeqLensAndCoreAttention checks a right-padded batch three ways on the real positions: one row at a time, the
+// padded batch with SeqLens (own attention), and the same through GoMLX's attention.Core (the path a backend with
+// fused attention takes).
+func TestSeqLensAndCoreAttention(t *testing.T) {
+	m, err := Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := [][]int32{{1, 5, 9, 200, 17, 3, 44, 90}, {1, 7, 7, 7, 0, 0, 0, 0}, {1, 100, 101, 102, 103, 104, 0, 0}}
+	lens := []int32{8, 4, 6}
+	run := func(force bool) []float32 {
+		out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, seqLens *Node) *Node {
+			return m.Forward(tokens.Graph(), Inputs{Tokens: tokens, SeqLens: seqLens, ForceCoreAttention: force}).Logits
+		}, rows, lens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](out[0])
+	}
+	own, core := run(false), run(true)
+	V, S := m.Config.VocabSize, 8
+	for b, row := range rows {
+		single, _ := runHidden(t, m, [][]int32{row[:lens[b]]})
+		for s := 0; s < int(lens[b]); s++ {
+			for v := 0; v < V; v++ {
+				want := single[s*V+v]
+				for name, got := range map[string]float32{"own": own[(b*S+s)*V+v], "core": core[(b*S+s)*V+v]} {
+					if d := math.Abs(float64(got - want)); d > 1e-5 {
+						t.Fatalf("%s attention, row %d pos %d: logit %d differs by %g from the unpadded row", name, b, s, v, d)
+					}
+				}
+			}
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/layers/attention"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -165,11 +166,18 @@ type Inputs struct {
 	// KeyMask [B, T] bool marks real (non-padding) key positions, T = S without cache or the cache length with
 	// one. nil means every position is real. Padding queries still produce outputs; mask them in the loss.
 	KeyMask *Node
+	// SeqLens [B] int32, for right-padded batches without a cache, gives each row's real length instead of KeyMask.
+	// With it (and default positions) a backend offering fused attention (cuDNN flash attention on XLA CUDA) runs
+	// GoMLX's attention.Core fused op; otherwise it becomes the same padding mask.
+	SeqLens *Node
 	// Cache, when set, makes this an incremental step: new keys/values are written at Cache.Pos and attention sees
 	// the cache up to Cache.Pos+S.
 	Cache *Cache
 	// Extension adds the adapter's term in each layer (nil: plain LLaMA).
 	Extension AttentionExtension
+	// ForceCoreAttention uses GoMLX's attention.Core with SeqLens even where the backend has no fused attention (its
+	// decomposed path): for tests of the fused path's wiring on CPU.
+	ForceCoreAttention bool
 	// Hidden asks for every hidden state (HF's output_hidden_states: embeddings, each layer's output, the last one
 	// after the final norm).
 	Hidden bool
@@ -329,8 +337,19 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 	}
 	kIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 2)
 	mask := LessOrEqual(kIdx, qIdx)
-	if in.KeyMask != nil {
-		mask = LogicalAnd(mask, BroadcastToDims(InsertAxes(in.KeyMask, 1), B, S, T))
+	keyMask := in.KeyMask
+	if in.SeqLens != nil {
+		if keyMask != nil || in.Cache != nil {
+			panic("llama.Forward: SeqLens excludes KeyMask and Cache")
+		}
+		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(ConvertDType(in.SeqLens, dtypes.Int32), -1))
+	}
+	fused := in.SeqLens != nil && in.Positions == nil && g.Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttention]
+	if in.ForceCoreAttention && in.SeqLens != nil {
+		fused = true
+	}
+	if keyMask != nil {
+		mask = LogicalAnd(mask, BroadcastToDims(InsertAxes(keyMask, 1), B, S, T))
 	}
 	bias := Where(mask, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, negBig))
 	bias = Reshape(bias, B, 1, 1, S, T)
@@ -361,12 +380,19 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 			newCache.V = append(newCache.V, values)
 		}
 		// Grouped-query attention without materializing repeated heads: query head h uses kv head h/R.
-		qg := Reshape(q, B, S, KVH, R, D)
-		scores := Einsum("bskrd,btkd->bkrst", qg, keys)
-		scores = Add(MulScalar(ConvertDType(scores, dtypes.Float32), scale), bias)
-		probs := ConvertDType(Softmax(scores, -1), m.DType)
-		attn := Einsum("bkrst,btkd->bskrd", probs, values)
-		attn = Reshape(attn, B, S, H, D)
+		var attn *Node
+		if fused {
+			seqLens := ConvertDType(in.SeqLens, dtypes.Int32)
+			attn, _ = attention.Core(q, keys, values, attention.LayoutBSHD, attention.CoreOptions{
+				Scale: scale, UseCausalMask: true, QuerySeqLen: seqLens, KVSeqLen: seqLens})
+		} else {
+			// Scores and softmax in float32 whatever the weights' dtype (as HF's eager attention).
+			qg := Reshape(q, B, S, KVH, R, D)
+			scores := Einsum("bskrd,btkd->bkrst", qg, keys)
+			scores = Add(MulScalar(ConvertDType(scores, dtypes.Float32), scale), bias)
+			probs := ConvertDType(Softmax(scores, -1), m.DType)
+			attn = Reshape(Einsum("bkrst,btkd->bskrd", probs, values), B, S, H, D)
+		}
 		if in.Extension != nil {
 			wk, wv := lv.wk.NodeValue(g), lv.wv.NodeValue(g)
 			proj := KVProjector{
