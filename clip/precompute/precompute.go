@@ -1,0 +1,187 @@
+// Package precompute fills the CLIP feature cache for a ScienceQA data set: it finds the problem images in the
+// official layout (images/<split>/<pid>/image.png), runs them through a clip.Extractor in chunks with a progress
+// bar, and reports what was read, computed and rejected. The `features` subcommand of experiments/scienceqa is a
+// thin flag wrapper around Run.
+package precompute
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/schollz/progressbar/v3"
+)
+
+// Image is one problem image found in a data set.
+type Image struct {
+	Split, PID, Path string
+}
+
+// FindImages walks dataDir/images/<split>/<pid>/image.png (the official ScienceQA layout) and returns the
+// images sorted by split then pid. splits, when non-empty, restricts the walk.
+func FindImages(dataDir string, splits []string) ([]Image, error) {
+	root := filepath.Join(dataDir, "images")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("scienceqa images: %w (want %s/<split>/<pid>/image.png)", err, root)
+	}
+	want := map[string]bool{}
+	for _, s := range splits {
+		want[s] = true
+	}
+	var out []Image
+	for _, e := range entries {
+		if !e.IsDir() || (len(want) > 0 && !want[e.Name()]) {
+			continue
+		}
+		split := e.Name()
+		pids, err := os.ReadDir(filepath.Join(root, split))
+		if err != nil {
+			return nil, fmt.Errorf("scienceqa images: %w", err)
+		}
+		for _, p := range pids {
+			if !p.IsDir() {
+				continue
+			}
+			path := filepath.Join(root, split, p.Name(), "image.png")
+			if _, err := os.Stat(path); err == nil {
+				out = append(out, Image{Split: split, PID: p.Name(), Path: path})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Split != out[j].Split {
+			return out[i].Split < out[j].Split
+		}
+		return out[i].PID < out[j].PID
+	})
+	if len(out) == 0 {
+		return nil, fmt.Errorf("scienceqa images: no %s/<split>/<pid>/image.png found", root)
+	}
+	return out, nil
+}
+
+// Options of Run.
+type Options struct {
+	Data   string   // data set folder (holding images/)
+	Splits []string // restrict to these splits (empty: all)
+	CLIP   string   // Hugging Face CLIP checkpoint (folder or .safetensors)
+	Cache  string   // cache root ("" = DefaultCacheDir())
+	clip.FeatureOptions
+	Batch int          // images per forward pass
+	DType dtypes.DType // weights dtype (float32 default; bfloat16 halves memory, changes the cache key)
+	// Chunk is how many images are resolved per Extractor call (bounds memory; default 512).
+	Chunk int
+	// Progress, when false, hides the bar (tests).
+	Progress bool
+}
+
+// DefaultCacheDir is <user cache dir>/llama-adapter/clip-features (outside the repository).
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "llama-adapter", "clip-features")
+}
+
+// Summary is what Run did.
+type Summary struct {
+	Images   int
+	Stats    clip.ExtractStats
+	Failed   []*clip.ImageError
+	CacheDir string
+	Elapsed  time.Duration
+}
+
+// Run computes and caches the features of every image of the data set. Bad images are listed in the summary
+// (and the returned error), the others are still cached.
+func Run(o Options, log io.Writer) (Summary, error) {
+	var sum Summary
+	start := time.Now()
+	if o.Cache == "" {
+		o.Cache = DefaultCacheDir()
+	}
+	if o.Batch <= 0 {
+		o.Batch = 16
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = 512
+	}
+	if o.DType == dtypes.InvalidDType {
+		o.DType = dtypes.Float32
+	}
+	images, err := FindImages(o.Data, o.Splits)
+	if err != nil {
+		return sum, err
+	}
+	sum.Images = len(images)
+	m, err := clip.Load(o.CLIP, o.DType)
+	if err != nil {
+		return sum, err
+	}
+	b, err := backend.Shared()
+	if err != nil {
+		return sum, err
+	}
+	enc, err := m.NewEncoder(b, o.FeatureOptions)
+	if err != nil {
+		return sum, err
+	}
+	x, err := clip.NewExtractor(enc, o.Cache)
+	if err != nil {
+		return sum, err
+	}
+	x.BatchSize = o.Batch
+	sum.CacheDir = x.Cache.Dir
+	fmt.Fprintf(log, "clip features: %d images in %s; model %s (%s, %d layers, C=%d); %s; cache %s\n",
+		len(images), o.Data, o.CLIP, o.DType, m.Config.NumLayers, m.Config.HiddenSize, enc.Options, x.Cache.Dir)
+	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(log),
+		progressbar.OptionSetDescription("clip features"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("img"), progressbar.OptionSetVisibility(o.Progress),
+		progressbar.OptionThrottle(200*time.Millisecond))
+	for s := 0; s < len(images); s += o.Chunk {
+		chunk := images[s:min(s+o.Chunk, len(images))]
+		srcs := make([]clip.ImageSource, len(chunk))
+		for i, im := range chunk {
+			srcs[i] = clip.ImageSource{Name: im.Path, Path: im.Path}
+		}
+		offset := s
+		x.Progress = func(done, _ int) { bar.Set(offset + done) }
+		_, err := x.Features(srcs)
+		var be *clip.BatchError
+		if errors.As(err, &be) {
+			for _, f := range be.Failed {
+				f.Index += offset
+				sum.Failed = append(sum.Failed, f)
+			}
+		} else if err != nil {
+			return sum, err
+		}
+		sum.Stats.Hits += x.Stats.Hits
+		sum.Stats.Computed += x.Stats.Computed
+		sum.Stats.Corrupt += x.Stats.Corrupt
+		sum.Stats.Failed += x.Stats.Failed
+	}
+	bar.Finish()
+	sum.Elapsed = time.Since(start)
+	fmt.Fprintf(log, "\nclip features: %d cached already, %d computed, %d corrupt entries recomputed, %d failed in %v\n",
+		sum.Stats.Hits, sum.Stats.Computed, sum.Stats.Corrupt, sum.Stats.Failed, sum.Elapsed.Round(time.Millisecond))
+	if len(sum.Failed) > 0 {
+		var names []string
+		for _, f := range sum.Failed {
+			fmt.Fprintf(log, "  failed: %v\n", f)
+			names = append(names, f.Name)
+		}
+		return sum, fmt.Errorf("clip features: %d of %d images failed: %s", len(sum.Failed), len(images), strings.Join(names, ", "))
+	}
+	return sum, nil
+}

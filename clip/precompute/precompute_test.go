@@ -1,0 +1,87 @@
+package precompute
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+)
+
+// fixture builds a small data set in the official layout: n real test images (symlinked, not copied into the
+// repository) and one corrupt image, plus a stray file that must be ignored.
+func fixture(t *testing.T, n int) (string, string) {
+	t.Helper()
+	src := assets.Require(t, assets.Path("scienceqa", "images", "test"))
+	paths, _ := filepath.Glob(filepath.Join(src, "*", "image.png"))
+	sort.Strings(paths)
+	if len(paths) < n {
+		t.Skipf("only %d images in %s", len(paths), src)
+	}
+	dir := t.TempDir()
+	for _, p := range paths[:n] {
+		pid := filepath.Base(filepath.Dir(p))
+		d := filepath.Join(dir, "images", "test", pid)
+		os.MkdirAll(d, 0o755)
+		if err := os.Symlink(p, filepath.Join(d, "image.png")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := filepath.Join(dir, "images", "val", "99999", "image.png")
+	os.MkdirAll(filepath.Dir(bad), 0o755)
+	os.WriteFile(bad, []byte("\x89PNG\r\n\x1a\ntruncated"), 0o644)
+	os.WriteFile(filepath.Join(dir, "images", "README"), []byte("not a split"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "images", "test", "12345"), 0o755) // a problem folder without an image
+	return dir, bad
+}
+
+func TestFindImages(t *testing.T) {
+	dir, bad := fixture(t, 5)
+	all, err := FindImages(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 6 || all[5].Path != bad || all[5].Split != "val" || all[5].PID != "99999" {
+		t.Fatalf("found %d images: %+v", len(all), all)
+	}
+	test, err := FindImages(dir, []string{"test"})
+	if err != nil || len(test) != 5 {
+		t.Fatalf("test split: %d images, %v", len(test), err)
+	}
+	if _, err := FindImages(t.TempDir(), nil); err == nil {
+		t.Error("an empty folder gave no error")
+	}
+}
+
+func TestRunTiny(t *testing.T) {
+	tiny := assets.Require(t, assets.Golden("clip_tiny"))
+	dir, bad := fixture(t, 9)
+	cache := filepath.Join(t.TempDir(), "cache")
+	o := Options{Data: dir, CLIP: tiny, Cache: cache, Batch: 4, Chunk: 5}
+	var log strings.Builder
+	sum, err := Run(o, &log)
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("want an error naming %s, got %v", bad, err)
+	}
+	if sum.Images != 10 || sum.Stats.Computed != 9 || sum.Stats.Failed != 1 || len(sum.Failed) != 1 || sum.Failed[0].Index != 9 {
+		t.Errorf("first run: %+v", sum)
+	}
+	entries, _ := filepath.Glob(filepath.Join(sum.CacheDir, "*", "*.feat"))
+	if len(entries) != 9 {
+		t.Errorf("%d cache entries, want 9", len(entries))
+	}
+	sum2, _ := Run(o, &log)
+	if sum2.Stats.Hits != 9 || sum2.Stats.Computed != 0 {
+		t.Errorf("second run computed again: %+v", sum2.Stats)
+	}
+	o.Layers = []int{4}
+	sum3, _ := Run(o, &log)
+	if sum3.Stats.Computed != 9 || sum3.CacheDir == sum.CacheDir {
+		t.Errorf("other layers: %+v in %s", sum3.Stats, sum3.CacheDir)
+	}
+	if !strings.Contains(log.String(), "layers=1,2,4") {
+		t.Errorf("log does not show the layers:\n%s", log.String())
+	}
+}
