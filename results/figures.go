@@ -26,7 +26,18 @@ type Figure struct {
 // pngDPI is the PNG resolution: 150 dpi keeps labels crisp at the default 7×4.5 in panel size.
 const pngDPI = 150
 
-func newFigure(plots ...*plot.Plot) *Figure {
+// panel is a plot under construction and the number of its legend entries.
+type panel struct {
+	*plot.Plot
+	entries int
+}
+
+func newFigure(panels ...*panel) *Figure {
+	plots := make([]*plot.Plot, len(panels))
+	for i, p := range panels {
+		p.legendRoom()
+		plots[i] = p.Plot
+	}
 	return &Figure{Plots: plots, Width: vg.Length(len(plots)) * 6.5 * vg.Inch, Height: 4.5 * vg.Inch}
 }
 
@@ -69,7 +80,7 @@ func (f *Figure) Save(base string) error {
 	return nil
 }
 
-func newPlot(title, xLabel, yLabel string) *plot.Plot {
+func newPlot(title, xLabel, yLabel string) *panel {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(14)
@@ -77,11 +88,12 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
-	return p
+	return &panel{Plot: p}
 }
 
 // addLine adds a line (with point markers when marks) in palette color i and a legend entry.
-func addLine(p *plot.Plot, name string, xys plotter.XYs, i int, marks bool) error {
+func addLine(p *panel, name string, xys plotter.XYs, i int, marks bool) error {
+	p.entries++
 	l, err := plotter.NewLine(xys)
 	if err != nil {
 		return fmt.Errorf("results: line %q: %w", name, err)
@@ -313,8 +325,6 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 		}
 	}
 	pa := newPlot("Val accuracy vs adapted layers", "adapted layers L", "val accuracy (%)")
-	pa.Legend.Left = true
-	pa.Legend.Top = false
 	if len(acc) > 0 {
 		if err := addLine(pa, "measured", acc, 0, true); err != nil {
 			return nil, err
@@ -344,6 +354,13 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 		return newFigure(pa), nil
 	}
 	return newFigure(pa, pl), nil
+}
+
+// legendRoom raises the y range so the legend (top right) sits above the data instead of over it.
+func (p *panel) legendRoom() {
+	if span := p.Y.Max - p.Y.Min; p.entries > 0 && span > 0 {
+		p.Y.Max += span * (0.05 + 0.08*float64(p.entries))
+	}
 }
 
 func sortXYs(xys plotter.XYs) {
