@@ -158,7 +158,7 @@ func (x *Extractor) Features(images []ImageSource) ([][]float32, error) {
 						r.err = fmt.Errorf("decoding: %w", err)
 						continue
 					}
-					r.pixels = x.Preprocess.Apply(img, nil)
+					r.pixels, r.err = x.Preprocess.Apply(img, nil)
 				}
 			}()
 		}

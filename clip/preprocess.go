@@ -90,10 +90,17 @@ func ResizedSize(w, h, size int) (int, int) {
 	return size * w / h, size
 }
 
-// Apply resizes, crops and normalizes an RGB image into dst (len 3·CropSize², CHW order); dst may be nil.
-func (p Preprocess) Apply(img *image.NRGBA, dst []float32) []float32 {
+// Apply resizes, crops and normalizes an RGB image into dst (CHW order), which is allocated when it does not
+// have 3·CropSize² values.
+func (p Preprocess) Apply(img *image.NRGBA, dst []float32) ([]float32, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if img == nil || img.Bounds().Empty() {
+		return nil, fmt.Errorf("clip preprocess: empty image")
+	}
 	nw, nh := ResizedSize(img.Bounds().Dx(), img.Bounds().Dy(), p.Size)
-	return p.applySized(img, nw, nh, dst)
+	return p.applySized(img, nw, nh, dst), nil
 }
 
 // applySized is Apply with an explicit resize target (tests use it to reproduce other rounding rules).
@@ -107,7 +114,7 @@ func (p Preprocess) applySized(img *image.NRGBA, nw, nh int, dst []float32) []fl
 	// Crop offsets as CLIPImageProcessor's center_crop: floor division. When the resized image is smaller than
 	// the crop (not possible with Size >= CropSize) the offset would be negative; Validate forbids that.
 	left, top := (nw-c)/2, (nh-c)/2
-	if dst == nil {
+	if len(dst) != 3*c*c {
 		dst = make([]float32, 3*c*c)
 	}
 	// The 256 possible values of each channel, computed as CLIPImageProcessor does: v·(1/255) in float64 rounded
@@ -208,7 +215,7 @@ func (p Preprocess) file(src ImageSource, dst []float32) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
-	return p.Apply(img, dst), nil
+	return p.Apply(img, dst)
 }
 
 // Batch decodes and preprocesses images on all cores (workers goroutines; <= 0 means GOMAXPROCS). It returns
