@@ -1,0 +1,279 @@
+package scienceqa
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Options selects the files of the official layout and how strictly they are read.
+type Options struct {
+	// Problems is the problems file (a JSON map pid → problem), e.g. <root>/problems.json. Required.
+	Problems string
+	// Splits is pid_splits.json; empty: the splits are taken from each problem's "split" field.
+	Splits string
+	// Images is the folder holding <split>/<pid>/<image>; empty: "images" beside the problems file.
+	Images string
+	// Captions is captions.json ({"captions": {pid: text}}); empty: no captions.
+	Captions string
+	// Lenient skips invalid records (counted in Dataset.Report) instead of failing on the first.
+	Lenient bool
+}
+
+// DirOptions returns the Options of an official data folder: problems.json, pid_splits.json and images/ in dir,
+// plus captions.json when it exists there.
+func DirOptions(dir string) Options {
+	o := Options{
+		Problems: filepath.Join(dir, "problems.json"),
+		Splits:   filepath.Join(dir, "pid_splits.json"),
+		Images:   filepath.Join(dir, "images"),
+	}
+	if _, err := os.Stat(filepath.Join(dir, "captions.json")); err == nil {
+		o.Captions = filepath.Join(dir, "captions.json")
+	}
+	return o
+}
+
+// Dataset is a set of validated problems with their splits.
+type Dataset struct {
+	// Problems are sorted by pid (numerically for official pids).
+	Problems []*Problem
+	// Splits maps a split name to its pids, in file order: pid_splits.json when given (train, val, test,
+	// minitrain, minival, minitest), else the problems' own split fields. Pids may name problems that are not
+	// in Problems (e.g. problems_test.json with the full pid_splits.json).
+	Splits map[string][]string
+	// Report counts what was read and skipped.
+	Report Report
+
+	byPID map[string]*Problem
+}
+
+// Get returns the problem with the given pid.
+func (d *Dataset) Get(pid string) (*Problem, bool) {
+	p, ok := d.byPID[pid]
+	return p, ok
+}
+
+// Split returns the problems of split name that are in the data set, in the split's order, and how many pids
+// the split lists in all. It fails for an unknown split name.
+func (d *Dataset) Split(name string) (problems []*Problem, listed int, err error) {
+	pids, ok := d.Splits[name]
+	if !ok {
+		names := make([]string, 0, len(d.Splits))
+		for k := range d.Splits {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return nil, 0, fmt.Errorf("scienceqa: unknown split %q (have %v)", name, names)
+	}
+	for _, pid := range pids {
+		if p, ok := d.byPID[pid]; ok {
+			problems = append(problems, p)
+		}
+	}
+	return problems, len(pids), nil
+}
+
+// newDataset indexes problems (sorted by pid) and derives the splits from them when splits is nil.
+func newDataset(problems []*Problem, splits map[string][]string, rep Report) *Dataset {
+	SortByPID(problems)
+	d := &Dataset{Problems: problems, Splits: splits, Report: rep, byPID: make(map[string]*Problem, len(problems))}
+	for _, p := range problems {
+		d.byPID[p.PID] = p
+	}
+	if d.Splits == nil {
+		d.Splits = map[string][]string{}
+		for _, p := range problems {
+			d.Splits[p.Split] = append(d.Splits[p.Split], p.PID)
+		}
+	}
+	return d
+}
+
+// officialRecord is one problem as problems.json stores it. Pointers tell a missing or null field from an
+// empty one where that matters.
+type officialRecord struct {
+	Question *string  `json:"question"`
+	Choices  []string `json:"choices"`
+	Answer   *int     `json:"answer"`
+	Hint     *string  `json:"hint"`
+	Image    *string  `json:"image"`
+	Split    *string  `json:"split"`
+	Task     *string  `json:"task"`
+	Grade    *string  `json:"grade"`
+	Subject  *string  `json:"subject"`
+	Topic    *string  `json:"topic"`
+	Category *string  `json:"category"`
+	Skill    *string  `json:"skill"`
+	Lecture  *string  `json:"lecture"`
+	Solution *string  `json:"solution"`
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ParseProblemsJSON decodes a problems.json document (a JSON object pid → problem) into problems, without
+// validation or image lookup; name is used in errors. A record that does not decode is reported as a
+// ValidationError with ReasonMalformed in errs (in pid order), the others are returned.
+func ParseProblemsJSON(name string, data []byte) (problems []*Problem, errs []*ValidationError, err error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, nil, fmt.Errorf("scienceqa: %s: not a JSON object of pid → problem: %w", name, err)
+	}
+	pids := make([]string, 0, len(raw))
+	for pid := range raw {
+		pids = append(pids, pid)
+	}
+	sort.Slice(pids, func(i, j int) bool { return pidLess(pids[i], pids[j]) })
+	for _, pid := range pids {
+		var r officialRecord
+		bad := func(msg string) {
+			errs = append(errs, &ValidationError{File: name, PID: pid, Reason: ReasonMalformed, Msg: msg})
+		}
+		if err := json.Unmarshal(raw[pid], &r); err != nil {
+			bad(err.Error())
+			continue
+		}
+		switch {
+		case r.Question == nil:
+			bad("no question")
+			continue
+		case r.Answer == nil:
+			bad("no answer")
+			continue
+		}
+		p := &Problem{
+			PID: pid, Split: str(r.Split), Question: *r.Question, Choices: r.Choices, Answer: *r.Answer,
+			Hint: str(r.Hint), Task: str(r.Task), Grade: str(r.Grade), Subject: str(r.Subject),
+			Topic: str(r.Topic), Category: str(r.Category), Skill: str(r.Skill), Lecture: str(r.Lecture),
+			Solution: str(r.Solution),
+		}
+		// Image holds the file name for now; LoadOfficial turns it into a path.
+		p.Image.Path = str(r.Image)
+		problems = append(problems, p)
+	}
+	return problems, errs, nil
+}
+
+// LoadOfficial reads and validates the official layout. In strict mode (the default) the first invalid record
+// is an error naming the file and pid; with Options.Lenient invalid records are skipped and counted in
+// Dataset.Report. Image files are checked to exist (stat only; nothing is decoded).
+func LoadOfficial(o Options) (*Dataset, error) {
+	if o.Problems == "" {
+		return nil, errors.New("scienceqa: no problems file given")
+	}
+	data, err := os.ReadFile(o.Problems)
+	if err != nil {
+		return nil, fmt.Errorf("scienceqa: %w", err)
+	}
+	name := filepath.Base(o.Problems)
+	problems, errs, err := ParseProblemsJSON(name, data)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	rep.Read = len(problems) + len(errs)
+	fail := func(e *ValidationError) error {
+		if !o.Lenient {
+			return e
+		}
+		rep.add(e)
+		return nil
+	}
+	for _, e := range errs {
+		if err := fail(e); err != nil {
+			return nil, err
+		}
+	}
+
+	var splits map[string][]string
+	if o.Splits != "" {
+		if splits, err = readSplits(o.Splits); err != nil {
+			return nil, err
+		}
+	}
+	// splitOf maps a pid to its official split according to pid_splits.json.
+	splitOf := map[string]string{}
+	for s := range knownSplits {
+		for _, pid := range splits[s] {
+			splitOf[pid] = s
+		}
+	}
+
+	var captions map[string]string
+	if o.Captions != "" {
+		if captions, err = ReadCaptions(o.Captions); err != nil {
+			return nil, err
+		}
+	}
+	images := o.Images
+	if images == "" {
+		images = filepath.Join(filepath.Dir(o.Problems), "images")
+	}
+
+	kept := problems[:0]
+	for _, p := range problems {
+		if p.Split == "" {
+			p.Split = splitOf[p.PID] // records without a split field take it from pid_splits.json
+		}
+		if s, ok := splitOf[p.PID]; ok && s != p.Split {
+			e := &ValidationError{File: name, PID: p.PID, Reason: ReasonSplitMismatch,
+				Msg: fmt.Sprintf("split %q but %s lists it under %q", p.Split, filepath.Base(o.Splits), s)}
+			if err := fail(e); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if p.Image.Path != "" {
+			p.Image.Path = filepath.Join(images, p.Split, p.PID, p.Image.Path)
+		}
+		p.Caption = captions[p.PID]
+		if e := validate(name, p, true); e != nil {
+			if err := fail(e); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	rep.Kept = len(kept)
+	return newDataset(kept, splits, rep), nil
+}
+
+// readSplits reads pid_splits.json: a JSON object split name → list of pids.
+func readSplits(path string) (map[string][]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scienceqa: %w", err)
+	}
+	var s map[string][]string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of split → pids: %w", filepath.Base(path), err)
+	}
+	return s, nil
+}
+
+// ReadCaptions reads captions.json ({"captions": {pid: text}, ...}).
+func ReadCaptions(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scienceqa: %w", err)
+	}
+	var c struct {
+		Captions map[string]string `json:"captions"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("scienceqa: %s: %w", filepath.Base(path), err)
+	}
+	if c.Captions == nil {
+		return nil, fmt.Errorf("scienceqa: %s: no \"captions\" object", filepath.Base(path))
+	}
+	return c.Captions, nil
+}
