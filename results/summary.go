@@ -139,6 +139,9 @@ type Summary struct {
 	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
 	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`
 	TrainableParams int64    `json:"trainable_params,omitempty"`
+	// Baselines are reference accuracies on the same problems (name → category → percent), e.g. the
+	// majority-class answer and random guessing.
+	Baselines map[string]map[string]float64 `json:"baselines,omitempty"`
 
 	// Dir is the folder the summary was read from (set by ReadSummary and ListRuns, never written).
 	Dir string `json:"-"`

@@ -32,13 +32,18 @@ type Runner struct {
 // LetterExample is one multiple-choice prompt for letter scoring.
 type LetterExample struct {
 	ID string
-	// Prompt ends just before the answer letter (e.g. "... Answer: The answer is").
+	// Prompt is what every option's answer text starts with (e.g. "... Answer: The answer is").
 	Prompt []int32
-	// Options holds, for each option in order, the token id of its letter at that position.
-	Options []int32
+	// Options holds, for each option in order, the tokens that follow Prompt up to its letter: one token with
+	// LLaMA's SentencePiece ("▁A"), sometimes two with small vocabularies (" " then "A", while " B" is one
+	// token). At most MaxOptionTokens.
+	Options [][]int32
 	// Features are the image features (M·D), nil for text-only.
 	Features []float32
 }
+
+// MaxOptionTokens bounds the tokens of one option's continuation (the window of log-probabilities read per row).
+const MaxOptionTokens = 4
 
 func (r *Runner) defaults() {
 	if r.BatchSize <= 0 {
@@ -64,8 +69,8 @@ func (r *Runner) extension(g *Graph, features *Node) llama.AttentionExtension {
 	return r.Adapter.Extension(g, visual)
 }
 
-// letterGraph: right-padded tokens [B,S], row lengths [B] (int32), optional features → logits [B, V] at each row's
-// last real position.
+// letterGraph: right-padded tokens [B,S], row lengths [B] (int32), optional features → log-probabilities
+// [B, W, V] at each row's last W real positions (W = MaxOptionTokens; positions before 0 repeat position 0).
 func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 	g := inputs[0].Graph()
 	tokens, seqLens := inputs[0], inputs[1]
@@ -74,16 +79,87 @@ func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 		feats = inputs[2]
 	}
 	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: r.extension(g, feats), SkipLogits: true})
-	B := tokens.Shape().Dimensions[0]
-	last := AddScalar(seqLens, -1)
-	idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, B, 1), 0), InsertAxes(last, -1)}, 1)
-	final := Gather(out.Final, idx) // [B, C]
-	return r.Model.LogitsFromFinal(final)
+	B, W := tokens.Shape().Dimensions[0], MaxOptionTokens
+	// Position of window slot w in row b: seqLen[b] - W + w, clamped at 0.
+	pos := Add(InsertAxes(seqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
+	pos = Max(pos, ScalarZero(g, dtypes.Int32))
+	rows := Iota(g, shapes.Make(dtypes.Int32, B, W), 0)
+	idx := Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1) // [B, W, 2]
+	final := Gather(out.Final, idx)                                              // [B, W, C]
+	return LogSoftmax(r.Model.LogitsFromFinal(final), -1)
 }
 
-// ScoreLetters returns, for each example, the index of the option whose letter token has the largest logit after
-// the prompt (the argmax over the valid option letters only).
+// letterRow is one forward pass: an example's prompt followed by a probe (the longest continuation prefix it
+// serves), and the options scored from it.
+type letterRow struct {
+	example int
+	probe   []int32
+	options []int
+}
+
+// letterRows plans the passes of one example: each option's continuation minus its last token must be a prefix of
+// some probe; probes that are prefixes of others are dropped, so the usual cases take one pass.
+func letterRows(i int, e LetterExample) ([]letterRow, error) {
+	var rows []letterRow
+	isPrefix := func(a, b []int32) bool {
+		if len(a) > len(b) {
+			return false
+		}
+		for k := range a {
+			if a[k] != b[k] {
+				return false
+			}
+		}
+		return true
+	}
+	for o, c := range e.Options {
+		if len(c) == 0 || len(c) > MaxOptionTokens {
+			return nil, fmt.Errorf("evaluate: example %s: option %d has %d continuation tokens (1..%d)", e.ID, o, len(c), MaxOptionTokens)
+		}
+		need := c[:len(c)-1]
+		placed := false
+		for r := range rows {
+			if isPrefix(need, rows[r].probe) {
+				rows[r].options = append(rows[r].options, o)
+				placed = true
+				break
+			}
+			if isPrefix(rows[r].probe, need) {
+				rows[r].probe = need
+				rows[r].options = append(rows[r].options, o)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			rows = append(rows, letterRow{example: i, probe: need, options: []int{o}})
+		}
+	}
+	return rows, nil
+}
+
+// ScoreLetters returns, for each example, the option whose continuation (its letter) is most probable after the
+// prompt: with single-token letters that is the argmax of the logits over the valid option letters, from one
+// forward pass per example.
 func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
+	scores, err := r.OptionScores(examples)
+	if err != nil {
+		return nil, err
+	}
+	choices := make([]int, len(examples))
+	for i, sc := range scores {
+		for o := range sc {
+			if sc[o] > sc[choices[i]] {
+				choices[i] = o
+			}
+		}
+	}
+	return choices, nil
+}
+
+// OptionScores returns, for each example and option, the log-probability of the option's continuation tokens
+// after the prompt.
+func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 	r.defaults()
 	if r.letterExec == nil {
 		exec, err := model.NewExec(r.Backend, r.Model.Store, r.letterGraph)
@@ -93,27 +169,42 @@ func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
 		exec.SetMaxCache(64)
 		r.letterExec = exec
 	}
-	lengths := make([]int, len(examples))
+	var rows []letterRow
 	for i, e := range examples {
-		if len(e.Prompt) == 0 || len(e.Prompt) > r.MaxLen {
-			return nil, fmt.Errorf("evaluate: example %s has %d prompt tokens (max %d)", e.ID, len(e.Prompt), r.MaxLen)
+		if len(e.Prompt) == 0 {
+			return nil, fmt.Errorf("evaluate: example %s has an empty prompt", e.ID)
 		}
 		if len(e.Options) < 2 {
 			return nil, fmt.Errorf("evaluate: example %s has %d options", e.ID, len(e.Options))
 		}
-		lengths[i] = len(e.Prompt)
+		rs, err := letterRows(i, e)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, rs...)
 	}
-	V := r.Model.Config.VocabSize
-	choices := make([]int, len(examples))
+	lengths := make([]int, len(rows))
+	for k, row := range rows {
+		lengths[k] = len(examples[row.example].Prompt) + len(row.probe)
+		if lengths[k] > r.MaxLen {
+			return nil, fmt.Errorf("evaluate: example %s has %d prompt tokens (max %d)", examples[row.example].ID, lengths[k], r.MaxLen)
+		}
+	}
+	V, W := r.Model.Config.VocabSize, MaxOptionTokens
+	scores := make([][]float64, len(examples))
+	for i, e := range examples {
+		scores[i] = make([]float64, len(e.Options))
+	}
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
 		B, S := len(b.Indices), b.Len
 		tok := make([]int32, B*S)
 		lens := make([]int32, B)
 		var feats []float32
-		for row, i := range b.Indices {
-			e := examples[i]
-			copy(tok[row*S:], e.Prompt)
-			lens[row] = int32(len(e.Prompt))
+		for k, ri := range b.Indices {
+			e := examples[rows[ri].example]
+			copy(tok[k*S:], e.Prompt)
+			copy(tok[k*S+len(e.Prompt):], rows[ri].probe)
+			lens[k] = int32(lengths[ri])
 			feats = append(feats, e.Features...)
 		}
 		args := []any{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B)}
@@ -128,24 +219,28 @@ func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		logits, err := tensors.CopyFlatData[float32](outs[0])
+		logp, err := tensors.CopyFlatData[float32](outs[0])
 		if err != nil {
 			return nil, err
 		}
-		for row, i := range b.Indices {
-			best := 0
-			for o, tokID := range examples[i].Options {
-				if tokID < 0 || int(tokID) >= V {
-					return nil, fmt.Errorf("evaluate: example %s: option token %d outside the vocabulary", examples[i].ID, tokID)
+		for k, ri := range b.Indices {
+			row := rows[ri]
+			e := examples[row.example]
+			// Window slot of the position that predicts the first continuation token (the prompt's last token).
+			first := W - 1 - len(row.probe)
+			for _, o := range row.options {
+				sum := 0.0
+				for j, t := range e.Options[o] {
+					if t < 0 || int(t) >= V {
+						return nil, fmt.Errorf("evaluate: example %s: option token %d outside the vocabulary", e.ID, t)
+					}
+					sum += float64(logp[(k*W+first+j)*V+int(t)])
 				}
-				if logits[row*V+int(tokID)] > logits[row*V+int(examples[i].Options[best])] {
-					best = o
-				}
+				scores[row.example][o] = sum
 			}
-			choices[i] = best
 		}
 	}
-	return choices, nil
+	return scores, nil
 }
 
 // GenExample is one prompt for free generation.

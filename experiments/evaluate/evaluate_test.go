@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -9,6 +10,9 @@ import (
 	"github.com/adapterlab/llama-adapter/models/backend"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 )
 
 // TestLetterScoringAgreesWithGeneration forces the answer: each example's options include the token that greedy
@@ -49,9 +53,9 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 			t.Fatalf("example %d: %d tokens generated, want 3", i, len(out[i]))
 		}
 		first := int32(out[i][0])
-		opts := []int32{(first + 1) % 256, (first + 7) % 256, (first + 13) % 256}
+		opts := [][]int32{{(first + 1) % 256}, {(first + 7) % 256}, {(first + 13) % 256}}
 		pos := i % 3
-		opts[pos] = first
+		opts[pos] = []int32{first}
 		want = append(want, pos)
 		prompt := make([]int32, len(g.Prompt))
 		for j, id := range g.Prompt {
@@ -77,6 +81,57 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 		if solo[0][k] != out[3][k] {
 			t.Errorf("padding changed generation: %v alone vs %v in a batch", solo[0], out[3])
 			break
+		}
+	}
+}
+
+// TestOptionScoresMultiToken checks option scores against teacher-forced log-likelihoods computed from full-sequence
+// logits, for options of one and two tokens that need different probes.
+func TestOptionScoresMultiToken(t *testing.T) {
+	m, err := llama.Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Model: m, Backend: backend.MustShared(), BatchSize: 4, PadMultiple: 8, MaxLen: 64}
+	prompt := []int32{1, 40, 41, 42, 43, 44}
+	ex := []LetterExample{
+		{ID: "x", Prompt: prompt, Options: [][]int32{{10, 11}, {10, 12}, {13}, {14, 15, 16}}},
+		{ID: "y", Prompt: prompt[:4], Options: [][]int32{{7}, {8}}},
+	}
+	scores, err := r.OptionScores(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logp := func(seq []int32) [][]float64 { // per position log-softmax of full-sequence logits
+		out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
+			return LogSoftmax(m.Forward(tokens.Graph(), llama.Inputs{Tokens: tokens}).Logits, -1)
+		}, [][]int32{seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat := tensors.MustCopyFlatData[float32](out[0])
+		V := m.Config.VocabSize
+		var rows [][]float64
+		for s := 0; s < len(seq); s++ {
+			row := make([]float64, V)
+			for v := range row {
+				row[v] = float64(flat[s*V+v])
+			}
+			rows = append(rows, row)
+		}
+		return rows
+	}
+	for i, e := range ex {
+		for o, c := range e.Options {
+			seq := append(append([]int32{}, e.Prompt...), c...)
+			lp := logp(seq)
+			want := 0.0
+			for j, tokID := range c {
+				want += lp[len(e.Prompt)-1+j][tokID]
+			}
+			if math.Abs(scores[i][o]-want) > 1e-4 {
+				t.Errorf("example %s option %d: score %.6f, want %.6f", e.ID, o, scores[i][o], want)
+			}
 		}
 	}
 }

@@ -1,0 +1,347 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/train"
+	"github.com/adapterlab/llama-adapter/models/tokenizer"
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/schollz/progressbar/v3"
+)
+
+// runData is a run's problems.
+type runData struct {
+	train, eval []*scienceqa.Problem
+	describe    string
+}
+
+// loadData reads the problems (official layout or parquet) and picks the training and evaluation problems.
+func loadData(cfg Config) (*runData, error) {
+	var ds *scienceqa.Dataset
+	var err error
+	parquets, _ := filepath.Glob(filepath.Join(cfg.Data, "*.parquet"))
+	if len(parquets) > 0 && cfg.ProblemsFile == "" {
+		ds, err = scienceqa.LoadParquet(cfg.Data, false)
+	} else {
+		o := scienceqa.DirOptions(cfg.Data)
+		if cfg.ProblemsFile != "" {
+			o.Problems = cfg.ProblemsFile
+		}
+		if cfg.SplitsFile != "" {
+			o.Splits = cfg.SplitsFile
+		} else if _, err := os.Stat(o.Splits); err != nil {
+			o.Splits = ""
+		}
+		if !cfg.Captions {
+			o.Captions = ""
+		} else if o.Captions == "" {
+			return nil, fmt.Errorf("-captions: no captions.json in %s", cfg.Data)
+		}
+		if _, err := os.Stat(o.Problems); err != nil {
+			return nil, fmt.Errorf("ScienceQA problems not found at %s: give -data DIR (official layout: problems.json, pid_splits.json, images/; or <split>-*.parquet files) or -problems FILE", o.Problems)
+		}
+		ds, err = scienceqa.LoadOfficial(o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &runData{}
+	if cfg.TrainSplit != "" {
+		if d.train, _, err = ds.Split(cfg.TrainSplit); err != nil {
+			return nil, err
+		}
+		if d.eval, _, err = ds.Split(cfg.EvalSplit); err != nil {
+			return nil, err
+		}
+		d.describe = fmt.Sprintf("train on split %s, evaluate on split %s", cfg.TrainSplit, cfg.EvalSplit)
+	} else {
+		if d.train, d.eval, err = scienceqa.TrainEval(ds.Problems, cfg.Folds, cfg.FoldSeed, cfg.EvalFold); err != nil {
+			return nil, err
+		}
+		d.describe = fmt.Sprintf("%d-fold split (seed %d) of %d problems: evaluate on fold %d, train on the others", cfg.Folds, cfg.FoldSeed, len(ds.Problems), cfg.EvalFold)
+	}
+	if cfg.TrainLimit > 0 && len(d.train) > cfg.TrainLimit {
+		d.train = d.train[:cfg.TrainLimit]
+	}
+	if cfg.EvalLimit > 0 && len(d.eval) > cfg.EvalLimit {
+		d.eval = d.eval[:cfg.EvalLimit]
+	}
+	if len(d.train) == 0 || len(d.eval) == 0 {
+		return nil, fmt.Errorf("no problems to train on (%d) or to evaluate (%d)", len(d.train), len(d.eval))
+	}
+	return d, nil
+}
+
+// runExamples are the tokenized problems.
+type runExamples struct {
+	// skipped counts training problems too long for MaxLen even without context (left out of training);
+	// cut counts evaluation prompts shortened from the left to fit (every evaluation problem is scored).
+	skipped, cut int
+	train     []train.Example
+	evalTrain []train.Example // the evaluation problems with their answers, for the validation loss
+	letters   []evaluate.LetterExample
+	gens      []evaluate.GenExample
+	evalPIDs  []string
+	nChoices  []int
+}
+
+func int32s(ids []int) []int32 {
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+// buildExamples tokenizes every problem: training sequences (prompt + target + EOS, loss on the target), the
+// letter-scoring prompts and the generation prompts of the evaluation problems.
+func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[string][]float32) (*runExamples, error) {
+	format, err := scienceqa.ParseFormat(cfg.PromptFormat)
+	if err != nil {
+		return nil, err
+	}
+	po := scienceqa.PromptOptions{UseCaption: cfg.Captions}
+	ex := &runExamples{}
+	toTrain := func(p *scienceqa.Problem) (train.Example, error) {
+		e, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: cfg.MaxLen})
+		if err != nil {
+			return train.Example{}, err
+		}
+		return train.Example{ID: p.PID, Tokens: int32s(e.IDs), LossMask: e.Mask, Features: feats[p.PID]}, nil
+	}
+	for _, p := range d.train {
+		e, err := toTrain(p)
+		if errors.Is(err, scienceqa.ErrTooLong) {
+			ex.skipped++
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		ex.train = append(ex.train, e)
+	}
+	for _, p := range d.eval {
+		e, err := toTrain(p)
+		if errors.Is(err, scienceqa.ErrTooLong) {
+			// The validation loss covers the problems that fit; accuracy covers all of them.
+		} else if err != nil {
+			return nil, err
+		} else {
+			ex.evalTrain = append(ex.evalTrain, e)
+		}
+		ex.evalPIDs = append(ex.evalPIDs, p.PID)
+		ex.nChoices = append(ex.nChoices, len(p.Choices))
+		if cfg.EvalMode != "generate" {
+			l, err := letterExample(tok, p, format, po, cfg.MaxLen)
+			if errors.Is(err, scienceqa.ErrTooLong) {
+				// Even without context the prompt is too long: keep BOS and its last tokens (options and "The
+				// answer is" are at the end).
+				if l, err = letterExample(tok, p, format, po, 0); err != nil {
+					return nil, err
+				}
+				l.Prompt = keepTail(l.Prompt, cfg.MaxLen-evaluate.MaxOptionTokens)
+				ex.cut++
+			} else if err != nil {
+				return nil, err
+			}
+			l.Features = feats[p.PID]
+			ex.letters = append(ex.letters, l)
+		}
+		if cfg.EvalMode != "letter" {
+			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: cfg.MaxLen - cfg.MaxNew, PromptOnly: true})
+			if errors.Is(err, scienceqa.ErrTooLong) {
+				if g, err = scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, PromptOnly: true}); err != nil {
+					return nil, err
+				}
+				g.IDs = keepTailInts(g.IDs, cfg.MaxLen-cfg.MaxNew)
+				if cfg.EvalMode == "generate" {
+					ex.cut++
+				}
+			} else if err != nil {
+				return nil, err
+			}
+			ex.gens = append(ex.gens, evaluate.GenExample{ID: p.PID, Prompt: g.IDs, Features: feats[p.PID]})
+		}
+	}
+	return ex, nil
+}
+
+// keepTail keeps the first token (BOS) and the last n-1 tokens.
+func keepTail(ids []int32, n int) []int32 {
+	if len(ids) <= n {
+		return ids
+	}
+	return append([]int32{ids[0]}, ids[len(ids)-(n-1):]...)
+}
+
+func keepTailInts(ids []int, n int) []int {
+	if len(ids) <= n {
+		return ids
+	}
+	return append([]int{ids[0]}, ids[len(ids)-(n-1):]...)
+}
+
+// letterExample finds where the answer letter is scored: the training sequence is tokenized once per option (as if
+// it were the answer); the shared prefix is the prompt and each option's continuation is what differs (its letter:
+// one token with LLaMA's tokenizer, " " + letter or a merged " B" with llama2.c's tok512). Only formats whose output
+// is the answer alone ("-A") qualify: in the others the prompt would include the gold lecture or solution.
+func letterExample(tok tokenizer.Tokenizer, p *scienceqa.Problem, f scienceqa.Format, po scienceqa.PromptOptions, maxLen int) (evaluate.LetterExample, error) {
+	if !strings.HasSuffix(string(f), "-A") {
+		return evaluate.LetterExample{}, fmt.Errorf("letter scoring needs a format whose output is the answer alone (X-A), not %s: use -eval generate", f)
+	}
+	// Tokenize once per option. Where the context had to be shortened, every option gets the shortest context any of
+	// them needed, so the sequences differ only in the answer.
+	tokenizeAll := func(q scienceqa.Problem, po scienceqa.PromptOptions, maxLen int) ([][]int, int, error) {
+		var seqs [][]int
+		words := -1
+		for i := range p.Choices {
+			q.Answer = i
+			e, err := scienceqa.Tokenize(tok, &q, f, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
+			if err != nil {
+				return nil, 0, err
+			}
+			if e.ContextWords >= 0 && (words < 0 || e.ContextWords < words) {
+				words = e.ContextWords
+			}
+			seqs = append(seqs, e.IDs)
+		}
+		return seqs, words, nil
+	}
+	seqs, words, err := tokenizeAll(*p, po, maxLen)
+	if err != nil {
+		return evaluate.LetterExample{}, err
+	}
+	if words >= 0 {
+		q := *p
+		q.Hint = strings.Join(strings.Fields(scienceqa.Context(p, po.UseCaption))[:words], " ")
+		q.Caption = ""
+		if seqs, _, err = tokenizeAll(q, scienceqa.PromptOptions{}, 0); err != nil {
+			return evaluate.LetterExample{}, err
+		}
+	}
+	// Common prefix (the prompt through "The answer is") and common suffix (e.g. "." and EOS) of all options.
+	n := len(seqs[0])
+	for _, s := range seqs[1:] {
+		n = min(n, len(s))
+	}
+	common := 0
+	for common < n && allEqual(seqs, func(s []int) int { return s[common] }) {
+		common++
+	}
+	suffix := 0
+	for suffix < n-common && allEqual(seqs, func(s []int) int { return s[len(s)-1-suffix] }) {
+		suffix++
+	}
+	if common == 0 {
+		return evaluate.LetterExample{}, fmt.Errorf("pid %s: the options' sequences share no prefix", p.PID)
+	}
+	l := evaluate.LetterExample{ID: p.PID, Prompt: int32s(seqs[0][:common])}
+	for i, s := range seqs {
+		c := s[common : len(s)-suffix]
+		if len(c) == 0 || len(c) > evaluate.MaxOptionTokens {
+			return evaluate.LetterExample{}, fmt.Errorf("pid %s: option %s tokenizes to %d tokens after the prompt (1..%d)", p.PID, scienceqa.Letter(i), len(c), evaluate.MaxOptionTokens)
+		}
+		l.Options = append(l.Options, int32s(c))
+	}
+	return l, nil
+}
+
+func allEqual(seqs [][]int, at func([]int) int) bool {
+	for _, s := range seqs[1:] {
+		if at(s) != at(seqs[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+// randomCLIP is the encoder used for local multimodal runs when no pretrained CLIP is available (-clip random):
+// a small ViT with random weights. Its features carry image information only by chance; tables label such runs.
+func randomCLIP() clip.Config {
+	c := clip.ConfigViTL14()
+	c.ImageSize, c.PatchSize, c.HiddenSize, c.IntermediateSize, c.NumLayers, c.NumHeads, c.ProjectionDim = 224, 32, 128, 256, 6, 4, 64
+	return c
+}
+
+// imageFeatures computes (or reads from the cache) the multi-scale features of every problem with an image;
+// problems without one get no entry (the adapter then adds a zero-feature token: the projection's bias path).
+func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (map[string][]float32, int, int, error) {
+	var m *clip.Model
+	var err error
+	if cfg.CLIP == "random" {
+		m, err = clip.RandomWeights(randomCLIP(), cfg.Seed, dtypes.Float32)
+	} else {
+		m, err = clip.Load(cfg.CLIP, dtypes.Float32)
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	o := clip.FeatureOptions{}
+	if cfg.CLIPLayers != "" {
+		if o.Layers, err = clip.ParseLayers(cfg.CLIPLayers); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	enc, err := m.NewEncoder(b, o)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	cacheDir := cfg.FeatureCache
+	if cacheDir == "" {
+		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
+	}
+	x, err := clip.NewExtractor(enc, cacheDir)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var srcs []clip.ImageSource
+	var pids []string
+	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {
+		for _, p := range ps {
+			if !p.HasImage() {
+				continue
+			}
+			srcs = append(srcs, clip.ImageSource{Name: fmt.Sprintf("pid %s (%s)", p.PID, p.Image.Path), Path: p.Image.Path, Data: p.Image.Bytes})
+			pids = append(pids, p.PID)
+		}
+	}
+	bar := progressbar.NewOptions(len(srcs), progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("image features"),
+		progressbar.OptionShowCount(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
+	x.Progress = func(done, total int) { _ = bar.Set(done) }
+	fs, err := x.Features(srcs)
+	var batchErr *clip.BatchError
+	if err != nil && !errors.As(err, &batchErr) {
+		return nil, 0, 0, err
+	}
+	if batchErr != nil {
+		// A bad image is reported, its problem stays text-only; the others' features are kept.
+		fmt.Fprintf(out, "warning: %v\n", batchErr)
+	}
+	feats := map[string][]float32{}
+	for i, f := range fs {
+		if f != nil {
+			feats[pids[i]] = f
+		}
+	}
+	fmt.Fprintf(out, "image features: %d images (%d cached, %d computed, %d failed), %d layers × %d\n",
+		len(srcs), x.Stats.Hits, x.Stats.Computed, x.Stats.Failed, len(enc.Options.Layers), enc.Dim()/len(enc.Options.Layers))
+	scales := len(enc.Options.Layers)
+	dim := enc.Dim() / scales
+	// Problems without an image (or whose image failed) get zero features, so every batch has features.
+	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {
+		for _, p := range ps {
+			if _, ok := feats[p.PID]; !ok {
+				feats[p.PID] = make([]float32, scales*dim)
+			}
+		}
+	}
+	return feats, scales, dim, nil
+}

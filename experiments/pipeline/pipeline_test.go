@@ -1,0 +1,93 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/results"
+)
+
+// smallConfig is the default run cut down to seconds: stories260K on 48 training and 24 evaluation problems.
+func smallConfig(t *testing.T) Config {
+	t.Helper()
+	assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
+	assets.Require(t, assets.Path("models", "stories260K", "stories260K.bin"))
+	c := Default()
+	c.RunsDir = t.TempDir()
+	c.TrainLimit, c.EvalLimit, c.Epochs, c.WarmupEpochs, c.MaxLen, c.CkptEvery = 48, 24, 2, 0.5, 192, 2
+	c.EvalMode = "both"
+	c.MaxNew = 8
+	return c
+}
+
+func TestRunFolderAndSkip(t *testing.T) {
+	cfg := smallConfig(t)
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json",
+		results.SummaryFile, LossFigure + ".png", LossFigure + ".svg", TableFile + ".md"} {
+		if st, err := os.Stat(filepath.Join(res.Dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("run folder lacks %s (%v)", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, CheckpointFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("checkpoint left in a complete run folder (%v)", err)
+	}
+	s := res.Summary
+	if !s.Complete || s.Accuracy["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
+		t.Errorf("summary incomplete: %+v", s)
+	}
+	if err := s.Accuracy.Validate(); err != nil {
+		t.Error(err)
+	}
+	again, err := Run(context.Background(), cfg, &out)
+	if err != nil || !again.Skipped {
+		t.Errorf("second run should skip the complete folder: %+v, %v", again, err)
+	}
+}
+
+// TestKillAndResume stops a run after a mid-training checkpoint, reruns the same command and compares with an
+// uninterrupted run: same adapter bytes, same accuracy.
+func TestKillAndResume(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.EvalMode = "letter"
+	var out bytes.Buffer
+	full, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := cfg
+	cfg2.RunsDir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	testAfterStep = func(step int) {
+		if step == 5 {
+			cancel()
+		}
+	}
+	_, err = Run(ctx, cfg2, &out)
+	testAfterStep = nil
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("expected the simulated kill, got %v", err)
+	}
+	resumed, err := Run(context.Background(), cfg2, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(full.Dir, AdapterFile))
+	b, _ := os.ReadFile(filepath.Join(resumed.Dir, AdapterFile))
+	if !bytes.Equal(a, b) {
+		t.Error("resumed run's adapter differs from the uninterrupted run's")
+	}
+	if full.Summary.Accuracy["Avg"] != resumed.Summary.Accuracy["Avg"] {
+		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.Accuracy["Avg"], resumed.Summary.Accuracy["Avg"])
+	}
+}
