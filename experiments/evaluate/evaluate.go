@@ -85,7 +85,7 @@ func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 	pos = Max(pos, ScalarZero(g, dtypes.Int32))
 	rows := Iota(g, shapes.Make(dtypes.Int32, B, W), 0)
 	idx := Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1) // [B, W, 2]
-	final := Gather(out.Final, idx)                                              // [B, W, C]
+	final := Gather(out.Final, idx)                                            // [B, W, C]
 	return LogSoftmax(r.Model.LogitsFromFinal(final), -1)
 }
 

@@ -86,12 +86,12 @@ type runExamples struct {
 	// skipped counts training problems too long for MaxLen even without context (left out of training);
 	// cut counts evaluation prompts shortened from the left to fit (every evaluation problem is scored).
 	skipped, cut int
-	train     []train.Example
-	evalTrain []train.Example // the evaluation problems with their answers, for the validation loss
-	letters   []evaluate.LetterExample
-	gens      []evaluate.GenExample
-	evalPIDs  []string
-	nChoices  []int
+	train        []train.Example
+	evalTrain    []train.Example // the evaluation problems with their answers, for the validation loss
+	letters      []evaluate.LetterExample
+	gens         []evaluate.GenExample
+	evalPIDs     []string
+	nChoices     []int
 }
 
 func int32s(ids []int) []int32 {

@@ -29,7 +29,7 @@ const (
 	CheckpointFile  = "checkpoint.safetensors"
 	AdapterFile     = "adapter.safetensors"
 	PredictionsFile = "predictions.json"
-	LossFigure      = "loss" // .png and .svg
+	LossFigure      = "loss"  // .png and .svg
 	TableFile       = "table" // .txt, .md, .json
 )
 
