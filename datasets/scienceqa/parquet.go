@@ -67,24 +67,21 @@ func LoadParquetFiles(files []string, lenient bool) (*Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
-		problems, errs, err := readParquetFile(file, split, next[split])
+		rows, err := readParquetFile(file, split, next[split])
 		if err != nil {
 			return nil, err
 		}
-		next[split] += len(problems) + len(errs)
-		rep.Read += len(problems) + len(errs)
+		next[split] += len(rows)
+		rep.Read += len(rows)
 		name := filepath.Base(file)
-		for _, e := range errs {
-			if !lenient {
-				return nil, e
-			}
-			rep.add(e)
-		}
-		for _, p := range problems {
-			e := validate(name, p, false)
+		for _, r := range rows {
+			e := r.err
 			if e == nil {
-				if other, dup := seen[p.PID]; dup {
-					e = &ValidationError{File: name, PID: p.PID, Reason: ReasonDuplicatePID, Msg: "pid already read from " + other}
+				e = validate(name, r.p, false)
+			}
+			if e == nil {
+				if other, dup := seen[r.p.PID]; dup {
+					e = &ValidationError{File: name, PID: r.p.PID, Reason: ReasonDuplicatePID, Msg: "pid already read from " + other}
 				}
 			}
 			if e != nil {
@@ -94,25 +91,31 @@ func LoadParquetFiles(files []string, lenient bool) (*Dataset, error) {
 				rep.add(e)
 				continue
 			}
-			seen[p.PID] = name
-			all = append(all, p)
+			seen[r.p.PID] = name
+			all = append(all, r.p)
 		}
 	}
 	rep.Kept = len(all)
 	return newDataset(all, nil, rep), nil
 }
 
-func readParquetFile(path, split string, first int) ([]*Problem, []*ValidationError, error) {
+// parquetRow is one decoded row: a problem, or why it could not be decoded.
+type parquetRow struct {
+	p   *Problem
+	err *ValidationError
+}
+
+func readParquetFile(path, split string, first int) ([]parquetRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("scienceqa: %w", err)
+		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("scienceqa: %w", err)
+		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
-	return ReadParquet(f, st.Size(), filepath.Base(path), split, first)
+	return readParquetRows(f, st.Size(), filepath.Base(path), split, first)
 }
 
 // ReadParquet reads the problems of one parquet file in the Hugging Face schema; name is used in errors and
@@ -120,23 +123,39 @@ func readParquetFile(path, split string, first int) ([]*Problem, []*ValidationEr
 // A missing column or one of the wrong type is an error; a row that does not decode is returned in errs
 // (ReasonMalformed). The problems are not validated (LoadParquetFiles does that).
 func ReadParquet(r io.ReaderAt, size int64, name, split string, first int) (problems []*Problem, errs []*ValidationError, err error) {
+	rows, err := readParquetRows(r, size, name, split, first)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, row := range rows {
+		if row.err != nil {
+			errs = append(errs, row.err)
+		} else {
+			problems = append(problems, row.p)
+		}
+	}
+	return problems, errs, nil
+}
+
+// readParquetRows decodes the rows of a parquet file in order (see ReadParquet).
+func readParquetRows(r io.ReaderAt, size int64, name, split string, first int) (rows []parquetRow, err error) {
 	// parquet-go panics on some malformed inputs; no panic may cross this package's API.
 	defer func() {
 		if rec := recover(); rec != nil {
-			problems, errs, err = nil, nil, fmt.Errorf("scienceqa: %s: corrupt parquet file: %v", name, rec)
+			rows, err = nil, fmt.Errorf("scienceqa: %s: corrupt parquet file: %v", name, rec)
 		}
 	}()
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("scienceqa: %s: %w", name, err)
+		return nil, fmt.Errorf("scienceqa: %s: %w", name, err)
 	}
 	hasPID, err := checkParquetSchema(f.Schema())
 	if err != nil {
-		return nil, nil, fmt.Errorf("scienceqa: %s: %w", name, err)
+		return nil, fmt.Errorf("scienceqa: %s: %w", name, err)
 	}
 	config, err := parquet.NewReaderConfig()
 	if err != nil {
-		return nil, nil, fmt.Errorf("scienceqa: %s: %w", name, err)
+		return nil, fmt.Errorf("scienceqa: %s: %w", name, err)
 	}
 	reader := parquet.NewReader(f, config)
 	defer reader.Close()
@@ -146,30 +165,32 @@ func ReadParquet(r io.ReaderAt, size int64, name, split string, first int) (prob
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, nil, fmt.Errorf("scienceqa: %s: row %d: %w", name, i, err)
+			return nil, fmt.Errorf("scienceqa: %s: row %d: %w", name, i, err)
 		}
 		pid := split + "-" + strconv.Itoa(first+i)
+		malformed := func(msg string) {
+			rows = append(rows, parquetRow{err: &ValidationError{File: name, PID: pid, Reason: ReasonMalformed, Msg: msg}})
+		}
 		if hasPID {
 			v, ok := anyString(row[PIDColumn])
+			if n, isInt := anyInt(row[PIDColumn]); isInt {
+				v, ok = strconv.FormatInt(n, 10), true
+			}
 			if !ok || v == "" {
-				if n, isInt := anyInt(row[PIDColumn]); isInt {
-					v = strconv.FormatInt(n, 10)
-				} else {
-					errs = append(errs, &ValidationError{File: name, PID: pid, Reason: ReasonMalformed, Msg: "null or invalid pid"})
-					continue
-				}
+				malformed("null or empty pid")
+				continue
 			}
 			pid = v
 		}
 		p, msg := parquetProblem(row)
 		if msg != "" {
-			errs = append(errs, &ValidationError{File: name, PID: pid, Reason: ReasonMalformed, Msg: msg})
+			malformed(msg)
 			continue
 		}
 		p.PID, p.Split = pid, split
-		problems = append(problems, p)
+		rows = append(rows, parquetRow{p: p})
 	}
-	return problems, errs, nil
+	return rows, nil
 }
 
 // parquetProblem converts one decoded row; msg says what is wrong with it.

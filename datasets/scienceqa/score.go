@@ -187,6 +187,7 @@ func ParsePredictions(name string, data []byte) (map[string]int, error) {
 		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of pid → choice index: %w", name, err)
 	}
 	if r, ok := top["results"]; ok {
+		top = nil // Unmarshal would merge into the outer object's map
 		if err := json.Unmarshal(r, &top); err != nil {
 			return nil, fmt.Errorf("scienceqa: %s: \"results\" is not an object of pid → choice index: %w", name, err)
 		}
