@@ -21,6 +21,9 @@ type Options struct {
 	Captions string
 	// Lenient skips invalid records (counted in Dataset.Report) instead of failing on the first.
 	Lenient bool
+	// NoImageCheck skips checking that referenced image files exist (the references are kept): scoring needs
+	// only whether a problem has an image, not the file.
+	NoImageCheck bool
 }
 
 // DirOptions returns the Options of an official data folder: problems.json, pid_splits.json and images/ in dir,
@@ -164,7 +167,7 @@ func ParseProblemsJSON(name string, data []byte) (problems []*Problem, errs []*V
 
 // LoadOfficial reads and validates the official layout. In strict mode (the default) the first invalid record
 // is an error naming the file and pid; with Options.Lenient invalid records are skipped and counted in
-// Dataset.Report. Image files are checked to exist (stat only; nothing is decoded).
+// Dataset.Report. Image files are checked to exist (stat only; nothing is decoded) unless o.NoImageCheck.
 func LoadOfficial(o Options) (*Dataset, error) {
 	if o.Problems == "" {
 		return nil, errors.New("scienceqa: no problems file given")
@@ -235,7 +238,7 @@ func LoadOfficial(o Options) (*Dataset, error) {
 			p.Image.Path = filepath.Join(images, p.Split, p.PID, p.Image.Path)
 		}
 		p.Caption = captions[p.PID]
-		if e := validate(name, p, true); e != nil {
+		if e := validate(name, p, !o.NoImageCheck); e != nil {
 			if err := fail(e); err != nil {
 				return nil, err
 			}

@@ -153,6 +153,12 @@ func TestSampleLoadWithImages(t *testing.T) {
 		!strings.Contains(err.Error(), string(ReasonImageMissing)) {
 		t.Errorf("strict load without images: %v", err)
 	}
+	// Without the image check the references are kept (scoring needs only whether there is an image).
+	o.NoImageCheck = true
+	if d, err = LoadOfficial(o); err != nil || len(d.Problems) != 150 {
+		t.Errorf("NoImageCheck: %v", err)
+	}
+	o.NoImageCheck = false
 	o.Lenient = true
 	d, err = LoadOfficial(o)
 	if err != nil {
