@@ -1,7 +1,8 @@
-// Package precompute fills the CLIP feature cache for a ScienceQA data set: it finds the problem images in the
-// official layout (images/<split>/<pid>/image.png), runs them through a clip.Extractor in chunks with a progress
-// bar, and reports what was read, computed and rejected. The `features` subcommand of experiments/scienceqa is a
-// thin flag wrapper around Run.
+// Package precompute fills the CLIP feature cache for a ScienceQA data set: it finds the problem images (through
+// datasets/scienceqa's readers for the Hugging Face parquet layout or an official problems.json, else by walking
+// images/<split>/<pid>/image.png), runs them through a clip.Extractor in chunks with a progress bar, and reports
+// what was read, computed and rejected. The `features` subcommand of experiments/scienceqa is a thin flag
+// wrapper around Run.
 package precompute
 
 import (
@@ -15,14 +16,74 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/models/backend"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/schollz/progressbar/v3"
 )
 
-// Image is one problem image found in a data set.
+// Image is one problem image found in a data set: a file (Path) or, from parquet, its bytes (Data).
 type Image struct {
 	Split, PID, Path string
+	Data             []byte
+}
+
+// Label names the image in logs and errors: its path, or <split>/<pid> for embedded bytes.
+func (im Image) Label() string {
+	if im.Path != "" && im.Data == nil {
+		return im.Path
+	}
+	return im.Split + "/" + im.PID
+}
+
+// LoadImages lists the images of the data set in dataDir, and says how it found them:
+//   - "parquet": <split>-*.parquet files in dataDir (or dataDir/data), read with scienceqa.LoadParquet;
+//   - "problems.json": the official layout with problems.json (+ pid_splits.json), read with
+//     scienceqa.LoadOfficial (invalid records are skipped, as they would be for training);
+//   - "images/": otherwise, every images/<split>/<pid>/image.png (FindImages), e.g. the test-only data here,
+//     whose problems file is problems_test.json.
+func LoadImages(dataDir string, splits []string) ([]Image, string, error) {
+	want := map[string]bool{}
+	for _, s := range splits {
+		want[s] = true
+	}
+	var ds *scienceqa.Dataset
+	var how string
+	pq, _ := filepath.Glob(filepath.Join(dataDir, "*.parquet"))
+	pq2, _ := filepath.Glob(filepath.Join(dataDir, "data", "*.parquet"))
+	switch {
+	case len(pq)+len(pq2) > 0:
+		d, err := scienceqa.LoadParquet(dataDir, true)
+		if err != nil {
+			return nil, "", err
+		}
+		ds, how = d, "parquet"
+	default:
+		if _, err := os.Stat(filepath.Join(dataDir, "problems.json")); err == nil {
+			o := scienceqa.DirOptions(dataDir)
+			o.Lenient = true
+			d, err := scienceqa.LoadOfficial(o)
+			if err != nil {
+				return nil, "", err
+			}
+			ds, how = d, "problems.json"
+		}
+	}
+	if ds == nil {
+		ims, err := FindImages(dataDir, splits)
+		return ims, "images/", err
+	}
+	var out []Image
+	for _, p := range ds.Problems {
+		if !p.HasImage() || (len(want) > 0 && !want[p.Split]) {
+			continue
+		}
+		out = append(out, Image{Split: p.Split, PID: p.PID, Path: p.Image.Path, Data: p.Image.Bytes})
+	}
+	if len(out) == 0 {
+		return nil, how, fmt.Errorf("scienceqa %s (%s): no problem has an image", dataDir, how)
+	}
+	return out, how, nil
 }
 
 // FindImages walks dataDir/images/<split>/<pid>/image.png (the official ScienceQA layout) and returns the
@@ -96,6 +157,7 @@ func DefaultCacheDir() string {
 // Summary is what Run did.
 type Summary struct {
 	Images   int
+	Found    string // how the images were found (see LoadImages)
 	Stats    clip.ExtractStats
 	Failed   []*clip.ImageError
 	CacheDir string
@@ -119,10 +181,11 @@ func Run(o Options, log io.Writer) (Summary, error) {
 	if o.DType == dtypes.InvalidDType {
 		o.DType = dtypes.Float32
 	}
-	images, err := FindImages(o.Data, o.Splits)
+	images, how, err := LoadImages(o.Data, o.Splits)
 	if err != nil {
 		return sum, err
 	}
+	sum.Found = how
 	sum.Images = len(images)
 	m, err := clip.Load(o.CLIP, o.DType)
 	if err != nil {
@@ -142,8 +205,8 @@ func Run(o Options, log io.Writer) (Summary, error) {
 	}
 	x.BatchSize = o.Batch
 	sum.CacheDir = x.Cache.Dir
-	fmt.Fprintf(log, "clip features: %d images in %s; model %s (%s, %d layers, C=%d); %s; cache %s\n",
-		len(images), o.Data, o.CLIP, o.DType, m.Config.NumLayers, m.Config.HiddenSize, enc.Options, x.Cache.Dir)
+	fmt.Fprintf(log, "clip features: %d images in %s (from %s); model %s (%s, %d layers, C=%d); %s; cache %s\n",
+		len(images), o.Data, how, o.CLIP, o.DType, m.Config.NumLayers, m.Config.HiddenSize, enc.Options, x.Cache.Dir)
 	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(log),
 		progressbar.OptionSetDescription("clip features"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("img"), progressbar.OptionSetVisibility(o.Progress),
@@ -152,7 +215,7 @@ func Run(o Options, log io.Writer) (Summary, error) {
 		chunk := images[s:min(s+o.Chunk, len(images))]
 		srcs := make([]clip.ImageSource, len(chunk))
 		for i, im := range chunk {
-			srcs[i] = clip.ImageSource{Name: im.Path, Path: im.Path}
+			srcs[i] = clip.ImageSource{Name: im.Label(), Path: im.Path, Data: im.Data}
 		}
 		offset := s
 		x.Progress = func(done, _ int) { bar.Set(offset + done) }

@@ -1,6 +1,7 @@
 package precompute
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -83,5 +84,66 @@ func TestRunTiny(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "layers=1,2,4") {
 		t.Errorf("log does not show the layers:\n%s", log.String())
+	}
+}
+
+// TestLoadImagesOfficial reads the images through datasets/scienceqa when the folder has a problems.json: only
+// problems with an image are listed, in pid order, restricted to the asked splits.
+func TestLoadImagesOfficial(t *testing.T) {
+	src := assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &all); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chosen := map[string]json.RawMessage{}
+	withImage := 0
+	pids := make([]string, 0, len(all))
+	for pid := range all {
+		pids = append(pids, pid)
+	}
+	sort.Strings(pids)
+	for _, pid := range pids {
+		img := assets.Path("scienceqa", "images", "test", pid, "image.png")
+		_, statErr := os.Stat(img)
+		if statErr == nil && withImage < 4 {
+			d := filepath.Join(dir, "images", "test", pid)
+			os.MkdirAll(d, 0o755)
+			os.Symlink(img, filepath.Join(d, "image.png"))
+			chosen[pid] = all[pid]
+			withImage++
+		} else if statErr != nil && len(chosen) < 7 {
+			chosen[pid] = all[pid] // a text-only problem
+		}
+		if withImage == 4 && len(chosen) >= 7 {
+			break
+		}
+	}
+	b, _ := json.Marshal(chosen)
+	os.WriteFile(filepath.Join(dir, "problems.json"), b, 0o644)
+	ids := make([]string, 0, len(chosen))
+	for pid := range chosen {
+		ids = append(ids, pid)
+	}
+	sp, _ := json.Marshal(map[string][]string{"train": {}, "val": {}, "test": ids})
+	os.WriteFile(filepath.Join(dir, "pid_splits.json"), sp, 0o644)
+	ims, how, err := LoadImages(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if how != "problems.json" || len(ims) != 4 {
+		t.Fatalf("found %d images via %s, want 4 via problems.json", len(ims), how)
+	}
+	for _, im := range ims {
+		if im.Split != "test" || filepath.Base(filepath.Dir(im.Path)) != im.PID {
+			t.Errorf("image %+v", im)
+		}
+	}
+	if ims, _, err := LoadImages(dir, []string{"train"}); err == nil {
+		t.Errorf("train split has no images, got %d and no error", len(ims))
 	}
 }
