@@ -29,11 +29,13 @@
 // issues #6, #62); its Alpaca finetuning code (alpaca_finetuning_v1/finetuning.py) is the reference for the
 // mask, and it differs from this package in one point: it cuts sequences longer than max_seq_len at the end
 // (possibly dropping the answer), while [Tokenize] shortens the context first and never cuts the question, the
-// options or the answer.
+// options or the answer. That released code also wraps every prompt in the Alpaca instruction template ("Below is
+// an instruction that describes a task..."); whether the paper's ScienceQA runs did is not known, and this package
+// writes base_prompt.py's text bare, as the paper describes its prompt.
 //
 // # Scoring
 //
-// [ExtractAnswer] applies run_gpt3.py's regular expression, [Resolve] its fallback for unparsable output (a
+// [ExtractAnswer] applies run_gpt3.py's regular expression, [Resolver] its fallback for unparsable output (a
 // random option, seeded) or counts it wrong, [ArgmaxLetter] picks the best option from per-letter scores, and
 // [Score] computes the accuracy of each category of tools/evaluate_acc.py (NAT, SOC, LAN, TXT, IMG, NO, G1-6,
 // G7-12, Avg). [Folds] assigns problems to k disjoint folds by a hash of the pid for local train/eval splits.
