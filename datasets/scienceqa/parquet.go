@@ -218,18 +218,12 @@ func parquetProblem(row map[string]any) (p *Problem, msg string) {
 		return nil, fmt.Sprintf("column answer: %v is not an integer", row["answer"])
 	}
 	p.Answer = int(answer)
-	switch cs := row["choices"].(type) {
-	case nil:
-	case []any:
-		for j, c := range cs {
-			s, ok := anyString(c)
-			if !ok {
-				return nil, fmt.Sprintf("column choices: element %d is %T, not a string", j, c)
-			}
-			p.Choices = append(p.Choices, s)
+	if row["choices"] != nil {
+		cs, ok := stringList(row["choices"])
+		if !ok {
+			return nil, fmt.Sprintf("column choices: %v is not a list of strings", row["choices"])
 		}
-	default:
-		return nil, fmt.Sprintf("column choices: %T is not a list", cs)
+		p.Choices = cs
 	}
 	switch im := row["image"].(type) {
 	case nil:
@@ -242,6 +236,35 @@ func parquetProblem(row map[string]any) (p *Problem, msg string) {
 		return nil, fmt.Sprintf("column image: %T is not a struct", im)
 	}
 	return p, ""
+}
+
+// stringList reads a decoded list of strings. A LIST-annotated column decodes to []any of strings; a 3-level list
+// without the annotation (as older writers leave it) decodes to {"list": [{"element"|"item": s}, ...]}.
+func stringList(v any) ([]string, bool) {
+	switch x := v.(type) {
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if m, ok := e.(map[string]any); ok && len(m) == 1 {
+				for _, inner := range m {
+					e = inner
+				}
+			}
+			s, ok := anyString(e)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	case map[string]any:
+		if len(x) == 1 {
+			for _, inner := range x {
+				return stringList(inner)
+			}
+		}
+	}
+	return nil, false
 }
 
 func anyString(v any) (string, bool) {

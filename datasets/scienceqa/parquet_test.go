@@ -282,3 +282,40 @@ func TestParquetValidation(t *testing.T) {
 		t.Errorf("lenient: %+v, %d problems", d.Report, len(d.Problems))
 	}
 }
+
+// Older pyarrow writes list<string> as a 3-level group named list/item; such files read the same.
+func TestParquetLegacyList(t *testing.T) {
+	str := parquet.Optional(parquet.String())
+	schema := parquet.NewSchema("schema", parquet.Group{
+		"image":    parquet.Optional(parquet.Group{"bytes": parquet.Optional(parquet.Leaf(parquet.ByteArrayType)), "path": str}),
+		"question": str, "hint": str, "task": str, "grade": str, "subject": str, "topic": str, "category": str,
+		"skill": str, "lecture": str, "solution": str,
+		"choices": parquet.Optional(parquet.Group{"list": parquet.Repeated(parquet.Group{"item": str})}),
+		"answer":  parquet.Int(8),
+	})
+	var buf bytes.Buffer
+	w := parquet.NewWriter(&buf, schema)
+	row := schema.Deconstruct(nil, map[string]any{
+		"question": "Which?", "hint": "h", "subject": "natural science",
+		"choices": map[string]any{"list": []any{map[string]any{"item": "yes"}, map[string]any{"item": "no"}}},
+		"answer":  int32(1),
+		"image":   map[string]any{"bytes": []byte{0x89, 'P', 'N', 'G'}, "path": "x.png"},
+	})
+	if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "test-00000-of-00001.parquet"), buf.Bytes(), 0o644)
+	d, err := LoadParquet(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Problem{PID: "test-0", Split: "test", Question: "Which?", Choices: []string{"yes", "no"}, Answer: 1, Hint: "h",
+		Subject: "natural science", Image: Image{Path: "x.png", Bytes: []byte{0x89, 'P', 'N', 'G'}}}
+	if len(d.Problems) != 1 || !reflect.DeepEqual(d.Problems[0], want) {
+		t.Errorf("got %+v, want %+v", d.Problems, want)
+	}
+}
