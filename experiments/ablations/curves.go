@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"sort"
+
+	"github.com/adapterlab/llama-adapter/results"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// runCurves is one curve of a loss figure: the metrics of each seed's run.
+type runCurves struct {
+	Label string
+	Runs  [][]results.Metric
+}
+
+// minEpochsForEpochAxis is the fewest epochs for which "auto" plots one point per epoch (the paper's Figure 5
+// axis); shorter runs are plotted per fractional epoch from their step lines, which would otherwise be 1-4 points.
+const minEpochsForEpochAxis = 5
+
+// Figure modes (-fig5).
+const (
+	fig5Auto  = "auto"
+	fig5Epoch = "epoch"
+	fig5Step  = "step"
+)
+
+// lossFigure plots training loss against epochs for each curve, mean over seeds with the min-max spread as a
+// band. mode "epoch" uses the epoch mean losses (results.Figure5); "step" bins the step losses into fractions of
+// an epoch; "auto" picks epoch when every run has at least minEpochsForEpochAxis epochs. It returns the figure
+// and a description of its x axis.
+func lossFigure(title string, curves []runCurves, mode string) (*results.Figure, string, error) {
+	if mode == fig5Auto {
+		mode = fig5Epoch
+		for _, c := range curves {
+			for _, ms := range c.Runs {
+				if len(results.EpochLosses(ms)) < minEpochsForEpochAxis {
+					mode = fig5Step
+				}
+			}
+		}
+	}
+	switch mode {
+	case fig5Epoch:
+		rc := make([]results.Curve, len(curves))
+		for i, c := range curves {
+			rc[i].Label = c.Label
+			for _, ms := range c.Runs {
+				rc[i].Runs = append(rc[i].Runs, results.EpochLosses(ms))
+			}
+		}
+		f, err := results.Figure5(title, rc)
+		return f, "epoch (mean train loss of each epoch)", err
+	case fig5Step:
+		return stepFigure(title, curves)
+	}
+	return nil, "", fmt.Errorf("-fig5 %q: want auto, epoch or step", mode)
+}
+
+// maxBinsPerEpoch bounds the points per epoch of a step-based curve: each point is the mean step loss over a
+// tenth of an epoch (or over one step when an epoch has fewer than ten).
+const maxBinsPerEpoch = 10
+
+// binnedLosses returns a run's step losses averaged per 1/bins of an epoch: x[i] is the fractional epoch at
+// the end of bin i. steps per epoch come from the first epoch line (its step is the epoch's last step).
+func binnedLosses(ms []results.Metric) (xs, ys []float64, bins int, err error) {
+	stepsPerEpoch := 0
+	for _, m := range ms {
+		if m.Kind == results.KindEpoch && m.Step != nil && m.Epoch != nil && math.Round(*m.Epoch) == 1 {
+			stepsPerEpoch = *m.Step
+			break
+		}
+	}
+	if stepsPerEpoch <= 0 {
+		return nil, nil, 0, fmt.Errorf("no epoch line with a step: cannot place steps on an epoch axis")
+	}
+	bins = min(maxBinsPerEpoch, stepsPerEpoch)
+	sums, counts := map[int]float64{}, map[int]int{}
+	last := 0
+	for _, m := range ms {
+		if m.Kind != results.KindStep || m.Step == nil || m.Loss == nil || math.IsNaN(*m.Loss) {
+			continue
+		}
+		// Step s (1-based) ends at fractional epoch s/stepsPerEpoch; bin b covers ((b-1)/bins, b/bins] epochs.
+		b := int(math.Ceil(float64(*m.Step) * float64(bins) / float64(stepsPerEpoch)))
+		sums[b] += *m.Loss
+		counts[b]++
+		last = max(last, b)
+	}
+	for b := 1; b <= last; b++ {
+		if counts[b] == 0 {
+			continue
+		}
+		xs = append(xs, float64(b)/float64(bins))
+		ys = append(ys, sums[b]/float64(counts[b]))
+	}
+	if len(xs) == 0 {
+		return nil, nil, 0, fmt.Errorf("no step losses")
+	}
+	return xs, ys, bins, nil
+}
+
+// stepFigure is lossFigure's step mode.
+func stepFigure(title string, curves []runCurves) (*results.Figure, string, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(14)
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "train loss"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	binsUsed := 0
+	yMin, yMax := math.Inf(1), math.Inf(-1)
+	for i, c := range curves {
+		// Mean and min-max over seeds at each bin end (bins are the same for runs of equal size).
+		type agg struct {
+			sum, lo, hi float64
+			n           int
+		}
+		at := map[float64]*agg{}
+		var order []float64
+		for _, ms := range c.Runs {
+			xs, ys, bins, err := binnedLosses(ms)
+			if err != nil {
+				return nil, "", fmt.Errorf("curve %s: %w", c.Label, err)
+			}
+			binsUsed = max(binsUsed, bins)
+			for j, x := range xs {
+				a, ok := at[x]
+				if !ok {
+					a = &agg{lo: math.Inf(1), hi: math.Inf(-1)}
+					at[x] = a
+					order = append(order, x)
+				}
+				a.sum += ys[j]
+				a.lo, a.hi = math.Min(a.lo, ys[j]), math.Max(a.hi, ys[j])
+				a.n++
+			}
+		}
+		sort.Float64s(order)
+		var mean, lo, hi plotter.XYs
+		for _, x := range order {
+			a := at[x]
+			mean = append(mean, plotter.XY{X: x, Y: a.sum / float64(a.n)})
+			lo = append(lo, plotter.XY{X: x, Y: a.lo})
+			hi = append(hi, plotter.XY{X: x, Y: a.hi})
+			yMin, yMax = math.Min(yMin, a.lo), math.Max(yMax, a.hi)
+		}
+		col := plotutil.Color(i)
+		if len(c.Runs) > 1 && len(lo) > 1 {
+			band := append(plotter.XYs{}, lo...)
+			for j := len(hi) - 1; j >= 0; j-- {
+				band = append(band, hi[j])
+			}
+			poly, err := plotter.NewPolygon(band)
+			if err != nil {
+				return nil, "", fmt.Errorf("curve %s: band: %w", c.Label, err)
+			}
+			r, g, b, _ := col.RGBA()
+			poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
+			poly.LineStyle.Width = 0
+			p.Add(poly)
+		}
+		l, err := plotter.NewLine(mean)
+		if err != nil {
+			return nil, "", fmt.Errorf("curve %s: %w", c.Label, err)
+		}
+		l.Color = col
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		name := c.Label
+		if n := len(c.Runs); n > 1 {
+			name = fmt.Sprintf("%s (mean of %d seeds, band: min-max)", c.Label, n)
+		}
+		p.Legend.Add(name, l)
+	}
+	if len(curves) == 0 {
+		return nil, "", fmt.Errorf("no curves")
+	}
+	// Room above the data for the legend (top right).
+	if span := yMax - yMin; span > 0 {
+		p.Y.Max = yMax + span*(0.05+0.08*float64(len(curves)))
+	}
+	desc := fmt.Sprintf("fractional epoch (mean step loss per 1/%d epoch)", binsUsed)
+	p.X.Label.Text = desc
+	return &results.Figure{Plots: []*plot.Plot{p}, Width: 6.5 * vg.Inch, Height: 4.5 * vg.Inch}, desc, nil
+}

@@ -1,0 +1,504 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+	"github.com/adapterlab/llama-adapter/results"
+)
+
+// measuredRun is a complete run of a sweep: its plan, summary and metrics.
+type measuredRun struct {
+	plannedRun
+	Summary *results.Summary
+	Metrics []results.Metric
+	Dir     string
+}
+
+// accuracy returns the run's accuracy of a category in percent (nil: n/a).
+func (m measuredRun) accuracy(category string) *float64 {
+	if v, ok := m.Summary.Accuracy.Percent(category); ok {
+		return results.Float(v)
+	}
+	return nil
+}
+
+// group is the runs of one sweep value, one per seed (in seed order).
+type group struct {
+	Value string
+	Runs  []measuredRun
+}
+
+// collect reads the run folders of a sweep's runs. Every run must be complete; otherwise the error names each
+// missing or incomplete run with its settings and folder.
+func collect(runs []plannedRun) ([]group, error) {
+	var groups []group
+	index := map[string]int{}
+	var missing []string
+	for _, r := range runs {
+		dir := filepath.Join(r.Config.RunsDir, r.Config.ID())
+		s, err := results.ReadSummary(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			state := "not started"
+			if _, err := os.Stat(dir); err == nil {
+				state = "incomplete (no summary.json)"
+			}
+			missing = append(missing, fmt.Sprintf("%s: %s (%s)", r.describe(), dir, state))
+			continue
+		case err != nil:
+			return nil, err
+		case !s.Complete:
+			missing = append(missing, fmt.Sprintf("%s: %s (incomplete)", r.describe(), dir))
+			continue
+		}
+		ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile))
+		if err != nil {
+			return nil, err
+		}
+		i, ok := index[r.Value]
+		if !ok {
+			i = len(groups)
+			index[r.Value] = i
+			groups = append(groups, group{Value: r.Value})
+		}
+		groups[i].Runs = append(groups[i].Runs, measuredRun{plannedRun: r, Summary: s, Metrics: ms, Dir: dir})
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%d of %d runs are missing or incomplete (run the sweep without -report to complete them):\n  %s",
+			len(missing), len(runs), strings.Join(missing, "\n  "))
+	}
+	return groups, nil
+}
+
+// stat is the mean and sample standard deviation of a measure over seeds (nil: no value; Std nil below 2 seeds).
+type stat struct {
+	Mean, Std *float64
+	N         int
+}
+
+func newStat(vals []*float64) stat {
+	var xs []float64
+	for _, v := range vals {
+		if v != nil && !math.IsNaN(*v) {
+			xs = append(xs, *v)
+		}
+	}
+	st := stat{N: len(xs)}
+	if len(xs) == 0 {
+		return st
+	}
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / float64(len(xs))
+	st.Mean = results.Float(mean)
+	if len(xs) > 1 {
+		ss := 0.0
+		for _, x := range xs {
+			ss += (x - mean) * (x - mean)
+		}
+		st.Std = results.Float(math.Sqrt(ss / float64(len(xs)-1)))
+	}
+	return st
+}
+
+// measure returns the stat of f over the group's runs.
+func (g group) measure(f func(measuredRun) *float64) stat {
+	vals := make([]*float64, len(g.Runs))
+	for i, r := range g.Runs {
+		vals[i] = f(r)
+	}
+	return newStat(vals)
+}
+
+var (
+	valAcc    = func(m measuredRun) *float64 { return m.accuracy("Avg") }
+	imgAcc    = func(m measuredRun) *float64 { return m.accuracy("IMG") }
+	trainLoss = func(m measuredRun) *float64 { return m.Summary.FinalTrainLoss }
+	valLoss   = func(m measuredRun) *float64 { return m.Summary.FinalValLoss }
+)
+
+// params returns the group's trainable parameter count (the same for every seed; an error otherwise).
+func (g group) params() (int64, error) {
+	p := g.Runs[0].Summary.TrainableParams
+	for _, r := range g.Runs[1:] {
+		if r.Summary.TrainableParams != p {
+			return 0, fmt.Errorf("%s: %d trainable parameters, but %d in %s", r.Dir, r.Summary.TrainableParams, p, g.Runs[0].Dir)
+		}
+	}
+	return p, nil
+}
+
+// label is a value's row label: the value, with "random-weight CLIP" for multimodal runs whose CLIP encoder had
+// random weights.
+func (g group) label() string {
+	c := g.Runs[0].Config
+	if c.Modality == "multimodal" && c.CLIP == "random" {
+		return g.Value + " (random-weight CLIP)"
+	}
+	return g.Value
+}
+
+// insertColumn inserts a value column at position at (0 = first value column) with one value per row.
+func insertColumn(t *results.Table, at int, col results.Column, vals []*float64) {
+	t.Columns = append(t.Columns[:at], append([]results.Column{col}, t.Columns[at:]...)...)
+	for i := range t.Rows {
+		var v *float64
+		if i < len(vals) {
+			v = vals[i]
+		}
+		r := &t.Rows[i]
+		r.Values = append(r.Values[:at], append([]*float64{v}, r.Values[at:]...)...)
+	}
+}
+
+// stdColumn is the spread column printed after a mean column.
+func stdColumn(name, format string) results.Column {
+	return results.Column{Name: name + " ±", Format: "±" + format}
+}
+
+// stds returns the Std of each stat.
+func stds(sts []stat) []*float64 {
+	out := make([]*float64, len(sts))
+	for i, s := range sts {
+		out[i] = s.Std
+	}
+	return out
+}
+
+// seedNote describes the averaging.
+func seedNote(groups []group) string {
+	n := 0
+	var seeds []string
+	for _, g := range groups {
+		n = max(n, len(g.Runs))
+	}
+	for _, r := range groups[0].Runs {
+		seeds = append(seeds, strconv.FormatUint(r.Config.Seed, 10))
+	}
+	if n == 1 {
+		return fmt.Sprintf("Measured: one seed (%s); run with -seeds 3 for a spread.", strings.Join(seeds, ", "))
+	}
+	return fmt.Sprintf("Measured: mean over %d seeds (%s: adapter init and data order); ± is the sample standard deviation over seeds.", n, strings.Join(seeds, ", "))
+}
+
+// describeConfig summarizes the settings the measured runs share.
+func describeConfig(c pipeline.Config) string {
+	split := fmt.Sprintf("trained on split %s, evaluated on split %s", c.TrainSplit, c.EvalSplit)
+	if c.TrainSplit == "" {
+		split = fmt.Sprintf("trained on folds ≠%d and evaluated on fold %d of the %d-fold split of %s", c.EvalFold, c.EvalFold, c.Folds, filepath.Base(orString(c.ProblemsFile, c.Data)))
+	}
+	if c.TrainLimit > 0 || c.EvalLimit > 0 {
+		split += fmt.Sprintf(" (at most %d training and %d evaluation problems)", c.TrainLimit, c.EvalLimit)
+	}
+	return fmt.Sprintf("Measured runs: model %s, %s, K=%d, L=%d, %s gates, %d epochs, batch %d×%d, lr %g, max %d tokens, %s scoring; %s. The swept setting varies.",
+		filepath.Base(c.Model), c.Modality, c.PromptLen, c.Layers, c.Gate, c.Epochs, c.Batch, c.Accum, c.BaseLR, c.MaxLen, c.EvalMode, split)
+}
+
+func orString(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// buildTable renders a sweep's measured groups as its table: Table 4, 5 or 6 of the paper for L, init and
+// epochs, the same style for any other setting.
+func buildTable(s *Sweep, groups []group) (*results.Table, error) {
+	acc := make([]stat, len(groups))
+	for i, g := range groups {
+		acc[i] = g.measure(valAcc)
+	}
+	var t *results.Table
+	switch s.flagName() {
+	case "L":
+		rows := make([]results.LayersResult, len(groups))
+		for i, g := range groups {
+			l, err := strconv.Atoi(g.Value)
+			if err != nil {
+				return nil, fmt.Errorf("sweep %s: L=%q: %w", s.Name, g.Value, err)
+			}
+			p, err := g.params()
+			if err != nil {
+				return nil, err
+			}
+			rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i].Mean, TrainLoss: g.measure(trainLoss).Mean,
+				ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
+		}
+		t = results.Table4(rows)
+		insertColumn(t, 2, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
+		t.Notes = append(t.Notes, "Params: trainable adapter parameters of the measured model (adapter.Count: L·K·C prompts + L·H gates, + the visual projection in multimodal runs).")
+	case "init":
+		var zero, rand *group
+		for i := range groups {
+			switch groups[i].Value {
+			case "zero":
+				zero = &groups[i]
+			case "random":
+				rand = &groups[i]
+			}
+		}
+		if zero == nil || rand == nil {
+			return nil, fmt.Errorf("sweep %s: Table 5 needs init values zero and random, have %v", s.Name, s.Values)
+		}
+		zs, rs := zero.measure(valAcc), rand.measure(valAcc)
+		t = results.Table5(results.InitResult{RandInit: rs.Mean, ZeroInit: zs.Mean})
+		// The gain's spread pairs the runs of equal seed.
+		var gains []*float64
+		for i := range min(len(zero.Runs), len(rand.Runs)) {
+			z, r := valAcc(zero.Runs[i]), valAcc(rand.Runs[i])
+			if z != nil && r != nil {
+				gains = append(gains, results.Float(*z-*r))
+			}
+		}
+		insertColumn(t, 1, stdColumn("Val Acc (%)", "%.2f"), []*float64{rs.Std, zs.Std, newStat(gains).Std})
+		// Table has one format per column or per row; the gain row's "%+.2f" override would print its spread as a
+		// signed number, so the row keeps the column formats (a negative gain still shows its sign).
+		t.Rows[2].Format = ""
+		t.Rows[2].Label = "Gain (Zero − Rand)"
+	case "epochs":
+		rows := make([]results.EpochsResult, len(groups))
+		tl, vl := make([]stat, len(groups)), make([]stat, len(groups))
+		for i, g := range groups {
+			e, err := strconv.Atoi(g.Value)
+			if err != nil {
+				return nil, fmt.Errorf("sweep %s: epochs=%q: %w", s.Name, g.Value, err)
+			}
+			tl[i], vl[i] = g.measure(trainLoss), g.measure(valLoss)
+			rows[i] = results.EpochsResult{Epochs: e, TrainLoss: tl[i].Mean, ValLoss: vl[i].Mean, ValAcc: acc[i].Mean, PaperEpochs: paperValue(s, g.Value, e)}
+		}
+		t = results.Table6(rows)
+		insertColumn(t, 3, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
+		insertColumn(t, 2, stdColumn("Val Loss", "%.3f"), stds(vl))
+		insertColumn(t, 1, stdColumn("Train Loss", "%.3f"), stds(tl))
+	default:
+		var err error
+		if t, err = genericTable(s, groups); err != nil {
+			return nil, err
+		}
+	}
+	t.Notes = append(t.Notes, seedNote(groups), describeConfig(groups[0].Runs[0].Config))
+	if s.Note != "" {
+		t.Notes = append(t.Notes, s.Note)
+	}
+	return t, nil
+}
+
+// paperValue returns the paper's value a sweep value is compared with (Table4/Table6's PaperLayers/PaperEpochs):
+// the sweep's mapping, else the value itself when the sweep has no mapping, else -1 (no paper row).
+func paperValue(s *Sweep, value string, v int) int {
+	if s.Paper == nil {
+		return v
+	}
+	if p, ok := s.Paper[value]; ok {
+		if n, err := strconv.Atoi(p); err == nil {
+			return n
+		}
+	}
+	return -1
+}
+
+// paperRow finds a reference row of the paper's Table 1 by name.
+func paperRow(name string) map[string]float64 {
+	for _, r := range results.PaperScienceQARows() {
+		if r.Name == name {
+			return r.Accuracy
+		}
+	}
+	return nil
+}
+
+// genericTable is the K, modality (and any other setting's) table, in the style of Tables 4-6: the value, the
+// trainable parameters, final train and val loss and val accuracy (mean and ± over seeds), and the paper's
+// figure where it reports one.
+func genericTable(s *Sweep, groups []group) (*results.Table, error) {
+	flagName := s.flagName()
+	t := &results.Table{Label: "-" + flagName}
+	t.Columns = []results.Column{
+		{Name: "Params", Format: "%.0f"},
+		{Name: "Train Loss", Format: "%.3f"}, stdColumn("Train Loss", "%.3f"),
+		{Name: "Val Loss", Format: "%.3f"}, stdColumn("Val Loss", "%.3f"),
+		{Name: "Val Acc (%)", Format: "%.2f"}, stdColumn("Val Acc (%)", "%.2f"),
+	}
+	switch flagName {
+	case "K":
+		t.Title = "Adaption prompt length K (the paper has no such table)"
+		t.Label = "K"
+		t.Columns = append(t.Columns, results.Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
+	case "modality":
+		t.Title = "Text vs multimodal (paper: Table 1, LLaMA-Adapter_T vs LLaMA-Adapter, test split)"
+		t.Label = "Modality"
+		t.Columns = append(t.Columns, results.Column{Name: "IMG Acc (%)", Format: "%.2f"}, stdColumn("IMG Acc (%)", "%.2f"),
+			results.Column{Name: "Paper Acc (%)", Format: "%.2f"}, results.Column{Name: "Paper IMG Acc (%)", Format: "%.2f"})
+	default:
+		t.Title = fmt.Sprintf("Sweep %s: -%s", s.Name, flagName)
+	}
+	accs := map[string]stat{}
+	imgs := map[string]stat{}
+	for _, g := range groups {
+		p, err := g.params()
+		if err != nil {
+			return nil, err
+		}
+		tl, vl, acc := g.measure(trainLoss), g.measure(valLoss), g.measure(valAcc)
+		accs[g.Value] = acc
+		row := results.Row{Label: g.label(), Source: results.SourceMeasured,
+			Values: []*float64{results.Float(float64(p)), tl.Mean, tl.Std, vl.Mean, vl.Std, acc.Mean, acc.Std}}
+		switch flagName {
+		case "K":
+			var ref *float64
+			if g.Value == "10" {
+				ref = results.Float(results.PaperTable5().ZeroInit)
+			}
+			row.Values = append(row.Values, ref)
+		case "modality":
+			img := g.measure(imgAcc)
+			imgs[g.Value] = img
+			name := map[string]string{"text": "LLaMA-Adapter_T", "multimodal": "LLaMA-Adapter"}[g.Value]
+			ref := paperRow(name)
+			var pa, pi *float64
+			if ref != nil {
+				pa, pi = results.Float(ref["Avg"]), results.Float(ref["IMG"])
+			}
+			row.Values = append(row.Values, img.Mean, img.Std, pa, pi)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	switch flagName {
+	case "K":
+		t.Notes = append(t.Notes, "Paper Val Acc: the paper's K=10, L=30 result on ScienceQA val (Tables 4-6), for scale only.")
+	case "modality":
+		text, mm := groups[0], groups[0]
+		haveText, haveMM := false, false
+		for _, g := range groups {
+			if g.Value == "text" {
+				text, haveText = g, true
+			}
+			if g.Value == "multimodal" {
+				mm, haveMM = g, true
+			}
+		}
+		if haveText && haveMM {
+			pt, pm := paperRow("LLaMA-Adapter_T"), paperRow("LLaMA-Adapter")
+			gain := func(f func(measuredRun) *float64) stat {
+				var gs []*float64
+				for i := range min(len(text.Runs), len(mm.Runs)) {
+					a, b := f(mm.Runs[i]), f(text.Runs[i])
+					if a != nil && b != nil {
+						gs = append(gs, results.Float(*a-*b))
+					}
+				}
+				return newStat(gs)
+			}
+			ga, gi := gain(valAcc), gain(imgAcc)
+			t.Rows = append(t.Rows, results.Row{Label: "Gain (multimodal − text)", Source: results.SourceMeasured,
+				Values: []*float64{nil, nil, nil, nil, nil, ga.Mean, ga.Std, gi.Mean, gi.Std,
+					results.Float(pm["Avg"] - pt["Avg"]), results.Float(pm["IMG"] - pt["IMG"])}})
+		}
+		t.Notes = append(t.Notes, "IMG: problems with an image context. Paper columns: ScienceQA test split (Table 1); the gain row's ± is the spread of the per-seed gain.")
+	}
+	return t, nil
+}
+
+// writeReport builds a sweep's table and figures into dir and prints the table to out.
+func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	t, err := buildTable(s, groups)
+	if err != nil {
+		return err
+	}
+	if err := t.Render(out, results.Text); err != nil {
+		return err
+	}
+	if err := t.Save(filepath.Join(dir, "table")); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	var written []string
+	written = append(written, filepath.Join(dir, "table.{txt,md,json}"))
+
+	// Loss curves of every value (for the init sweep: the paper's Figure 5).
+	name, title := "loss_curves", fmt.Sprintf("Training loss by -%s (sweep %s)", s.flagName(), s.Name)
+	if s.flagName() == "init" {
+		name, title = "figure5", "Figure 5: training loss, zero-init vs random-init attention"
+	}
+	curves := make([]runCurves, len(groups))
+	for i, g := range groups {
+		curves[i] = runCurves{Label: curveLabel(s, g)}
+		for _, r := range g.Runs {
+			curves[i].Runs = append(curves[i].Runs, r.Metrics)
+		}
+	}
+	fig, mode, err := lossFigure(title, curves, fig5Mode)
+	if err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	if err := fig.Save(filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	written = append(written, fmt.Sprintf("%s.{png,svg} (x: %s)", filepath.Join(dir, name), mode))
+
+	if s.flagName() == "L" {
+		rows := make([]results.LayersResult, len(groups))
+		for i, g := range groups {
+			l, _ := strconv.Atoi(g.Value)
+			rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc).Mean, TrainLoss: g.measure(trainLoss).Mean,
+				ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
+		}
+		lf, err := results.LayersFigure(rows)
+		if err != nil {
+			return fmt.Errorf("report %s: %w", s.Name, err)
+		}
+		if err := lf.Save(filepath.Join(dir, "layers")); err != nil {
+			return fmt.Errorf("report %s: %w", s.Name, err)
+		}
+		written = append(written, filepath.Join(dir, "layers.{png,svg}"))
+	}
+
+	// runs.json: which run folder gave each seed's numbers.
+	type runRecord struct {
+		Value     string   `json:"value"`
+		Seed      uint64   `json:"seed"`
+		RunID     string   `json:"run_id"`
+		Dir       string   `json:"dir"`
+		Params    int64    `json:"trainable_params"`
+		TrainLoss *float64 `json:"final_train_loss"`
+		ValLoss   *float64 `json:"final_val_loss"`
+		ValAcc    *float64 `json:"val_acc"`
+		IMGAcc    *float64 `json:"img_acc,omitempty"`
+	}
+	var recs []runRecord
+	for _, g := range groups {
+		for _, r := range g.Runs {
+			recs = append(recs, runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: r.Dir,
+				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)})
+		}
+	}
+	if err := results.WriteJSONAtomic(filepath.Join(dir, "runs.json"), recs); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	written = append(written, filepath.Join(dir, "runs.json"))
+	fmt.Fprintf(out, "wrote %s\n\n", strings.Join(written, ", "))
+	return nil
+}
+
+// curveLabel names a value's curve: the paper's wording for init, the row label otherwise.
+func curveLabel(s *Sweep, g group) string {
+	switch {
+	case s.flagName() == "init" && g.Value == "zero":
+		return "zero-init attention"
+	case s.flagName() == "init" && g.Value == "random":
+		return "random-init attention"
+	}
+	return "-" + s.flagName() + "=" + g.label()
+}
