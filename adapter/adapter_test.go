@@ -2,6 +2,8 @@ package adapter
 
 import (
 	"math"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
@@ -218,5 +220,98 @@ func TestCount7B(t *testing.T) {
 	v := Count(Config{PromptLen: 10, Layers: 30, Visual: &VisualConfig{Scales: 3, FeatureDim: 1024}}, m7)
 	if v.Projection != 599_123 {
 		t.Errorf("ViT-L/14 3-scale projection: %d parameters, want 599,123", v.Projection)
+	}
+}
+
+// TestOfficialImportExport loads the official v1 release layout (.pth) and checks it gives logits_tanh_head; export
+// then import round-trips bit for bit.
+func TestOfficialImportExport(t *testing.T) {
+	gold := openGolden(t, "adapter_tiny", "golden.safetensors")
+	m := loadTiny(t)
+	a, err := ImportOfficial(assets.Require(t, assets.Golden("adapter_tiny", "official_adapter.pth")), m.Store, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Config.Layers != 2 || a.Config.PromptLen != 4 {
+		t.Fatalf("imported L=%d K=%d, want 2, 4", a.Config.Layers, a.Config.PromptLen)
+	}
+	want, _ := gold.f32("logits_tanh_head")
+	if d := maxAbs(logits(t, m, a, gold.ids(), nil), want); d > 1e-4 {
+		t.Errorf("official adapter: logits differ from logits_tanh_head by %g", d)
+	}
+	path := filepath.Join(t.TempDir(), "exported.pth")
+	if err := a.ExportOfficial(path); err != nil {
+		t.Fatal(err)
+	}
+	m2 := loadTiny(t)
+	b, err := ImportOfficial(path, m2.Store, m2.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range a.Variables() {
+		x := tensors.MustCopyFlatData[float32](v.MustValue())
+		y := tensors.MustCopyFlatData[float32](b.Variables()[i].MustValue())
+		for k := range x {
+			if math.Float32bits(x[k]) != math.Float32bits(y[k]) {
+				t.Fatalf("variable %s differs after export/import at %d", v.Name(), k)
+			}
+		}
+	}
+}
+
+// TestSaveLoadAndMismatches round-trips the project's format and checks clear errors for adapters that do not fit.
+func TestSaveLoadAndMismatches(t *testing.T) {
+	m := loadTiny(t)
+	a, err := New(m.Store, Config{Layers: 2, PromptLen: 4, Init: InitRandom, Seed: 5, Visual: &VisualConfig{Scales: 2, FeatureDim: 8}}, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "adapter.safetensors")
+	if err := a.Save(path, map[string]string{"run_id": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	m2 := loadTiny(t)
+	b, err := Load(path, m2.Store, m2.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range a.Variables() {
+		x := tensors.MustCopyFlatData[float32](v.MustValue())
+		y := tensors.MustCopyFlatData[float32](b.Variables()[i].MustValue())
+		for k := range x {
+			if x[k] != y[k] {
+				t.Fatalf("%s differs after save/load", v.Name())
+			}
+		}
+	}
+	// Models the adapter does not fit.
+	mk := func(mut func(c *llama.Config)) llama.Config {
+		c := m.Config
+		mut(&c)
+		return c
+	}
+	cases := map[string]struct {
+		cfg  llama.Config
+		want string
+	}{
+		"C":      {mk(func(c *llama.Config) { c.Dim = 128 }), "C=64"},
+		"heads":  {mk(func(c *llama.Config) { c.NumHeads = 8 }), "4 heads"},
+		"layers": {mk(func(c *llama.Config) { c.NumLayers = 1 }), "L=2"},
+		"depth":  {mk(func(c *llama.Config) { c.NumLayers = 6 }), "4-layer model"},
+	}
+	for name, c := range cases {
+		_, err := Load(path, model.NewStore(), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "adapter.safetensors") {
+			t.Errorf("%s: error %v should name the file and mention %q", name, err, c.want)
+		}
+	}
+	// The official file into a model with a different width or head count.
+	_, err = ImportOfficial(assets.Golden("adapter_tiny", "official_adapter.pth"), model.NewStore(), cases["C"].cfg)
+	if err == nil || !strings.Contains(err.Error(), "official_adapter.pth") {
+		t.Errorf("official import into C=128: %v", err)
+	}
+	_, err = ImportOfficial(assets.Golden("adapter_tiny", "official_adapter.pth"), model.NewStore(), cases["heads"].cfg)
+	if err == nil || !strings.Contains(err.Error(), "heads") {
+		t.Errorf("official import into 8 heads: %v", err)
 	}
 }

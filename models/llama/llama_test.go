@@ -348,3 +348,48 @@ func TestSeqLensAndCoreAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaLayout loads llama_tiny from Meta's original layout: float32 storage gives the HF golden logits, and
+// bfloat16 storage gives logits_bf16_weights (every weight rounded to bf16, computed in float32).
+func TestMetaLayout(t *testing.T) {
+	dir := assets.Require(t, assets.Golden("llama_tiny_meta"))
+	gpath := assets.Golden("llama_tiny", "golden.safetensors")
+	ids := goldenIDs(t, gpath)
+	for _, c := range []struct{ file, golden, name string }{
+		{"consolidated.00.pth", gpath, "logits"},
+		{"consolidated_bf16.pth", filepath.Join(dir, "golden.safetensors"), "logits_bf16_weights"},
+	} {
+		m, err := Load(filepath.Join(dir, c.file), dtypes.Float32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := runHidden(t, m, ids)
+		want, _ := golden(t, c.golden, c.name)
+		if d := maxAbsDiff(got, want); d > 1e-4 {
+			t.Errorf("%s: logits differ from %s by %g", c.file, c.name, d)
+		}
+	}
+	// The folder form (params.json + consolidated.NN.pth) finds consolidated.00.pth.
+	m, err := Load(dir, dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := runHidden(t, m, ids)
+	want, _ := golden(t, gpath, "logits")
+	if d := maxAbsDiff(got, want); d > 1e-4 {
+		t.Errorf("Meta folder: logits differ by %g", d)
+	}
+}
+
+func TestConcatShards(t *testing.T) {
+	a := []float32{1, 2, 3, 4} // [2, 2]
+	b := []float32{5, 6}       // [2, 1] or [1, 2]
+	got, shape := concatShards([][]float32{a, b}, [][]int{{2, 2}, {2, 1}}, 1)
+	if fmt.Sprint(got, shape) != "[1 2 5 3 4 6] [2 3]" {
+		t.Errorf("columns: %v %v", got, shape)
+	}
+	got, shape = concatShards([][]float32{a, b}, [][]int{{2, 2}, {1, 2}}, 0)
+	if fmt.Sprint(got, shape) != "[1 2 3 4 5 6] [3 2]" {
+		t.Errorf("rows: %v %v", got, shape)
+	}
+}
