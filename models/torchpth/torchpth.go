@@ -83,8 +83,8 @@ type storage struct {
 	dataOff int64 // offset of the entry's bytes in the file, when stored uncompressed; -1 otherwise
 }
 
-// File is an open PyTorch zip checkpoint. It is not safe for concurrent reads of the same tensor buffer, but
-// different tensors may be read from different goroutines (reads use ReadAt).
+// File is an open PyTorch zip checkpoint. Tensors may be read from several goroutines at once (reads use
+// ReadAt); TrimPrefix must not run concurrently with reads.
 type File struct {
 	Path     string
 	f        *os.File

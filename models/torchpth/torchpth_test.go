@@ -545,3 +545,71 @@ func TestCorruptFiles(t *testing.T) {
 		t.Fatalf("reading a truncated storage: error %v", err)
 	}
 }
+
+// TestTorchWrittenViews reads testdata/views.pth, written by torch 2.11 (testdata/make_fixtures.py): views
+// sharing one storage with offsets and strides, an nn.Parameter, float16, a strided bfloat16 slice, nested under
+// "model" next to non-tensor entries.
+func TestTorchWrittenViews(t *testing.T) {
+	pf := openPth(t, filepath.Join("testdata", "views.pth"))
+	wantNames := []string{"model.full", "model.t", "model.col", "model.row", "model.p", "model.h", "model.b", "lst.0"}
+	if !slices.Equal(pf.Names(), wantNames) {
+		t.Fatalf("names %v, want %v", pf.Names(), wantNames)
+	}
+	at := func(r, c int) float32 { return float32(r*6+c) + 0.5 }
+	var full, tr, col, row, p, b, lst []float32
+	for r := range 4 {
+		for c := range 6 {
+			full = append(full, at(r, c))
+		}
+		col = append(col, at(r, 2))
+		for c := 1; c < 4; c++ {
+			b = append(b, at(r, c))
+		}
+	}
+	for c := range 6 {
+		for r := 1; r < 4; r++ {
+			tr = append(tr, at(r, c))
+		}
+		row = append(row, at(3, c))
+		lst = append(lst, at(0, c))
+	}
+	for i := range 15 {
+		p = append(p, float32(i)*0.25-1)
+	}
+	cases := []struct {
+		name   string
+		dtype  string
+		shape  []int
+		stride []int
+		offset int64
+		want   []float32
+	}{
+		{"model.full", safetensors.F32, []int{4, 6}, []int{6, 1}, 0, full},
+		{"model.t", safetensors.F32, []int{6, 3}, []int{1, 6}, 6, tr},
+		{"model.col", safetensors.F32, []int{4}, []int{6}, 2, col},
+		{"model.row", safetensors.F32, []int{6}, []int{1}, 18, row},
+		{"model.p", safetensors.F32, []int{3, 5}, []int{5, 1}, 0, p},
+		{"model.h", safetensors.F16, []int{4, 6}, []int{6, 1}, 0, full}, // values k+0.5 ≤ 23.5 are exact in f16
+		{"model.b", safetensors.BF16, []int{4, 3}, []int{6, 1}, 1, b}, // and in bf16
+		{"lst.0", safetensors.F32, []int{6}, []int{1}, 0, lst},
+	}
+	for _, c := range cases {
+		info, _ := pf.Info(c.name)
+		if info.DType != c.dtype || !slices.Equal(info.Shape, c.shape) || !slices.Equal(info.Stride, c.stride) || info.StorageOffset != c.offset {
+			t.Fatalf("%s: info %+v, want %s %v stride %v offset %d", c.name, info, c.dtype, c.shape, c.stride, c.offset)
+		}
+		got, _ := readF32(t, pf, c.name)
+		bitsEqual(t, c.name, got, c.want)
+	}
+	if a, b := pf.infos["model.full"].StorageKey, pf.infos["model.t"].StorageKey; a != b {
+		t.Errorf("views of one tensor use storages %q and %q, want shared", a, b)
+	}
+}
+
+func TestLegacyFormatRejected(t *testing.T) {
+	path := filepath.Join("testdata", "legacy.pth")
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "legacy") {
+		t.Fatalf("Open(legacy torch.save file): error %v, want one naming the file and the legacy format", err)
+	}
+}
