@@ -590,7 +590,7 @@ func TestTorchWrittenViews(t *testing.T) {
 		{"model.row", safetensors.F32, []int{6}, []int{1}, 18, row},
 		{"model.p", safetensors.F32, []int{3, 5}, []int{5, 1}, 0, p},
 		{"model.h", safetensors.F16, []int{4, 6}, []int{6, 1}, 0, full}, // values k+0.5 ≤ 23.5 are exact in f16
-		{"model.b", safetensors.BF16, []int{4, 3}, []int{6, 1}, 1, b}, // and in bf16
+		{"model.b", safetensors.BF16, []int{4, 3}, []int{6, 1}, 1, b},   // and in bf16
 		{"lst.0", safetensors.F32, []int{6}, []int{1}, 0, lst},
 	}
 	for _, c := range cases {
