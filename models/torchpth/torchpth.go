@@ -40,8 +40,8 @@ import (
 	"github.com/nlpodyssey/gopickle/types"
 )
 
-// chunkSize bounds the read buffer used when converting contiguous tensors.
-const chunkSize = 1 << 20
+// chunkSize bounds the read buffer used when converting contiguous tensors (a variable so tests can shrink it).
+var chunkSize = 1 << 20
 
 // Info describes one tensor of a checkpoint.
 type Info struct {

@@ -613,3 +613,13 @@ func TestLegacyFormatRejected(t *testing.T) {
 		t.Fatalf("Open(legacy torch.save file): error %v, want one naming the file and the legacy format", err)
 	}
 }
+
+// TestChunkedReads reruns the golden comparisons with a read buffer of a few elements, so that every tensor is
+// converted over many chunks (with the default 1 MiB buffer the tiny golden tensors fit in one).
+func TestChunkedReads(t *testing.T) {
+	defer func(c int) { chunkSize = c }(chunkSize)
+	chunkSize = 36
+	t.Run("f32", TestMetaFloat32MatchesHF)
+	t.Run("bf16", TestMetaBFloat16)
+	t.Run("adapter", TestOfficialAdapter)
+}
