@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -111,9 +112,6 @@ func selectSweeps(p *Preset, extra []Sweep, names string) ([]Sweep, error) {
 	return out, nil
 }
 
-// runFunc runs one pipeline run; tests replace it to observe or interrupt runs.
-var runFunc = pipeline.Run
-
 // run is the command: it plans the sweeps, runs the missing runs (unless -report or -list) and writes the
 // reports.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -158,6 +156,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "preset %s: %s\n", p.Name, p.Description)
+	if len(o.shared) > 0 {
+		var fl []string
+		for _, n := range sortedKeys(o.shared) {
+			fl = append(fl, fmt.Sprintf("-%s=%s", n, o.shared[n]))
+		}
+		fmt.Fprintf(stdout, "for every run: %s\n", strings.Join(fl, " "))
+	}
 	fmt.Fprintf(stdout, "%d sweep(s), %d runs, %d distinct (identical settings run once)\n", len(sweeps), total, len(unique))
 
 	if o.list {
@@ -182,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for i, r := range unique {
 			fmt.Fprintf(stdout, "\n[%d/%d] %s (%s)\n", i+1, len(unique), r.describe(), runState(r))
 			t0 := time.Now()
-			res, err := runFunc(ctx, r.Config, stdout)
+			res, err := pipeline.Run(ctx, r.Config, stdout)
 			if err != nil {
 				return fmt.Errorf("sweep run %s (%s): %w", r.describe(), r.Config.ID(), err)
 			}
@@ -232,4 +237,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ablations: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

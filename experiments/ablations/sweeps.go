@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -143,19 +142,15 @@ func paperBase() pipeline.Config {
 	return c
 }
 
-// epochValues returns the epoch budgets of an epochs sweep around e: e/2, e and 2e (at least 1, no repeats),
-// and maps them to the paper's 15, 30 and 60.
+// epochValues returns the epoch budgets of an epochs sweep around e: e/2, e and 2e (at least 1, no repeats,
+// ascending), mapped to the paper's 15, 30 and 60; e itself is always the 30-epoch row.
 func epochValues(e int) ([]string, map[string]string) {
-	var vals []string
-	paper := map[string]string{}
-	for i, v := range []int{e / 2, e, 2 * e} {
-		v = max(v, 1)
-		s := strconv.Itoa(v)
-		if _, dup := paper[s]; dup {
-			continue
-		}
-		vals = append(vals, s)
-		paper[s] = strconv.Itoa([]int{15, 30, 60}[i])
+	e = max(e, 1)
+	paper := map[string]string{strconv.Itoa(e): "30", strconv.Itoa(2 * e): "60"}
+	vals := []string{strconv.Itoa(e), strconv.Itoa(2 * e)}
+	if h := e / 2; h >= 1 {
+		paper[strconv.Itoa(h)] = "15"
+		vals = append([]string{strconv.Itoa(h)}, vals...)
 	}
 	return vals, paper
 }
@@ -255,12 +250,7 @@ func (r plannedRun) describe() string {
 func setFlags(c *pipeline.Config, set map[string]string, where string) error {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	c.Flags(fs)
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(set) {
 		if err := fs.Set(n, set[n]); err != nil {
 			return fmt.Errorf("%s: -%s %q: %w", where, n, set[n], err)
 		}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/results"
+)
+
+func TestNewStat(t *testing.T) {
+	f := results.Float
+	s := newStat([]*float64{f(1), f(2), nil, f(3), f(math.NaN()), f(4)})
+	// Mean 2.5; sample variance (2.25+0.25+0.25+2.25)/3 = 5/3.
+	if s.N != 4 || *s.Mean != 2.5 || math.Abs(*s.Std-math.Sqrt(5.0/3)) > 1e-12 {
+		t.Errorf("stat of 1..4 = n %d mean %v std %v", s.N, *s.Mean, *s.Std)
+	}
+	if s := newStat([]*float64{f(7)}); *s.Mean != 7 || s.Std != nil {
+		t.Errorf("one seed: mean %v std %v, want 7 and none", *s.Mean, s.Std)
+	}
+	if s := newStat([]*float64{nil}); s.Mean != nil || s.N != 0 {
+		t.Errorf("no values: %+v", s)
+	}
+}
+
+func TestEpochValues(t *testing.T) {
+	for _, c := range []struct {
+		e     int
+		vals  []string
+		paper map[string]string
+	}{
+		{2, []string{"1", "2", "4"}, map[string]string{"1": "15", "2": "30", "4": "60"}},
+		{5, []string{"2", "5", "10"}, map[string]string{"2": "15", "5": "30", "10": "60"}},
+		{1, []string{"1", "2"}, map[string]string{"1": "30", "2": "60"}},
+	} {
+		v, p := epochValues(c.e)
+		if !reflect.DeepEqual(v, c.vals) || !reflect.DeepEqual(p, c.paper) {
+			t.Errorf("epochValues(%d) = %v %v, want %v %v", c.e, v, p, c.vals, c.paper)
+		}
+	}
+}
+
+func TestPlanSharingOverridesAndSeeds(t *testing.T) {
+	local := presets()["local"]
+	byName := map[string]*Sweep{}
+	for i := range local.Sweeps {
+		byName[local.Sweeps[i].Name] = &local.Sweeps[i]
+	}
+	base := local.Base()
+	shared := map[string]string{"train-limit": "24", "L": "3", "seed": "10"}
+	layers, err := plan(byName["layers"], base, shared, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != 10 {
+		t.Fatalf("layers: %d runs, want 5 values × 2 seeds", len(layers))
+	}
+	// Seed-major order; the swept value wins over the shared -L; other shared flags apply; seeds are -seed + s.
+	for i, r := range layers {
+		wantL, wantSeed := i%5+1, uint64(10+i/5)
+		if r.Config.Layers != wantL || r.Config.Seed != wantSeed || r.Config.TrainLimit != 24 {
+			t.Errorf("run %d: L=%d seed %d train-limit %d, want L=%d seed %d train-limit 24", i, r.Config.Layers, r.Config.Seed, r.Config.TrainLimit, wantL, wantSeed)
+		}
+	}
+	ids := map[string]bool{}
+	for _, r := range layers {
+		ids[r.Config.ID()] = true
+	}
+	if len(ids) != 10 {
+		t.Errorf("%d distinct run ids for 10 different runs", len(ids))
+	}
+
+	// Without a shared -L, the modality sweep's text runs are the init sweep's zero runs (same ids); the
+	// multimodal runs alone get the random-weight CLIP.
+	delete(shared, "L")
+	mod, err := plan(byName["modality"], base, shared, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ini, err := plan(byName["init"], base, shared, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod[0].Config.ID() != ini[0].Config.ID() {
+		t.Errorf("text run %s and zero-init run %s should share an id", mod[0].Config.ID(), ini[0].Config.ID())
+	}
+	if mod[0].Config.CLIP != "" || mod[1].Config.CLIP != "random" || mod[1].Config.Modality != "multimodal" {
+		t.Errorf("modality runs: text clip %q, multimodal clip %q modality %q", mod[0].Config.CLIP, mod[1].Config.CLIP, mod[1].Config.Modality)
+	}
+	// A command-line -clip replaces the sweep's "with" setting.
+	shared["clip"] = "/models/clip"
+	mod, err = plan(byName["modality"], base, shared, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod[1].Config.CLIP != "/models/clip" {
+		t.Errorf("-clip on the command line should win over the sweep's, got %q", mod[1].Config.CLIP)
+	}
+	// The epochs sweep's middle value is the budget's epoch count: shared with the other sweeps.
+	ep, err := plan(byName["epochs"], base, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in0, err := plan(byName["init"], base, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep[1].Config.ID() != in0[0].Config.ID() {
+		t.Errorf("epochs=%d run should be the init sweep's zero run", base.Epochs)
+	}
+}
+
+func TestPaperPreset(t *testing.T) {
+	p := presets()["paper"]
+	base := p.Base()
+	if base.Layers != 30 || base.PromptLen != 10 || base.EvalSplit != "val" || base.Epochs != 30 || base.Modality != "multimodal" {
+		t.Errorf("paper base: L=%d K=%d split %s epochs %d %s", base.Layers, base.PromptLen, base.EvalSplit, base.Epochs, base.Modality)
+	}
+	for i := range p.Sweeps {
+		runs, err := plan(&p.Sweeps[i], base, nil, 1)
+		if err != nil {
+			t.Fatalf("sweep %s: %v", p.Sweeps[i].Name, err)
+		}
+		if p.Sweeps[i].Name == "modality" && runs[0].Config.EvalSplit != "test" {
+			t.Errorf("the paper's modality comparison is on test, planned on %s", runs[0].Config.EvalSplit)
+		}
+		if p.Sweeps[i].Name == "layers" {
+			for j, l := range []int{10, 20, 30} {
+				if runs[j].Config.Layers != l {
+					t.Errorf("paper layers run %d: L=%d", j, runs[j].Config.Layers)
+				}
+			}
+		}
+	}
+}
+
+func TestSweepValidation(t *testing.T) {
+	for _, c := range []struct {
+		s    Sweep
+		want string
+	}{
+		{Sweep{Name: "a", Param: "nope", Values: []string{"1"}}, "not a pipeline flag"},
+		{Sweep{Name: "a", Param: "seed", Values: []string{"1"}}, "cannot be swept"},
+		{Sweep{Name: "a", Param: "L"}, "no values"},
+		{Sweep{Name: "a", Param: "L", Values: []string{"1", "1"}}, "twice"},
+		{Sweep{Name: "a b", Param: "L", Values: []string{"1"}}, "folder name"},
+		{Sweep{Name: "a", Param: "L", Values: []string{"1"}, Set: map[string]string{"L": "2"}}, "swept flag"},
+		{Sweep{Name: "a", Param: "L", Values: []string{"1"}, Set: map[string]string{"bogus": "2"}}, "not a pipeline flag"},
+		{Sweep{Name: "a", Param: "L", Values: []string{"1"}, With: map[string]map[string]string{"2": {"K": "3"}}}, "not one of"},
+	} {
+		err := c.s.validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.s, err, c.want)
+		}
+	}
+	// A value the flag rejects fails at planning.
+	s := Sweep{Name: "a", Param: "layers", Values: []string{"x"}}
+	if _, err := plan(&s, presets()["local"].Base(), nil, 1); err == nil {
+		t.Error("L=x planned")
+	}
+}
+
+func TestLoadSweepsAndSelect(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`[{"name": "layers", "param": "layers", "values": ["4", "5"]}, {"name": "gate", "param": "gate", "values": ["head-tanh", "layer"]}]`), 0o644)
+	extra, err := loadSweeps(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := presets()["local"]
+	all, err := selectSweeps(p, extra, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(p.Sweeps)+1 || !reflect.DeepEqual(all[0].Values, []string{"4", "5"}) || all[len(all)-1].Name != "gate" {
+		t.Errorf("merged sweeps: %+v", all)
+	}
+	if _, err := selectSweeps(p, extra, "init,nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown sweep: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`[{"name": "x", "param": "L", "values": ["1"], "colour": 1}]`), 0o644)
+	if _, err := loadSweeps(bad); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-sweep is required"},
+		{[]string{"-sweep", "all", "-seeds", "0"}, "-seeds"},
+		{[]string{"-sweep", "all", "-run", "x"}, "-run"},
+		{[]string{"-sweep", "all", "extra"}, "unexpected"},
+	} {
+		if _, err := parseArgs(c.args, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.args, err, c.want)
+		}
+	}
+	o, err := parseArgs([]string{"-sweep", "init", "-epochs", "3", "-K", "4", "-seeds", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.shared, map[string]string{"epochs": "3", "K": "4"}) || o.seeds != 2 || o.preset != "local" {
+		t.Errorf("parsed %+v", o)
+	}
+	if err := run(t.Context(), []string{"-sweep", "init", "-preset", "huge"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "huge") {
+		t.Errorf("unknown preset: %v", err)
+	}
+}
+
+func stepMetrics(stepsPerEpoch, epochs int, loss func(step int) float64) []results.Metric {
+	var ms []results.Metric
+	for s := 1; s <= stepsPerEpoch*epochs; s++ {
+		ms = append(ms, results.Metric{Kind: results.KindStep, Step: results.Int(s), Epoch: results.Float(float64((s - 1) / stepsPerEpoch)), Loss: results.Float(loss(s))})
+		if s%stepsPerEpoch == 0 {
+			ms = append(ms, results.Metric{Kind: results.KindEpoch, Step: results.Int(s), Epoch: results.Float(float64(s / stepsPerEpoch)), Loss: results.Float(-1)})
+		}
+	}
+	return ms
+}
+
+func TestBinnedLosses(t *testing.T) {
+	// 20 steps per epoch → 10 bins of 2 steps: bin b is the mean of steps 2b-1 and 2b.
+	xs, ys, bins, err := binnedLosses(stepMetrics(20, 2, func(s int) float64 { return float64(s) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bins != 10 || len(xs) != 20 {
+		t.Fatalf("bins %d, %d points; want 10 per epoch, 20", bins, len(xs))
+	}
+	for i := range xs {
+		b := float64(i + 1)
+		if math.Abs(xs[i]-b/10) > 1e-12 || ys[i] != 2*b-0.5 {
+			t.Errorf("point %d: (%v, %v), want (%v, %v)", i, xs[i], ys[i], b/10, 2*b-0.5)
+		}
+	}
+	// 3 steps per epoch → one point per step at thirds of an epoch.
+	xs, ys, bins, err = binnedLosses(stepMetrics(3, 1, func(s int) float64 { return 10 * float64(s) }))
+	if err != nil || bins != 3 || !reflect.DeepEqual(ys, []float64{10, 20, 30}) || math.Abs(xs[0]-1.0/3) > 1e-12 || xs[2] != 1 {
+		t.Errorf("3 steps: %v %v %d %v", xs, ys, bins, err)
+	}
+	if _, _, _, err := binnedLosses(stepMetrics(3, 1, func(int) float64 { return 1 })[:2]); err == nil {
+		t.Error("steps without an epoch line placed on an epoch axis")
+	}
+}
+
+func TestLossFigureModes(t *testing.T) {
+	short := runCurves{Label: "a", Runs: [][]results.Metric{stepMetrics(4, 2, func(s int) float64 { return 5 - 0.1*float64(s) })}}
+	long := runCurves{Label: "b", Runs: [][]results.Metric{stepMetrics(2, 6, func(s int) float64 { return 5 - 0.1*float64(s) }),
+		stepMetrics(2, 6, func(s int) float64 { return 5.2 - 0.1*float64(s) })}}
+	for _, c := range []struct {
+		curves []runCurves
+		mode   string
+		want   string
+	}{
+		{[]runCurves{short}, fig5Auto, "fractional epoch"},
+		{[]runCurves{long}, fig5Auto, "epoch (mean"},
+		{[]runCurves{long}, fig5Step, "fractional epoch"},
+		{[]runCurves{short, long}, fig5Auto, "fractional epoch"},
+	} {
+		f, desc, err := lossFigure("t", c.curves, c.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(desc, c.want) {
+			t.Errorf("mode %s: axis %q, want %q", c.mode, desc, c.want)
+		}
+		png, err := f.Encode("png")
+		if err != nil || len(png) < 1000 {
+			t.Errorf("png: %d bytes, %v", len(png), err)
+		}
+	}
+	if _, _, err := lossFigure("t", []runCurves{short}, "weekly"); err == nil {
+		t.Error("unknown mode accepted")
+	}
+}
