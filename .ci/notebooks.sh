@@ -4,7 +4,7 @@
 #
 # Usage: .ci/notebooks.sh [--check] [--no-install] [notebooks/NN-name.ipynb ...]
 #   (default)     execute and write the outputs back into the notebooks (to commit them)
-#   --check       execute into a temporary folder: the working tree is left untouched (CI)
+#   --check       execute into a temporary folder: the working tree is left untouched (CI); fails on any cell error
 #   --no-install  skip the install steps (everything already present)
 # With no notebook named, all of notebooks/*.ipynb run, in name order.
 #
@@ -106,32 +106,61 @@ if [ $install -eq 1 ]; then
   install_all
 fi
 
-outdir=""
-if [ $check -eq 1 ]; then
-  outdir="$(mktemp -d)"
-fi
-logdir="$(mktemp -d)"
-trap 'rm -rf "$logdir" ${outdir:+"$outdir"}' EXIT
+workdir="$(mktemp -d)"
+trap 'rm -rf "$workdir"' EXIT
+
+# cell_errors NOTEBOOK: prints each failed cell (source and outputs, HTML tags stripped) and exits 1 if there is one.
+# GoNB reports compile errors as HTML output next to the error, so the error alone would not say what went wrong.
+cell_errors() {
+  python3 - "$1" <<'PY'
+import html, json, re, sys
+nb = json.load(open(sys.argv[1]))
+bad = 0
+for i, cell in enumerate(nb["cells"]):
+    outs = cell.get("outputs", [])
+    if not any(o.get("output_type") == "error" for o in outs):
+        continue
+    bad += 1
+    print(f"--- cell {i} failed:\n" + "".join(cell["source"])[:1500] + "\n--- its outputs:")
+    for o in outs:
+        if "text" in o:
+            print("".join(o["text"])[-3000:])
+        data = o.get("data", {})
+        for mime in ("text/plain", "text/html"):
+            if mime in data:
+                text = re.sub(r"(?s)<style.*?</style>|<[^>]+>", "", "".join(data[mime]))
+                print(re.sub(r"\n\s*\n+", "\n", html.unescape(text)).strip()[-3000:])
+                break
+        if o.get("output_type") == "error":
+            print(o.get("ename", ""), o.get("evalue", ""))
+sys.exit(1 if bad else 0)
+PY
+}
 
 failed=()
 for nb in "${notebooks[@]}"; do
   name="$(basename "$nb" .ipynb)"
-  args=(--to notebook --execute "--ExecutePreprocessor.timeout=$TIMEOUT" --ExecutePreprocessor.kernel_name=gonb
-    --ExecutePreprocessor.record_timing=False)
-  if [ $check -eq 1 ]; then
-    args+=(--output-dir "$outdir")
-  else
-    args+=(--inplace)
-  fi
+  out="$workdir/$name.ipynb"
   start=$(date +%s)
-  # The kernel logs to stderr; keep it out of the way unless the notebook fails.
-  if jupyter nbconvert "${args[@]}" "$nb" >"$logdir/$name.log" 2>&1; then
-    echo "notebooks.sh: $nb ok ($(($(date +%s) - start)) s)"
+  # --allow-errors keeps the failed cell's output (checked below); the kernel runs in the notebook's own folder.
+  # The kernel logs to stderr: kept out of the way unless the run itself fails (timeout, dead kernel).
+  if jupyter nbconvert --to notebook --execute --allow-errors "--ExecutePreprocessor.timeout=$TIMEOUT" \
+    --ExecutePreprocessor.kernel_name=gonb --ExecutePreprocessor.record_timing=False \
+    --output-dir "$workdir" --output "$name" "$nb" >"$workdir/$name.log" 2>&1; then
+    if cell_errors "$out" >"$workdir/$name.errors"; then
+      echo "notebooks.sh: $nb ok ($(($(date +%s) - start)) s)"
+      if [ $check -eq 0 ]; then
+        cp "$out" "$nb"
+      fi
+      continue
+    fi
+    echo "notebooks.sh: $nb FAILED after $(($(date +%s) - start)) s:" >&2
+    cat "$workdir/$name.errors" >&2
   else
     echo "notebooks.sh: $nb FAILED after $(($(date +%s) - start)) s; last lines of its log:" >&2
-    grep -v -E '^[IW][0-9]{4} ' "$logdir/$name.log" | tail -n 60 >&2
-    failed+=("$nb")
+    grep -v -E '^[IW][0-9]{4} ' "$workdir/$name.log" | tail -n 40 >&2
   fi
+  failed+=("$nb")
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "notebooks.sh: failed: ${failed[*]}" >&2
