@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"sort"
+	"strconv"
 
 	"github.com/adapterlab/llama-adapter/results"
 	"gonum.org/v1/plot"
@@ -55,7 +56,11 @@ func lossFigure(title string, curves []runCurves, mode string) (*results.Figure,
 			}
 		}
 		f, err := results.Figure5(title, rc)
-		return f, "epoch (mean train loss of each epoch)", err
+		if err != nil {
+			return nil, "", err
+		}
+		usePreciseTicks(f)
+		return f, "epoch (mean train loss of each epoch)", nil
 	case fig5Step:
 		return stepFigure(title, curves)
 	}
@@ -188,5 +193,53 @@ func stepFigure(title string, curves []runCurves) (*results.Figure, string, erro
 	}
 	desc := fmt.Sprintf("fractional epoch (mean step loss per 1/%d epoch)", binsUsed)
 	p.X.Label.Text = desc
+	p.Y.Tick.Marker = preciseTicks{}
 	return &results.Figure{Plots: []*plot.Plot{p}, Width: 6.5 * vg.Inch, Height: 4.5 * vg.Inch}, desc, nil
+}
+
+// preciseTicks is gonum's default ticker with labels printed to the precision of the tick values: the default
+// labels round to too few digits on narrow ranges (ticks 5.375, 5.425, 5.475 read "5.38, 5.42, 5.47").
+type preciseTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (preciseTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	// The fewest decimals (up to 6) that print every labeled value exactly.
+	digits := 0
+	for ; digits < 6; digits++ {
+		exact := true
+		for _, t := range ticks {
+			scaled := t.Value * math.Pow(10, float64(digits))
+			if t.Label != "" && math.Abs(scaled-math.Round(scaled)) > 1e-6*math.Max(1, math.Abs(scaled)) {
+				exact = false
+			}
+		}
+		if exact {
+			break
+		}
+	}
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', digits, 64)
+		}
+	}
+	return ticks
+}
+
+// usePreciseTicks sets preciseTicks on the y axes of a figure's plots.
+func usePreciseTicks(f *results.Figure) {
+	for _, p := range f.Plots {
+		p.Y.Tick.Marker = preciseTicks{}
+	}
+}
+
+// integerTicks marks exactly the given x values (the swept L), instead of fractional ticks such as 1.5 layers.
+func integerTicks(f *results.Figure, xs []int) {
+	var ticks []plot.Tick
+	for _, x := range xs {
+		ticks = append(ticks, plot.Tick{Value: float64(x), Label: strconv.Itoa(x)})
+	}
+	for _, p := range f.Plots {
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	}
 }

@@ -489,6 +489,12 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		if err != nil {
 			return fmt.Errorf("report %s: %w", s.Name, err)
 		}
+		usePreciseTicks(lf)
+		var ls []int
+		for _, r := range rows {
+			ls = append(ls, r.Layers)
+		}
+		integerTicks(lf, ls)
 		if err := lf.Save(filepath.Join(dir, "layers")); err != nil {
 			return fmt.Errorf("report %s: %w", s.Name, err)
 		}

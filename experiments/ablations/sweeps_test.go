@@ -282,3 +282,22 @@ func TestLossFigureModes(t *testing.T) {
 		t.Error("unknown mode accepted")
 	}
 }
+
+func TestPreciseTicks(t *testing.T) {
+	// gonum's default labels for this range are "5.38, 5.42, 5.47" for ticks at 5.375, 5.425 and 5.475.
+	var labels []string
+	for _, tk := range (preciseTicks{}).Ticks(5.373, 5.48) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if !reflect.DeepEqual(labels, []string{"5.375", "5.425", "5.475"}) {
+		t.Errorf("labels %q", labels)
+	}
+	// Whole-number ticks get no decimals.
+	for _, tk := range (preciseTicks{}).Ticks(0, 100) {
+		if strings.Contains(tk.Label, ".") {
+			t.Errorf("tick %v labeled %q", tk.Value, tk.Label)
+		}
+	}
+}
