@@ -91,3 +91,26 @@ func TestKillAndResume(t *testing.T) {
 		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.Accuracy["Avg"], resumed.Summary.Accuracy["Avg"])
 	}
 }
+
+// TestEvaluateSavedAdapter re-evaluates a finished run's adapter (the eval subcommand's path) and must reproduce the
+// run's own accuracy; the base model evaluates too.
+func TestEvaluateSavedAdapter(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.EvalMode = "letter"
+	cfg.Epochs = 1
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Evaluate(context.Background(), cfg, res.Dir, filepath.Join(t.TempDir(), "eval"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Accuracy["Avg"] != res.Summary.Accuracy["Avg"] {
+		t.Errorf("re-evaluation %v, run %v", s.Accuracy["Avg"], res.Summary.Accuracy["Avg"])
+	}
+	if _, err := Evaluate(context.Background(), cfg, "", filepath.Join(t.TempDir(), "base"), &out); err != nil {
+		t.Errorf("base model evaluation: %v", err)
+	}
+}

@@ -149,11 +149,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err := summary.SetConfig(cfg); err != nil {
 		return nil, err
 	}
-	if cfg.EvalSplit != "" {
-		summary.Split = cfg.EvalSplit
-	} else {
-		summary.Split = fmt.Sprintf("fold %d of %d (seed %d)", cfg.EvalFold, cfg.Folds, cfg.FoldSeed)
-	}
+	summary.Split = evalSplitName(cfg)
 
 	trainSecs, trainTokens, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
 	if err != nil {

@@ -1,8 +1,11 @@
 // Command scienceqa is the ScienceQA entry point of the toolkit:
 //
-//	go run ./experiments/scienceqa <subcommand> [flags]
+//	go run ./experiments/scienceqa [train] [flags]      train an adapter and evaluate it (the default run without flags)
+//	go run ./experiments/scienceqa eval -adapter PATH   evaluate a saved adapter (or an official v1 .pth)
+//	go run ./experiments/scienceqa score ...            score a predictions file per ScienceQA category
+//	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
 //
-// Subcommands: train, eval, score, features. Run a subcommand with -h for its flags.
+// Run a subcommand with -h for its flags; -preset paper selects the paper's configuration.
 package main
 
 import (
@@ -18,16 +21,16 @@ type subcommand func(args []string, stdout, stderr io.Writer) error
 
 // subcommands maps names to implementations; nil means not implemented yet.
 var subcommands = map[string]subcommand{
-	"train":    nil,
-	"eval":     nil,
+	"train":    runTrain,
+	"eval":     runEval,
 	"score":    runScore,
-	"features": nil,
+	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
 }
 
 var order = []string{"train", "eval", "score", "features"}
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: scienceqa <subcommand> [flags]")
+	fmt.Fprintln(w, "usage: scienceqa [<subcommand>] [flags]   (no subcommand: train, i.e. train and evaluate)")
 	fmt.Fprintln(w, "subcommands:")
 	fmt.Fprintln(w, "  train     train an adapter on ScienceQA")
 	fmt.Fprintln(w, "  eval      evaluate a trained adapter")
@@ -38,9 +41,13 @@ func usage(w io.Writer) {
 // run dispatches args and returns the process exit status: 0 success, 1 failure, 2 usage error or a
 // subcommand that is not implemented yet.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
 		usage(stderr)
 		return 2
+	}
+	// No subcommand (or flags first): the main job, train then evaluate.
+	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-') {
+		args = append([]string{"train"}, args...)
 	}
 	name := args[0]
 	cmd, ok := subcommands[name]

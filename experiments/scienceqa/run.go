@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+)
+
+// presetFlag finds -preset NAME in args (before flag parsing, since it sets the other flags' defaults).
+func presetFlag(args []string) (string, []string) {
+	name := "default"
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-preset" || a == "--preset":
+			if i+1 < len(args) {
+				name = args[i+1]
+				i++
+			}
+		case len(a) > 8 && (a[:8] == "-preset=" || (len(a) > 9 && a[:9] == "--preset=")):
+			name = a[len("-preset="):]
+			if a[1] == '-' {
+				name = a[len("--preset="):]
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return name, rest
+}
+
+// parseConfig builds a pipeline.Config from a preset and flags.
+func parseConfig(name string, args []string, stderr io.Writer, extra func(fs *flag.FlagSet)) (pipeline.Config, error) {
+	preset, rest := presetFlag(args)
+	mk, ok := pipeline.Presets[preset]
+	if !ok {
+		return pipeline.Config{}, fmt.Errorf("unknown -preset %q (want default or paper)", preset)
+	}
+	cfg := mk()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("preset", preset, "configuration preset: default (stories260K on the local ScienceQA folds) or paper (LLaMA-7B + CLIP ViT-L/14, official data)")
+	cfg.Flags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(rest); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	return cfg, checkInputs(cfg, preset)
+}
+
+// checkInputs says exactly what to provide when the run's inputs are missing.
+func checkInputs(cfg pipeline.Config, preset string) error {
+	var missing []string
+	for what, p := range map[string]string{"model (-model)": cfg.Model, "tokenizer (-tokenizer)": cfg.Tokenizer, "data (-data)": cfg.Data} {
+		if _, err := os.Stat(p); err != nil {
+			missing = append(missing, fmt.Sprintf("  %s: %s", what, p))
+		}
+	}
+	if cfg.ProblemsFile != "" {
+		if _, err := os.Stat(cfg.ProblemsFile); err != nil {
+			missing = append(missing, fmt.Sprintf("  problems (-problems): %s", cfg.ProblemsFile))
+		}
+	}
+	if cfg.Modality == "multimodal" && cfg.CLIP != "random" {
+		if _, err := os.Stat(cfg.CLIP); err != nil {
+			missing = append(missing, fmt.Sprintf("  CLIP vision model (-clip): %s", cfg.CLIP))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := "missing inputs:\n"
+	for _, m := range missing {
+		msg += m + "\n"
+	}
+	if preset == "default" {
+		msg += fmt.Sprintf(`The default run reads the shared assets (%s; set $%s to move them): models/stories260K/{stories260K.bin,tok512.bin}
+and scienceqa/{problems_test.json,pid_splits.json}.
+`, assets.Dir(), assets.EnvAssets)
+	}
+	msg += `The paper's configuration (-preset paper) needs:
+  -model DIR      LLaMA-7B: Hugging Face folder (config.json + safetensors) or Meta's folder (params.json + consolidated.00.pth)
+  -tokenizer FILE LLaMA's SentencePiece tokenizer.model
+  -clip DIR       Hugging Face openai/clip-vit-large-patch14 (config.json + model.safetensors)
+  -data DIR       official ScienceQA (problems.json, pid_splits.json, images/) or its Hugging Face parquet files
+e.g. go run ./experiments/scienceqa -preset paper -model models/llama-7b -tokenizer models/llama-7b/tokenizer.model \
+       -clip models/clip-vit-large-patch14 -data data/scienceqa`
+	return fmt.Errorf("%s", msg)
+}
+
+// interruptible returns a context cancelled by SIGINT/SIGTERM: the run stops at the next step and resumes from
+// its last checkpoint when the same command is run again.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// runTrain trains and evaluates (the main job): go run ./experiments/scienceqa [train] [flags].
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("train", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	res, err := pipeline.Run(ctx, cfg, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "run folder: %s\n", res.Dir)
+	return nil
+}
+
+// runEval evaluates a saved adapter without training: go run ./experiments/scienceqa eval -adapter PATH [flags].
+func runEval(args []string, stdout, stderr io.Writer) error {
+	var adapterPath, outDir string
+	cfg, err := parseConfig("eval", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&adapterPath, "adapter", "", "adapter: a run folder, an adapter.safetensors, or an official LLaMA-Adapter v1 .pth (empty: the base model)")
+		fs.StringVar(&outDir, "out", "", "folder for predictions.json, summary.json and the table (default: beside the adapter)")
+	})
+	if err != nil {
+		return err
+	}
+	if outDir == "" {
+		if adapterPath == "" {
+			return fmt.Errorf("-out is required when evaluating the base model")
+		}
+		outDir = adapterPath
+		if st, err := os.Stat(adapterPath); err != nil || !st.IsDir() {
+			outDir = filepath.Join(filepath.Dir(adapterPath), "eval")
+		} else {
+			outDir = filepath.Join(adapterPath, "eval")
+		}
+	}
+	ctx, cancel := interruptible()
+	defer cancel()
+	_, err = pipeline.Evaluate(ctx, cfg, adapterPath, outDir, stdout)
+	return err
+}
