@@ -19,6 +19,10 @@ const (
 	EnvGolden = "SQA_GOLDEN"
 )
 
+// RepoRoot returns the repository root: the nearest folder at or above the working directory holding go.mod (the
+// working directory itself when there is none). Commands use it for default output folders such as results/.
+func RepoRoot() string { return repoRoot() }
+
 // repoRoot walks up from the working directory to the folder holding go.mod.
 func repoRoot() string {
 	dir, err := os.Getwd()

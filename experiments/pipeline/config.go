@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -89,7 +90,7 @@ func Default() Config {
 		Epochs: 2, WarmupEpochs: 0.5, Batch: 8, Accum: 1, BaseLR: 0.1, MinLR: 0, WeightDecay: 0.02, ClipNorm: 1,
 		MaxLen: 256, PromptFormat: "QCM-A", CkptEvery: 50,
 		EvalMode: "letter", Fallback: "random", MaxNew: 16, EvalBatch: 16,
-		RunsDir: "results/runs",
+		RunsDir: filepath.Join(assets.RepoRoot(), "results", "runs"),
 	}
 }
 
