@@ -87,7 +87,7 @@ func Default() Config {
 		Folds:      5, EvalFold: 4, FoldSeed: 0,
 		Model: assets.Path("models", "stories260K", "stories260K.bin"), Tokenizer: assets.Path("models", "stories260K", "tok512.bin"),
 		DType: "float32", Modality: "text", Layers: 5, PromptLen: 10, Gate: "head-tanh", Init: "zero", Seed: 0,
-		Epochs: 2, WarmupEpochs: 0.5, Batch: 8, Accum: 1, BaseLR: 0.1, MinLR: 0, WeightDecay: 0.02, ClipNorm: 1,
+		Epochs: 2, WarmupEpochs: 0.5, Batch: 8, Accum: 1, BaseLR: 3, MinLR: 0, WeightDecay: 0.02, ClipNorm: 1,
 		MaxLen: 256, PromptFormat: "QCM-A", CkptEvery: 50,
 		EvalMode: "letter", Fallback: "random", MaxNew: 16, EvalBatch: 16,
 		RunsDir: filepath.Join(assets.RepoRoot(), "results", "runs"),
