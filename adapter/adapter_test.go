@@ -125,8 +125,15 @@ func TestGoldenZeroGateIsBase(t *testing.T) {
 	base := logits(t, m, nil, ids, nil)
 	a := tinyAdapter(t, m, GateHeadTanh, "") // zero gates, golden prompts
 	got := logits(t, m, a, ids, nil)
-	if d := maxAbs(got, base); d != 0 {
-		t.Errorf("zero-gate logits differ from the base model's by %g (want exactly 0)", d)
+	// The added term is tanh(0)·A·Vp = 0 exactly. The pure-Go backend runs both graphs op by op, so the logits are
+	// bit-identical; XLA compiles the two (different) graphs with different fusions and summation orders, which
+	// moves float32 results by rounding only (measured 1.2e-7 here).
+	tol := 0.0
+	if backend.MustShared().Name() != "Go Backend" {
+		tol = 1e-5
+	}
+	if d := maxAbs(got, base); d > tol {
+		t.Errorf("zero-gate logits differ from the base model's by %g (allowed %g on %s)", d, tol, backend.MustShared().Name())
 	}
 	want, _ := gold.f32("logits_zero_gate")
 	if d := maxAbs(got, want); d > 1e-4 {
