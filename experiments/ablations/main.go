@@ -198,16 +198,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	// Every sweep whose runs are all complete gets its report; the others are named in the error.
+	var errs []error
 	for i := range sweeps {
 		groups, err := collect(plans[i])
 		if err != nil {
-			return fmt.Errorf("report %s: %w", sweeps[i].Name, err)
+			errs = append(errs, fmt.Errorf("report %s: %w", sweeps[i].Name, err))
+			continue
 		}
 		if err := writeReport(&sweeps[i], groups, filepath.Join(o.out, sweeps[i].Name), o.fig5, stdout); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // runState is "complete", "partial" (a folder without a complete summary: it will resume) or "new".

@@ -301,3 +301,23 @@ func TestPreciseTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleSweeps keeps the documented example file loadable and plannable on the local preset.
+func TestExampleSweeps(t *testing.T) {
+	ss, err := loadSweeps("example_sweeps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ss {
+		runs, err := plan(&ss[i], presets()["local"].Base(), nil, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 2*len(ss[i].Values) {
+			t.Errorf("sweep %s: %d runs", ss[i].Name, len(runs))
+		}
+	}
+	if r, _ := plan(&ss[2], presets()["local"].Base(), nil, 1); r[0].Config.Init != "random" {
+		t.Errorf("\"set\" not applied: init %s", r[0].Config.Init)
+	}
+}
