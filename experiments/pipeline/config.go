@@ -158,12 +158,15 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "backend", c.Backend, "GoMLX backend config (default: $GOMLX_BACKEND or the pure-Go backend)")
 }
 
-// ID returns the run id: the given one, or a readable name plus a hash of every setting, so the same settings
-// find the same folder (and resume it) and different settings never share one.
+// ID returns the run id: the given one, or a readable name plus a hash of every setting (but the backend), so the
+// same settings find the same folder (and resume it) and different settings never share one.
 func (c Config) ID() string {
 	if c.RunID != "" {
 		return c.RunID
 	}
+	// The backend and the run id itself are not settings of the experiment: the same run on another backend
+	// (resumed after a move to a GPU, say) keeps its folder; summary.json records the backend used.
+	c.Backend, c.RunID = "", ""
 	data, _ := json.Marshal(c)
 	h := sha256.Sum256(data)
 	model := strings.TrimSuffix(baseName(c.Model), ".bin")
