@@ -27,6 +27,8 @@ type Runner struct {
 	BatchSize, PadMultiple, MaxLen int
 
 	letterExec *model.Exec
+	// gens keeps one generator per cache length across calls, so their compiled graphs are reused.
+	gens map[int]*llama.Generator
 }
 
 // LetterExample is one multiple-choice prompt for letter scoring.
@@ -259,7 +261,10 @@ func (r *Runner) Generate(examples []GenExample, maxNew int, stop func(id int) b
 		lengths[i] = len(e.Prompt)
 	}
 	out := make([][]int, len(examples))
-	gens := map[int]*llama.Generator{} // one per padded length keeps each compiled graph reused
+	if r.gens == nil {
+		r.gens = map[int]*llama.Generator{}
+	}
+	gens := r.gens
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
 		maxLen := min(r.MaxLen, r.Model.Config.MaxSeqLen, train.PadLen(b.Len+maxNew, r.PadMultiple, 0))
 		gen, ok := gens[maxLen]
