@@ -5,8 +5,9 @@
 //  2. $SQA_PJRT_CPU, when set: the absolute path of an XLA CPU PJRT plugin, used as "xla:<path>".
 //  3. The XLA CPU plugin installed by .ci/install-pjrt-cpu.sh, when present at PluginCachePath().
 //  4. GoMLX's pure-Go backend in the "ops_sequential" configuration (DefaultGoConfig). Its default
-//     configuration deadlocks in compute v0.1.6 whenever as many parallelizable ops are ready at once as the
-//     worker pool has slots (2×GOMAXPROCS, so 4 on a 2-core machine); see README, "Backends".
+//     configuration (and "ops_parallel") can deadlock in compute v0.1.6 when as many parallelizable ops
+//     (e.g. matmuls) are running at once as the worker pool has slots (2×GOMAXPROCS, so 4 on a 2-core
+//     machine): each holds a slot while it waits for more. See TestGoDefaultConfigDoesNotDeadlock.
 //
 // Only backends compiled in here can be chosen: the pure-Go backend and XLA through PJRT. The XLA
 // auto-installer is never imported, so no configuration can trigger a download: an XLA plugin must be named
@@ -206,16 +207,17 @@ func Config() string {
 	return Resolve().Config
 }
 
-// New creates the backend chosen by Resolve.
+// New creates the backend chosen by Resolve (see NewWithInfo).
 func New() (compute.Backend, error) {
-	b, _, err := newResolved()
+	b, _, err := NewWithInfo()
 	return b, err
 }
 
-// newResolved creates the resolved backend and describes it. A plugin found in the cache (not asked for
-// explicitly) that fails to load falls back to the pure-Go backend, with the reason in Info.Note, so a
-// broken download never stops a run; an explicitly chosen backend that fails is an error.
-func newResolved() (compute.Backend, Info, error) {
+// NewWithInfo creates the backend chosen by Resolve and describes it; runs record the Info in their
+// summary. A plugin found in the cache (not asked for explicitly) that fails to load falls back to the
+// pure-Go backend, with the reason in Info.Note, so a broken download never stops a run; an explicitly
+// chosen backend that fails is an error (also recorded in Info.Error).
+func NewWithInfo() (compute.Backend, Info, error) {
 	info := Resolve()
 	b, err := NewWithConfig(info.Config)
 	if err != nil && info.Source == SourceInstalled {
@@ -280,7 +282,7 @@ var (
 // Shared returns one process-wide backend created by New on first use. Tests and commands that run many
 // graphs share it rather than starting a PJRT client per graph.
 func Shared() (compute.Backend, error) {
-	sharedOnce.Do(func() { sharedBackend, sharedInfo, sharedErr = newResolved() })
+	sharedOnce.Do(func() { sharedBackend, sharedInfo, sharedErr = NewWithInfo() })
 	return sharedBackend, sharedErr
 }
 

@@ -91,9 +91,9 @@ func TestResolveOrder(t *testing.T) {
 func TestBrokenInstalledPluginFallsBack(t *testing.T) {
 	dir := isolate(t)
 	writeFile(t, filepath.Join(dir, pluginFileName), "this is not an ELF file")
-	b, info, err := newResolved()
+	b, info, err := NewWithInfo()
 	if err != nil {
-		t.Fatalf("newResolved: %v", err)
+		t.Fatalf("NewWithInfo: %v", err)
 	}
 	if info.Config != DefaultGoConfig || info.Source != SourceDefault || !strings.Contains(info.Note, "failed to load") {
 		t.Errorf("info = %+v, want a fallback to %s with a note", info, DefaultGoConfig)
@@ -108,8 +108,8 @@ func TestExplicitBrokenPluginIsAnError(t *testing.T) {
 	so := filepath.Join(dir, "broken.so")
 	writeFile(t, so, "this is not an ELF file")
 	t.Setenv(EnvVar, "xla:"+so)
-	if b, info, err := newResolved(); err == nil || info.Error == "" {
-		t.Errorf("newResolved() = %v, %+v; want an error", b, info)
+	if b, info, err := NewWithInfo(); err == nil || info.Error == "" {
+		t.Errorf("NewWithInfo() = %v, %+v; want an error", b, info)
 	}
 }
 
