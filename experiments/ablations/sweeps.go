@@ -119,7 +119,7 @@ type LocalBudget struct {
 
 // localBudget returns the local preset's budget. Change the numbers here (and only here) to retune local runs.
 func localBudget() LocalBudget {
-	return LocalBudget{Epochs: 2, WarmupEpochs: 0.5, TrainLimit: 400, EvalLimit: 200, MaxLen: 256, Batch: 8}
+	return LocalBudget{Epochs: 2, WarmupEpochs: 0.5, TrainLimit: 800, EvalLimit: 0, MaxLen: 256, Batch: 8}
 }
 
 // localBase is pipeline.Default() cut to localBudget.
