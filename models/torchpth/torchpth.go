@@ -13,8 +13,9 @@
 // as names ("layers.0.attention.wq.weight"); nested dicts, lists and tuples are flattened with "." (a training
 // checkpoint {"model": state_dict, "epoch": 3} yields "model.layers.0..."; see TrimPrefix). Non-tensor values
 // (ints, strings, argparse.Namespace, ...) are skipped. Tensors may be float32, float16, bfloat16, float64 or
-// integer/bool (ReadRaw); nn.Parameter and views sharing one storage are handled. Quantized, sparse and nested
-// tensors, TorchScript archives and the legacy pre-1.6 (non-zip) format are rejected with a clear error.
+// integer/bool (ReadRaw); nn.Parameter and views sharing one storage (with offsets and strides) are handled.
+// Quantized, sparse and nested tensors, broadcast views with more elements than their storage, TorchScript
+// archives and the legacy pre-1.6 (non-zip) format are rejected with a clear error.
 //
 // Write produces the same zip format (what torch 2.x writes: data.pkl with pickle protocol 2, .format_version,
 // .storage_alignment with 64-byte aligned storages, byteorder, data/<key>, version "3"), atomically.
@@ -22,7 +23,6 @@ package torchpth
 
 import (
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -207,7 +207,7 @@ func parse(f *os.File, path string) (*File, error) {
 			return nil, pf.errorf("storage %q has no zip entry %sdata/%s", key, prefix, key)
 		}
 		es := int64(safetensors.ElemSize(ref.dtype))
-		if int64(e.UncompressedSize64) < ref.numel*es {
+		if ref.numel > math.MaxInt64/16 || int64(e.UncompressedSize64) < ref.numel*es {
 			return nil, pf.errorf("storage entry %s holds %d bytes, want %d (%d × %s)", e.Name, e.UncompressedSize64, ref.numel*es, ref.numel, ref.dtype)
 		}
 		s := &storage{storageRef: ref, entry: e, dataOff: -1}
@@ -235,17 +235,27 @@ func parse(f *os.File, path string) (*File, error) {
 
 // unpickle runs the unpickler over data.pkl, converting any panic in the decoder into an error.
 func unpickle(e *zip.File, refs map[string]*storageRef) (root any, err error) {
+	if e.UncompressedSize64 > maxPickleSize {
+		return nil, fmt.Errorf("%d bytes, more than the %d a state dict's pickle can plausibly need", e.UncompressedSize64, maxPickleSize)
+	}
 	rc, err := e.Open()
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxPickleSize))
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPickle(b); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			root, err = nil, fmt.Errorf("malformed pickle: %v", r)
 		}
 	}()
-	u := pickle.NewUnpickler(bufio.NewReader(rc))
+	u := pickle.NewUnpickler(bytes.NewReader(b))
 	u.FindClass = findClass
 	u.PersistentLoad = persistentLoad(refs)
 	return u.Load()
@@ -261,8 +271,26 @@ func pyTypeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// maxDepth and maxVisits bound the walk over the unpickled object: through the memo a pickle can build
+// containers that hold themselves, or that share children so that the paths to them multiply at each level.
+const (
+	maxDepth  = 32
+	maxVisits = 1 << 20
+)
+
 // collect walks the unpickled object, registering tensors under their dotted key paths.
 func (pf *File) collect(prefix string, v any) error {
+	visits := 0
+	return pf.collectDepth(prefix, v, 0, &visits)
+}
+
+func (pf *File) collectDepth(prefix string, v any, depth int, visits *int) error {
+	if depth > maxDepth {
+		return pf.errorf("object nested more than %d levels deep at %q (self-referencing container?)", maxDepth, prefix)
+	}
+	if *visits++; *visits > maxVisits {
+		return pf.errorf("more than %d objects to walk (containers shared many times over?)", maxVisits)
+	}
 	join := func(k string) string {
 		if prefix == "" {
 			return k
@@ -278,25 +306,25 @@ func (pf *File) collect(prefix string, v any) error {
 	case *types.OrderedDict:
 		for e := v.List.Front(); e != nil; e = e.Next() {
 			entry := e.Value.(*types.OrderedDictEntry)
-			if err := pf.collect(join(keyString(entry.Key)), entry.Value); err != nil {
+			if err := pf.collectDepth(join(keyString(entry.Key)), entry.Value, depth+1, visits); err != nil {
 				return err
 			}
 		}
 	case *types.Dict:
 		for _, entry := range *v {
-			if err := pf.collect(join(keyString(entry.Key)), entry.Value); err != nil {
+			if err := pf.collectDepth(join(keyString(entry.Key)), entry.Value, depth+1, visits); err != nil {
 				return err
 			}
 		}
 	case *types.List:
 		for i, x := range *v {
-			if err := pf.collect(join(strconv.Itoa(i)), x); err != nil {
+			if err := pf.collectDepth(join(strconv.Itoa(i)), x, depth+1, visits); err != nil {
 				return err
 			}
 		}
 	case *types.Tuple:
 		for i, x := range *v {
-			if err := pf.collect(join(strconv.Itoa(i)), x); err != nil {
+			if err := pf.collectDepth(join(strconv.Itoa(i)), x, depth+1, visits); err != nil {
 				return err
 			}
 		}
@@ -320,10 +348,27 @@ func (pf *File) addTensor(name string, t *tensorRef) error {
 	}
 	s := pf.storages[t.storage.key]
 	info := Info{Name: name, DType: s.dtype, Shape: t.shape, Stride: t.stride, StorageKey: s.key, StorageOffset: t.offset}
-	// The elements the view touches must lie inside its storage.
-	if info.NumElements() > 0 {
+	// The element count must fit in memory arithmetic (a corrupt pickle can claim anything), and the elements the
+	// view touches must lie inside its storage.
+	numel := int64(1)
+	for _, n := range t.shape {
+		if n > 0 && numel > (1<<40)/int64(n) {
+			return pf.errorf("tensor %q has implausible shape %v", name, t.shape)
+		}
+		numel *= int64(n)
+	}
+	if numel > s.numel {
+		// Only broadcast (stride-0) views can have more elements than their storage; state dicts do not hold them,
+		// and refusing them keeps every allocation within what the file itself holds.
+		return pf.errorf("tensor %q (shape %v, stride %v) has more elements than its storage %q (%d): broadcast views are not supported",
+			name, t.shape, t.stride, s.key, s.numel)
+	}
+	if numel > 0 {
 		last := t.offset
 		for d, n := range t.shape {
+			if t.stride[d] > 1<<40 {
+				return pf.errorf("tensor %q has implausible stride %v", name, t.stride)
+			}
 			last += int64(n-1) * int64(t.stride[d])
 		}
 		if last >= s.numel {

@@ -623,3 +623,104 @@ func TestChunkedReads(t *testing.T) {
 	t.Run("bf16", TestMetaBFloat16)
 	t.Run("adapter", TestOfficialAdapter)
 }
+
+// readAll opens path and reads every tensor, returning the first error; it must never panic.
+func readAll(path string) error {
+	pf, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer pf.Close()
+	for _, n := range pf.Names() {
+		if _, _, err := pf.ReadRaw(n, nil); err != nil {
+			return err
+		}
+		if _, _, err := pf.ReadFloat32(n); err != nil && !strings.Contains(err.Error(), "not floating point") {
+			return err
+		}
+	}
+	return nil
+}
+
+// FuzzOpen mutates whole checkpoint files.
+func FuzzOpen(f *testing.F) {
+	for _, p := range []string{filepath.Join("testdata", "views.pth"), filepath.Join("testdata", "legacy.pth")} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "f.pth")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := readAll(path); err != nil && !strings.Contains(err.Error(), path) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}
+
+// FuzzPickle mutates data.pkl inside a well-formed archive with two float32 storages (6 and 2 elements).
+func FuzzPickle(f *testing.F) {
+	if zr, err := zip.OpenReader(filepath.Join("testdata", "views.pth")); err == nil {
+		for _, e := range zr.File {
+			if strings.HasSuffix(e.Name, "data.pkl") {
+				rc, _ := e.Open()
+				b, _ := io.ReadAll(rc)
+				rc.Close()
+				f.Add(b)
+			}
+		}
+		zr.Close()
+	}
+	p := &pickler{memo: map[string]int{}}
+	p.op(0x80, 2, '}', '(')
+	p.str("a", false)
+	view(p, "0", 6, 1, []int{2, 2}, []int{1, 3})
+	p.str("b", false)
+	view(p, "1", 2, 0, []int{2}, []int{1})
+	p.op('u', '.')
+	f.Add(p.buf.Bytes())
+	data, _ := f32Bytes(6)
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		var buf bytes.Buffer // (no writeAtomic: its fsync would dominate the fuzzing time)
+		if err := writeZip(&buf, pkl, []Tensor{{Data: data}, {Data: data[:8]}}); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "p.pth")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := readAll(path); err != nil && !strings.Contains(err.Error(), path) {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}
+
+func TestSelfReferencingPickle(t *testing.T) {
+	// d = {}; d["self"] = [d]: EMPTY_DICT, BINPUT 0, "self", EMPTY_LIST, BINGET 0, APPEND, SETITEM.
+	path := writeCustom(t, func(p *pickler) {
+		p.op('}', 'q', 0)
+		p.str("self", false)
+		p.op(']', 'h', 0, 'a', 's')
+	})
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Fatalf("Open(self-referencing pickle): error %v", err)
+	}
+}
+
+func TestSharedContainersPickle(t *testing.T) {
+	// {"x": l25} with l0 = [] and l(i) = [l(i-1), l(i-1)]: 26 objects, 2^25 paths.
+	path := writeCustom(t, func(p *pickler) {
+		p.op('}')
+		p.str("x", false)
+		p.op(']', 'q', 0, '0') // build each list, memoize it, pop it
+		for i := 1; i <= 25; i++ {
+			p.op(']', '(', 'h', byte(i-1), 'h', byte(i-1), 'e', 'q', byte(i), '0')
+		}
+		p.op('h', 25, 's')
+	})
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "objects to walk") {
+		t.Fatalf("Open(exponentially shared pickle): error %v", err)
+	}
+}
