@@ -546,11 +546,17 @@ func TestCorruptFiles(t *testing.T) {
 	}
 }
 
-// TestTorchWrittenViews reads testdata/views.pth, written by torch 2.11 (testdata/make_fixtures.py): views
+// TestTorchWrittenViews reads testdata/views.pth and views_p4.pth (pickle protocol 4), written by torch 2.11
+// (testdata/make_fixtures.py): views
 // sharing one storage with offsets and strides, an nn.Parameter, float16, a strided bfloat16 slice, nested under
 // "model" next to non-tensor entries.
 func TestTorchWrittenViews(t *testing.T) {
-	pf := openPth(t, filepath.Join("testdata", "views.pth"))
+	t.Run("protocol2", func(t *testing.T) { checkTorchViews(t, "views.pth") })
+	t.Run("protocol4", func(t *testing.T) { checkTorchViews(t, "views_p4.pth") })
+}
+
+func checkTorchViews(t *testing.T, file string) {
+	pf := openPth(t, filepath.Join("testdata", file))
 	wantNames := []string{"model.full", "model.t", "model.col", "model.row", "model.p", "model.h", "model.b", "lst.0"}
 	if !slices.Equal(pf.Names(), wantNames) {
 		t.Fatalf("names %v, want %v", pf.Names(), wantNames)
