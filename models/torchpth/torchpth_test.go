@@ -730,3 +730,34 @@ func TestSharedContainersPickle(t *testing.T) {
 		t.Fatalf("Open(exponentially shared pickle): error %v", err)
 	}
 }
+
+func TestBigEndianRejected(t *testing.T) {
+	zr, err := zip.OpenReader(filepath.Join("testdata", "views.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range zr.File {
+		rc, err := e.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if strings.HasSuffix(e.Name, "/byteorder") {
+			b = []byte("big")
+		}
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: e.Name, Method: zip.Store})
+		w.Write(b)
+	}
+	zw.Close()
+	path := filepath.Join(t.TempDir(), "big.pth")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "endian") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open(big-endian checkpoint): error %v", err)
+	}
+}
