@@ -311,8 +311,7 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 			tps := float64(s.Tokens) / max(s.Seconds, 1e-9)
 			bar.Describe(fmt.Sprintf("train e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
 			_ = bar.Set(s.Step)
-			epoch := float64(s.Epoch) + 0 // fractional epoch is carried by the step index
-			_ = mw.Append(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(epoch),
+			_ = mw.Append(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
 				Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps)})
 		},
 		OnEpoch: func(e train.EpochInfo) error {

@@ -170,6 +170,7 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, 
 // StepInfo reports one optimizer step.
 type StepInfo struct {
 	Epoch      int     // 0-based
+	Progress   float64 // fractional epochs done after this step (e.g. 1.25)
 	Step       int     // optimizer steps taken so far (1-based after this step)
 	StepsTotal int     // optimizer steps in the whole run
 	Loss       float64 // mean loss over the step's micro-batches
@@ -284,7 +285,8 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 			pos.EpochSteps++
 			epochTokens += tokens
 			if hooks.OnStep != nil {
-				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Step: pos.Step, StepsTotal: stepsTotal, Loss: lossSum / float64(n),
+				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Progress: float64(pos.Epoch) + float64(pos.Batch)/float64(len(batches)),
+					Step: pos.Step, StepsTotal: stepsTotal, Loss: lossSum / float64(n),
 					LR: lr, GradNorm: gradNorm, Tokens: tokens, Seconds: time.Since(stepStart).Seconds()})
 			}
 			if hooks.Checkpoint != nil && cfg.CheckpointEvery > 0 && pos.Step%cfg.CheckpointEvery == 0 && pos.Batch < len(batches) {
