@@ -39,6 +39,8 @@ type resolved struct {
 	Paths   map[string]string `json:"resolved_paths"`
 	Digests map[string]string `json:"digests"`
 	Backend string            `json:"backend_resolved"`
+	// Command is the command line that started the run (the process's arguments).
+	Command []string `json:"command"`
 }
 
 // Result is what a finished run reports.
@@ -243,7 +245,7 @@ func (c Config) Validate() error {
 }
 
 func writeConfig(dir string, cfg Config, b compute.Backend) error {
-	r := resolved{Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend.Config()}
+	r := resolved{Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend.Config(), Command: os.Args}
 	for name, p := range map[string]string{"data": cfg.Data, "problems": cfg.ProblemsFile, "splits": cfg.SplitsFile,
 		"model": cfg.Model, "tokenizer": cfg.Tokenizer, "clip": cfg.CLIP} {
 		if p == "" || p == "random" {

@@ -222,3 +222,35 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestNonFiniteLossStops poisons the prompts with a NaN: the first step must stop with ErrNonFinite, and the update
+// must not have been applied (gates keep their values).
+func TestNonFiniteLossStops(t *testing.T) {
+	cfg := tinyConfig()
+	_, tr := tinySetup(t, cfg)
+	p := tensors.MustCopyFlatData[float32](tr.Adapter.Prompts.MustValue())
+	p[0] = float32(math.NaN())
+	tr.Adapter.Prompts.MustSetValue(tensors.FromFlatDataAndDimensions(p, tr.Adapter.Prompts.Shape().Dimensions...))
+	// Open the gates so the poisoned prompt reaches the loss.
+	g := tensors.MustCopyFlatData[float32](tr.Adapter.Gates.MustValue())
+	for i := range g {
+		g[i] = 0.5
+	}
+	tr.Adapter.Gates.MustSetValue(tensors.FromFlatDataAndDimensions(g, tr.Adapter.Gates.Shape().Dimensions...))
+	saved := 0
+	err := tr.Train(context.Background(), synthetic(16, 1), Position{}, Hooks{Checkpoint: func(Position) error { saved++; return nil }})
+	if !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("want ErrNonFinite, got %v", err)
+	}
+	if saved != 0 {
+		t.Errorf("a checkpoint was written after the non-finite step")
+	}
+	for i, v := range tensors.MustCopyFlatData[float32](tr.Adapter.Gates.MustValue()) {
+		if v != g[i] {
+			t.Fatalf("gate %d changed from %v to %v despite the non-finite loss", i, g[i], v)
+		}
+	}
+	if tr.OptimizerStep() != 0 {
+		t.Errorf("optimizer step advanced to %d", tr.OptimizerStep())
+	}
+}
