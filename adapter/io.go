@@ -3,6 +3,7 @@ package adapter
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
@@ -129,7 +130,7 @@ func (a *Adapter) assign(path string, read func(name string) ([]float32, []int, 
 			return fmt.Errorf("adapter %s: %w", path, err)
 		}
 		want := v.Shape().Dimensions
-		if !sameDims(shape, want) {
+		if !slices.Equal(shape, want) {
 			return fmt.Errorf("adapter %s: tensor %q has shape %v, but L=%d, K=%d, C=%d, H=%d imply %v",
 				path, name, shape, a.Config.Layers, a.Config.PromptLen, a.Model.Dim, a.Model.NumHeads, want)
 		}
@@ -138,16 +139,4 @@ func (a *Adapter) assign(path string, read func(name string) ([]float32, []int, 
 		}
 	}
 	return nil
-}
-
-func sameDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -31,6 +31,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -227,7 +228,7 @@ func Load(path string, dtype dtypes.DType) (*Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("clip %s: missing tensor %q (is this a CLIP vision checkpoint?)", path, disk)
 		}
-		if want := cfg.expectedShape(name); !equalInts(want, info.Shape) {
+		if want := cfg.expectedShape(name); !slices.Equal(want, info.Shape) {
 			return nil, fmt.Errorf("clip %s: tensor %q in %s has shape %v but config.json implies %v", path, disk, f.Path, info.Shape, want)
 		}
 		raw, _, err := f.ReadRaw(disk, buf)
@@ -282,18 +283,6 @@ func RandomWeights(cfg Config, seed uint64, dtype dtypes.DType) (*Model, error) 
 	}
 	m.finishHash(h)
 	return m, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Variables returns every weight variable (all non-trainable), sorted by path.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -88,7 +89,7 @@ func (t *Trainer) LoadCheckpoint(path string) (Position, error) {
 		if err != nil {
 			return pos, fmt.Errorf("checkpoint %s: %w", path, err)
 		}
-		if !sameShape(shape, cv.v.Shape().Dimensions) {
+		if !slices.Equal(shape, cv.v.Shape().Dimensions) {
 			return pos, fmt.Errorf("checkpoint %s: %s has shape %v, the run's adapter needs %v", path, cv.name, shape, cv.v.Shape().Dimensions)
 		}
 		if err := cv.v.SetValue(tensors.FromFlatDataAndDimensions(vals, cv.v.Shape().Dimensions...)); err != nil {
@@ -102,16 +103,4 @@ func (t *Trainer) LoadCheckpoint(path string) (Position, error) {
 func CheckpointExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

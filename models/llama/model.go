@@ -17,11 +17,12 @@ package llama
 import (
 	"fmt"
 
-	"github.com/gomlx/compute"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gomlx/compute"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"

@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
@@ -165,7 +165,7 @@ func newModel(cfg Config, dtype dtypes.DType, format, source string) (*Model, er
 // checkShape compares a tensor's shape on disk with what the config implies.
 func (l *loader) checkShape(name, diskName string, shape []int) error {
 	want := l.m.Config.expectedShape(name)
-	if !equalInts(want, shape) {
+	if !slices.Equal(want, shape) {
 		return fmt.Errorf("llama %s: tensor %q has shape %v but the config (%d layers, C=%d, F=%d, H=%d, KVH=%d, V=%d) implies %v",
 			l.source, diskName, shape, l.m.Config.NumLayers, l.m.Config.Dim, l.m.Config.HiddenDim, l.m.Config.NumHeads,
 			l.m.Config.NumKVHeads, l.m.Config.VocabSize, want)
@@ -376,26 +376,4 @@ func LoadLlama2c(path string, dtype dtypes.DType) (*Model, error) {
 		return nil, fmt.Errorf("llama2.c %s: trailing bytes after the weights", path)
 	}
 	return m, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// float32Finite reports whether every value is finite.
-func float32Finite(v []float32) bool {
-	for _, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return false
-		}
-	}
-	return true
 }
