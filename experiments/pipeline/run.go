@@ -71,12 +71,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if cfg.Backend != "" {
 		os.Setenv(backend.EnvVar, cfg.Backend)
 	}
-	b, err := backend.New()
+	b, binfo, err := backend.NewWithInfo()
 	if err != nil {
 		return nil, err
 	}
 	defer b.Finalize()
-	fmt.Fprintf(out, "run %s (backend %s)\n", id, backend.Config())
+	fmt.Fprintf(out, "run %s (backend %s)\n", id, binfo)
 
 	// Data, prompts and tokens.
 	tok, err := tokenizer.Load(cfg.Tokenizer)
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 
-	summary := &results.Summary{RunID: id, Versions: results.CurrentVersions(), Backend: backend.Config(),
+	summary := &results.Summary{RunID: id, Versions: results.CurrentVersions(), Backend: binfo.String(),
 		Device: fmt.Sprintf("%s, %d CPU cores", b.Description(), runtime.NumCPU()), TrainableParams: int64(counts.Total()),
 		Dir: dir}
 	if err := summary.SetConfig(cfg); err != nil {
