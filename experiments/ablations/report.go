@@ -215,8 +215,14 @@ func evalDescription(c pipeline.Config) string {
 	if c.TrainSplit == "" {
 		d = fmt.Sprintf("trained on folds ≠%d and evaluated on fold %d of the %d-fold split of %s", c.EvalFold, c.EvalFold, c.Folds, filepath.Base(orString(c.ProblemsFile, c.Data)))
 	}
+	limit := func(n int, what string) string {
+		if n > 0 {
+			return fmt.Sprintf("at most %d %s problems", n, what)
+		}
+		return "all " + what + " problems"
+	}
 	if c.TrainLimit > 0 || c.EvalLimit > 0 {
-		d += fmt.Sprintf(" (at most %d training and %d evaluation problems)", c.TrainLimit, c.EvalLimit)
+		d += " (" + limit(c.TrainLimit, "training") + ", " + limit(c.EvalLimit, "evaluation") + ")"
 	}
 	return d
 }
