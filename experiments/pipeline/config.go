@@ -51,7 +51,10 @@ type Config struct {
 	GateStd   float64 `json:"gate_std"`
 	Seed      uint64  `json:"seed"`
 
-	CLIP         string `json:"clip,omitempty"`
+	CLIP string `json:"clip,omitempty"`
+	// VisualHidden and VisualDepth shape the visual projection (0: the defaults, ≈0.6M parameters, 2 layers).
+	VisualHidden int    `json:"visual_hidden,omitempty"`
+	VisualDepth  int    `json:"visual_depth,omitempty"`
 	CLIPLayers   string `json:"clip_layers,omitempty"`
 	FeatureCache string `json:"feature_cache,omitempty"`
 
@@ -136,6 +139,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.GateStd, "gate-std", c.GateStd, "std of random gates (0: 1)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the adapter init and data order")
 	fs.StringVar(&c.CLIP, "clip", c.CLIP, "CLIP vision model (HF safetensors folder) for multimodal runs")
+	fs.IntVar(&c.VisualHidden, "visual-hidden", c.VisualHidden, "hidden width of the visual projection MLP (0: sized to ≈0.6M parameters, the paper's)")
+	fs.IntVar(&c.VisualDepth, "visual-depth", c.VisualDepth, "linear layers of the visual projection (0: 2)")
 	fs.StringVar(&c.CLIPLayers, "clip-layers", c.CLIPLayers, "CLIP layers for multi-scale features, e.g. 8,16,24 (default: 3 evenly spaced)")
 	fs.StringVar(&c.FeatureCache, "feature-cache", c.FeatureCache, "feature cache folder (default <runs>/../features)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")

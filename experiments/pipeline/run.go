@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		acfg.Visual = &adapter.VisualConfig{Scales: scales, FeatureDim: dim}
+		acfg.Visual = &adapter.VisualConfig{Scales: scales, FeatureDim: dim, Hidden: cfg.VisualHidden, Depth: cfg.VisualDepth}
 	}
 	a, err := adapter.New(m.Store, acfg, m.Config)
 	if err != nil {
