@@ -195,7 +195,7 @@ func Bench(o Options) (*Result, error) {
 		mk := func(n int) []evaluate.LetterExample {
 			var ex []evaluate.LetterExample
 			for i := 0; i < n; i++ {
-				ex = append(ex, evaluate.LetterExample{ID: strconv.Itoa(i), Prompt: randomTokens(o.Seq), Options: [][]int32{{319}, {350}, {315}, {360}}, Features: features()})
+				ex = append(ex, evaluate.LetterExample{ID: strconv.Itoa(i), Prompt: randomTokens(o.Seq), Options: [][]int32{{3}, {4}, {5}, {6}}, Features: features()})
 			}
 			return ex
 		}

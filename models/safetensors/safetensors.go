@@ -533,6 +533,9 @@ func writeAtomic(path string, fill func(w io.Writer) error) (err error) {
 	if err = fill(tmp); err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
 	}
+	if err = tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
+		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
 	}
