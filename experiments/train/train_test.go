@@ -254,3 +254,39 @@ func TestNonFiniteLossStops(t *testing.T) {
 		t.Errorf("optimizer step advanced to %d", tr.OptimizerStep())
 	}
 }
+
+// TestBFloat16BaseTrains trains with bfloat16 base weights and float32 adapter variables (the mixed-precision
+// setting of -dtype bfloat16): the loss falls and the adapter stays float32.
+func TestBFloat16BaseTrains(t *testing.T) {
+	m, err := llama.Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Seed: 1}, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(m, a, backend.MustShared(), tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := synthetic(48, 3)
+	before, err := tr.EvalLoss(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Train(context.Background(), data, Position{}, Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := tr.EvalLoss(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bf16 base: loss %.4f → %.4f", before, after)
+	if !(after < before-0.5) {
+		t.Errorf("bf16 training did not lower the loss enough: %.4f → %.4f", before, after)
+	}
+	if a.Prompts.Shape().DType != dtypes.Float32 {
+		t.Errorf("adapter prompts are %s, want float32", a.Prompts.Shape().DType)
+	}
+}
