@@ -68,7 +68,11 @@ type Config struct {
 	ClipNorm     float64 `json:"clip_norm"`
 	MaxLen       int     `json:"max_len"`
 	PromptFormat string  `json:"prompt_format"`
-	CkptEvery    int     `json:"checkpoint_every"`
+	// NoEOSTarget drops the EOS after the answer from the training sequences (the official code trains on it).
+	// Models whose EOS embedding was never trained — llama2.c's TinyStories models use BOS as the separator — would
+	// otherwise spend most of the loss on a token they cannot learn to predict.
+	NoEOSTarget bool `json:"no_eos_target,omitempty"`
+	CkptEvery   int  `json:"checkpoint_every"`
 
 	EvalMode  string `json:"eval_mode"` // letter, generate or both
 	Fallback  string `json:"fallback"`  // random (official, seeded) or wrong, for unparsable generations
@@ -153,6 +157,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ClipNorm, "clip-norm", c.ClipNorm, "gradient clipping by global norm (0: off)")
 	fs.IntVar(&c.MaxLen, "max-len", c.MaxLen, "maximum tokens per example (the context is truncated first)")
 	fs.StringVar(&c.PromptFormat, "format", c.PromptFormat, "prompt format: QCM-A, CQM-A, QCM-LEA, QCML-A")
+	fs.BoolVar(&c.NoEOSTarget, "no-eos-target", c.NoEOSTarget, "do not train on the EOS after the answer (for models whose EOS was never trained)")
 	fs.IntVar(&c.CkptEvery, "checkpoint-every", c.CkptEvery, "optimizer steps between checkpoints (and every epoch end)")
 	fs.StringVar(&c.EvalMode, "eval", c.EvalMode, "evaluation: letter, generate or both")
 	fs.StringVar(&c.Fallback, "fallback", c.Fallback, "unparsable generations: random (official, seeded) or wrong")

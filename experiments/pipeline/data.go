@@ -116,6 +116,9 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 		if err != nil {
 			return train.Example{}, err
 		}
+		if n := len(e.IDs); cfg.NoEOSTarget && n > 0 && e.IDs[n-1] == tok.EOS() {
+			e.IDs, e.Mask = e.IDs[:n-1], e.Mask[:n-1]
+		}
 		return train.Example{ID: p.PID, Tokens: int32s(e.IDs), LossMask: e.Mask, Features: feats[p.PID]}, nil
 	}
 	for _, p := range d.train {
