@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -112,5 +113,36 @@ func TestEvaluateSavedAdapter(t *testing.T) {
 	}
 	if _, err := Evaluate(context.Background(), cfg, "", filepath.Join(t.TempDir(), "base"), &out); err != nil {
 		t.Errorf("base model evaluation: %v", err)
+	}
+}
+
+// TestNoEOSTarget checks that -no-eos-target drops exactly the final EOS from training sequences and keeps the
+// answer tokens in the loss.
+func TestNoEOSTarget(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.TrainLimit, cfg.EvalLimit = 8, 4
+	tok, err := tokenizer.Load(cfg.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := buildExamples(cfg, tok, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NoEOSTarget = true
+	without, err := buildExamples(cfg, tok, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range with.train {
+		w := without.train[i]
+		n := len(e.Tokens)
+		if int(e.Tokens[n-1]) != tok.EOS() || len(w.Tokens) != n-1 || !e.LossMask[n-1] || !w.LossMask[n-2] {
+			t.Fatalf("example %s: %d tokens (last %d) vs %d without EOS", e.ID, n, e.Tokens[n-1], len(w.Tokens))
+		}
 	}
 }
