@@ -177,11 +177,32 @@ func (c Config) ID() string {
 	// The backend and the run id itself are not settings of the experiment: the same run on another backend
 	// (resumed after a move to a GPU, say) keeps its folder; summary.json records the backend used.
 	c.Backend, c.RunID = "", ""
+	// Inputs under the shared assets folder are named relative to it, so the same run has the same id in every
+	// checkout that sits beside a copy of the assets (CI's clone, another machine).
+	for _, p := range []*string{&c.Data, &c.ProblemsFile, &c.SplitsFile, &c.Model, &c.Tokenizer, &c.CLIP} {
+		*p = assetRelative(*p)
+	}
 	data, _ := json.Marshal(c)
 	h := sha256.Sum256(data)
 	model := strings.TrimSuffix(baseName(c.Model), ".bin")
 	parts := []string{model, c.Modality, "L" + strconv.Itoa(c.Layers), "K" + strconv.Itoa(c.PromptLen), c.Init, "e" + strconv.Itoa(c.Epochs), "s" + strconv.FormatUint(c.Seed, 10)}
 	return strings.Join(parts, "-") + "-" + hex.EncodeToString(h[:4])
+}
+
+// assetRelative rewrites a path inside the assets folder as "$SQA_ASSETS/<rel>"; other paths are unchanged.
+func assetRelative(p string) string {
+	if p == "" {
+		return p
+	}
+	root, err1 := filepath.Abs(assets.Dir())
+	abs, err2 := filepath.Abs(p)
+	if err1 != nil || err2 != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return "$" + assets.EnvAssets + "/" + filepath.ToSlash(rel)
+	}
+	return p
 }
 
 func baseName(p string) string {

@@ -146,3 +146,31 @@ func TestNoEOSTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestIDIndependentOfCheckout: the same settings give the same id whether the assets are named by an absolute or
+// a relative path, and the backend does not enter the id.
+func TestIDIndependentOfCheckout(t *testing.T) {
+	a := Default()
+	b := Default()
+	rel, err := filepath.Rel(mustWd(t), a.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Model = rel
+	b.Backend = "go:ops_sequential"
+	if a.ID() != b.ID() {
+		t.Errorf("ids differ: %s vs %s", a.ID(), b.ID())
+	}
+	b.Seed = 1
+	if a.ID() == b.ID() {
+		t.Error("a different seed gave the same id")
+	}
+}
+
+func mustWd(t *testing.T) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
