@@ -223,8 +223,14 @@ func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, on
 		if gen.UseCache {
 			args = []any{tensors.FromFlatDataAndDimensions(tok, B, n), tensors.FromFlatDataAndDimensions(posIDs, B, n), mask,
 				tensors.FromScalar(int32(start))}
+			// The cache is dead once passed in (the step returns its successor), so its device buffers are donated:
+			// the step can reuse them instead of holding two caches at once.
 			for _, c := range cache {
-				args = append(args, c)
+				d, err := DonateTensorBuffer(c, gen.backend, 0)
+				if err != nil {
+					return nil, fmt.Errorf("generate: donating the KV cache: %w", err)
+				}
+				args = append(args, d)
 			}
 		} else {
 			// Whole padded sequence every time; logits are read at index start+n-1.
