@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -32,26 +33,29 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/olekukonko/tablewriter"
+	"k8s.io/klog/v2"
 )
 
 // Options are the bench settings.
 type Options struct {
-	Preset      string `json:"preset"`
-	DType       string `json:"dtype"`
-	Batch       int    `json:"batch"`
-	Seq         int    `json:"seq"`
-	K           int    `json:"K"`
-	L           int    `json:"L"`
-	Gate        string `json:"gate"`
-	Visual      bool   `json:"visual"`
-	Steps       int    `json:"steps"`
-	Warmup      int    `json:"warmup"`
-	EvalBatches int    `json:"eval_batches"`
-	GenBatch    int    `json:"gen_batch"`
-	GenPrompt   int    `json:"gen_prompt"`
-	GenTokens   int    `json:"gen_tokens"`
-	Only        string `json:"only"`
-	Seed        uint64 `json:"seed"`
+	Preset      string  `json:"preset"`
+	Layers      int     `json:"layers,omitempty"`
+	DType       string  `json:"dtype"`
+	Batch       int     `json:"batch"`
+	Seq         int     `json:"seq"`
+	K           int     `json:"K"`
+	L           int     `json:"L"`
+	Gate        string  `json:"gate"`
+	Visual      bool    `json:"visual"`
+	Steps       int     `json:"steps"`
+	Warmup      int     `json:"warmup"`
+	EvalBatches int     `json:"eval_batches"`
+	GenBatch    int     `json:"gen_batch"`
+	GenPrompt   int     `json:"gen_prompt"`
+	GenTokens   int     `json:"gen_tokens"`
+	Only        string  `json:"only"`
+	Seed        uint64  `json:"seed"`
+	PeakTFLOPS  float64 `json:"peak_tflops,omitempty"`
 }
 
 // Result is what one bench run measured.
@@ -64,6 +68,10 @@ type Result struct {
 	TrainStepSec   float64 `json:"train_step_seconds,omitempty"`
 	TrainTokensSec float64 `json:"train_tokens_per_second,omitempty"`
 	TrainCompile   float64 `json:"train_compile_seconds,omitempty"`
+	TrainFLOPsTok  float64 `json:"train_flops_per_token,omitempty"`
+	TrainTFLOPS    float64 `json:"train_tflops,omitempty"`
+	PeakFraction   float64 `json:"fraction_of_peak,omitempty"`
+	Device         string  `json:"device,omitempty"`
 	EvalExamplesS  float64 `json:"eval_examples_per_second,omitempty"`
 	EvalCompile    float64 `json:"eval_compile_seconds,omitempty"`
 	GenTokensSec   float64 `json:"gen_tokens_per_second,omitempty"`
@@ -74,6 +82,7 @@ type Result struct {
 }
 
 func main() {
+	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -84,6 +93,8 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o Options
 	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: 7b, 13b, stories260K or tiny")
+	fs.IntVar(&o.Layers, "layers", 0, "override the preset's depth (a quick check of a big model's layer shapes)")
+	fs.Float64Var(&o.PeakTFLOPS, "peak-tflops", 0, "the device's dense peak TFLOP/s for the weight dtype (0: known NVIDIA cards' bf16 peak from nvidia-smi's name)")
 	fs.StringVar(&o.DType, "dtype", "", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
 	fs.IntVar(&o.Batch, "batch", 4, "training batch size")
 	fs.IntVar(&o.Seq, "seq", 512, "tokens per training sequence")
@@ -100,8 +111,20 @@ func run(args []string) error {
 	fs.StringVar(&o.Only, "only", "all", "what to measure: all, train, eval or gen")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
+	memStats := fs.Bool("xla-memstats", false, "log XLA's compiled memory statistics (arguments, outputs, temporaries) of each graph")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *memStats {
+		// go-xla logs each compiled executable's memory statistics at klog verbosity 1.
+		kfs := flag.NewFlagSet("klog", flag.ContinueOnError)
+		klog.InitFlags(kfs)
+		for k, v := range map[string]string{"v": "1", "logtostderr": "false", "stderrthreshold": "FATAL"} {
+			if err := kfs.Set(k, v); err != nil {
+				return err
+			}
+		}
+		klog.SetOutput(compileLogFilter{})
 	}
 	res, err := Bench(o)
 	if err != nil {
@@ -139,6 +162,10 @@ func Bench(o Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("unknown dtype %q", o.DType)
 	}
+	if o.Layers > 0 {
+		cfg.NumLayers = o.Layers
+	}
+	o.Layers = cfg.NumLayers
 	o.L = min(o.L, cfg.NumLayers)
 	if o.Seq > cfg.MaxSeqLen {
 		return nil, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
@@ -147,7 +174,10 @@ func Bench(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Options: o, Backend: backend.Config(), BackendName: b.Name(), Params: cfg.NumParams()}
+	res := &Result{Options: o, Backend: backend.Config(), BackendName: b.Name(), Params: cfg.NumParams(), Device: gpuName()}
+	if res.Options.PeakTFLOPS == 0 && dtype == dtypes.BFloat16 {
+		res.Options.PeakTFLOPS = knownBF16Peak(res.Device)
+	}
 	gpu := startGPUSampler()
 	defer gpu.stop()
 
@@ -277,20 +307,82 @@ func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backe
 	res.TrainStepSec = med
 	res.TrainTokensSec = float64(o.Batch*o.Seq) / med
 	res.TrainCompile = max(0, times[0]-med)
+	res.TrainFLOPsTok = TrainFLOPsPerToken(m.Config, o.L, o.K, o.Seq)
+	res.TrainTFLOPS = res.TrainFLOPsTok * res.TrainTokensSec / 1e12
+	if res.Options.PeakTFLOPS > 0 {
+		res.PeakFraction = res.TrainTFLOPS / res.Options.PeakTFLOPS
+	}
 	return nil
+}
+
+// TrainFLOPsPerToken counts the matmul FLOPs per token of one adapter training step on sequences of seq tokens:
+// the forward pass through every layer and the LM head; the backward pass for activation gradients only (frozen
+// weights get no gradient) from the LM head down to the lowest adapted layer; attention scores and values over
+// the full causal window counted as the full seq×seq product (as materialized attention computes them, and as
+// PaLM's MFU convention does), plus the K prompt keys/values in adapted layers. The adapter's own projections
+// (K rows per layer per step) are negligible and left out. Recomputation is not counted: it is overhead, not model
+// work.
+func TrainFLOPsPerToken(cfg llama.Config, L, K, seq int) float64 {
+	C, F, V, Q, KV := float64(cfg.Dim), float64(cfg.HiddenDim), float64(cfg.VocabSize), float64(cfg.QDim()), float64(cfg.KVDim())
+	layer := 2 * (C*Q + 2*C*KV + Q*C + 3*C*F) // one pass of the layer's weight matmuls
+	attn := 2 * 2 * float64(seq) * Q          // QKᵀ and PV
+	prompt := 2 * 2 * float64(K) * Q
+	N := cfg.NumLayers
+	fwd := float64(N)*(layer+attn) + float64(L)*prompt + 2*V*C
+	// Backward: activation gradients are one matmul per weight matmul; attention needs two per forward one.
+	if L == 0 {
+		return fwd
+	}
+	// Nothing below the lowest adapted layer needs a gradient, so its input gradients (through the q/k/v and
+	// gate/up projections) are not formed.
+	bwd := float64(L)*(layer+2*attn+2*prompt) + 2*V*C - 2*(C*Q+2*C*KV+2*C*F)
+	return fwd + bwd
+}
+
+// knownBF16Peak is the dense bf16 tensor-core peak (TFLOP/s) of cards recognized by nvidia-smi's name.
+func knownBF16Peak(name string) float64 {
+	switch n := strings.ToUpper(name); {
+	case strings.Contains(n, "H100") && strings.Contains(n, "PCIE"):
+		return 756
+	case strings.Contains(n, "H100"), strings.Contains(n, "H200"):
+		return 989
+	case strings.Contains(n, "A100"):
+		return 312
+	}
+	return 0
+}
+
+// gpuName is nvidia-smi's name of the first GPU ("" without one).
+func gpuName() string {
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		return ""
+	}
+	out, err := exec.Command("nvidia-smi", "--query-gpu=name", "--format=csv,noheader").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(strings.Split(string(out), "\n")[0])
 }
 
 func printTable(r *Result) {
 	t := tablewriter.NewWriter(os.Stdout)
 	t.Header("measure", "value")
 	row := func(k string, v string) { t.Append(k, v) }
-	row("preset / dtype", fmt.Sprintf("%s / %s (%.3g B params)", r.Options.Preset, r.Options.DType, float64(r.Params)/1e9))
+	row("preset / dtype", fmt.Sprintf("%s / %s (%.3g B params, %d layers)", r.Options.Preset, r.Options.DType, float64(r.Params)/1e9, r.Options.Layers))
 	row("adapter", fmt.Sprintf("K=%d L=%d %s visual=%v: %d params", r.Options.K, r.Options.L, r.Options.Gate, r.Options.Visual, r.AdapterParams))
 	row("backend", r.Backend)
+	if r.Device != "" {
+		row("device", r.Device)
+	}
 	if r.TrainTokensSec > 0 {
 		row("train step (median)", fmt.Sprintf("%.4f s for %d×%d tokens", r.TrainStepSec, r.Options.Batch, r.Options.Seq))
 		row("train tokens/s", fmt.Sprintf("%.0f", r.TrainTokensSec))
 		row("train compile", fmt.Sprintf("%.1f s", r.TrainCompile))
+		tf := fmt.Sprintf("%.3g (%.3g GFLOP/token)", r.TrainTFLOPS, r.TrainFLOPsTok/1e9)
+		if r.PeakFraction > 0 {
+			tf += fmt.Sprintf(", %.1f%% of %.0f peak", 100*r.PeakFraction, r.Options.PeakTFLOPS)
+		}
+		row("train model TFLOP/s", tf)
 	}
 	if r.EvalExamplesS > 0 {
 		row("letter-scoring examples/s", fmt.Sprintf("%.1f (%d tokens each)", r.EvalExamplesS, r.Options.Seq))
@@ -369,4 +461,15 @@ func (s *gpuSampler) stop() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.peak / 1024
+}
+
+// compileLogFilter passes go-xla's per-compilation log lines (compile time, memory statistics) to stderr and drops
+// the per-execution ones that verbosity 1 also enables.
+type compileLogFilter struct{}
+
+func (compileLogFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("Compiled in")) || bytes.Contains(p, []byte("Memory usage")) {
+		return os.Stderr.Write(p)
+	}
+	return len(p), nil
 }

@@ -29,9 +29,22 @@ PRESETS = {
 }
 
 
+def peak_rss_gib():
+    """The process's peak resident set (VmHWM), as bench reports it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 2**30
+    except OSError:
+        pass
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="7b", choices=sorted(PRESETS))
+    ap.add_argument("--layers", type=int, default=0, help="override the preset's depth (as bench -layers)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--K", type=int, default=10)
@@ -43,7 +56,9 @@ def main():
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = PRESETS[a.preset]
+    cfg = dict(PRESETS[a.preset])
+    if a.layers > 0:
+        cfg["num_hidden_layers"] = a.layers
     dtype_name = a.dtype or ("bfloat16" if cfg["hidden_size"] >= 2048 else "float32")
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
@@ -77,9 +92,11 @@ def main():
     step = statistics.median(times[a.warmup:])
     res = {
         "framework": f"torch {torch.__version__}", "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
-        "preset": a.preset, "dtype": dtype_name, "batch": a.batch, "seq": a.seq, "K": a.K, "L": L,
+        "preset": a.preset, "layers": cfg["num_hidden_layers"], "threads": torch.get_num_threads(), "dtype": dtype_name, "batch": a.batch, "seq": a.seq, "K": a.K, "L": L,
         "adapter_params": n_trainable, "train_step_seconds": step, "train_tokens_per_second": a.batch * a.seq / step,
         "peak_device_gib": torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else None,
+        "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if dev == "cuda" else None,
+        "peak_host_rss_gib": peak_rss_gib(),
         "first_step_seconds": times[0],
     }
     print(json.dumps(res, indent=2))

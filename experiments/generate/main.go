@@ -23,6 +23,7 @@ import (
 )
 
 func main() {
+	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)
 		os.Exit(1)

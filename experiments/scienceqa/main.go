@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/adapterlab/llama-adapter/models/backend"
 )
 
 // subcommand runs one subcommand with its arguments, writing results to stdout and usage to stderr.
@@ -71,5 +73,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
+	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -1,10 +1,13 @@
 package backend
 
 import (
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -230,6 +233,38 @@ func TestBlockGradientsFiniteDifferences(t *testing.T) {
 			if d := math.Abs(fd - grad[j]); d > 1e-8+1e-6*math.Abs(fd) {
 				t.Errorf("weight %d[%d]: autodiff %g, finite differences %g", w, j, grad[j], fd)
 			}
+		}
+	}
+}
+
+// UseHugePages re-executes a program once, with the tunable added to what GLIBC_TUNABLES already held, and keeps
+// the arguments; with the tunable present or SQA_HUGEPAGES=0 it returns.
+func TestUseHugePages(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux only")
+	}
+	if os.Getenv("SQA_HUGEPAGES_CHILD") == "1" {
+		UseHugePages()
+		fmt.Printf("GLIBC_TUNABLES=%s\n", os.Getenv("GLIBC_TUNABLES"))
+		return
+	}
+	for _, c := range []struct{ env, want string }{
+		{"", "GLIBC_TUNABLES=" + HugePageTunable},
+		{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "GLIBC_TUNABLES=glibc.malloc.arena_max=2:" + HugePageTunable},
+		{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0", "GLIBC_TUNABLES=glibc.malloc.hugetlb=0"},
+		{HugePagesEnvVar + "=0", "GLIBC_TUNABLES="},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestUseHugePages$", "-test.v")
+		cmd.Env = append(os.Environ(), "SQA_HUGEPAGES_CHILD=1", "GLIBC_TUNABLES=")
+		if c.env != "" {
+			cmd.Env = append(cmd.Env, c.env)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.env, err, out)
+		}
+		if !strings.Contains(string(out), c.want+"\n") || !strings.Contains(string(out), "--- PASS: TestUseHugePages") {
+			t.Errorf("with %q: want %q in\n%s", c.env, c.want, out)
 		}
 	}
 }
