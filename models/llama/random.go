@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/dtypes/bfloat16"
+	"github.com/gomlx/compute/dtypes/float16"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // Presets are named LLaMA shapes for benchmarks (random weights; no checkpoint needed).
@@ -28,46 +33,68 @@ func RandomModel(cfg Config, dtype dtypes.DType, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loader{m: m, source: m.Source}
 	names := cfg.canonicalNames()
-	values := make([][]float32, len(names))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for i, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			shape := cfg.expectedShape(name)
-			n := 1
-			for _, d := range shape {
-				n *= d
-			}
-			v := make([]float32, n)
-			if len(shape) == 1 {
-				for j := range v {
-					v[j] = 1
+	// One worker per core fills tensors directly in the model's dtype (no float32 copy: a 7B model is 13.5 GB in
+	// bf16); they are stored in name order, a group at a time, so memory holds at most one group beyond the model.
+	workers := max(1, runtime.GOMAXPROCS(0))
+	filled := make([]*tensors.Tensor, len(names))
+	errs := make([]error, len(names))
+	for start := 0; start < len(names); start += workers {
+		end := min(start+workers, len(names))
+		var wg sync.WaitGroup
+		for i := start; i < end; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				shape := cfg.expectedShape(names[i])
+				if len(shape) == 1 {
+					filled[i], errs[i] = fillTensor(dtype, shape, func() float32 { return 1 })
+					return
 				}
-			} else {
 				rng := rand.New(rand.NewPCG(seed, uint64(i)))
 				std := 1 / math.Sqrt(float64(shape[1]))
-				for j := range v {
-					v[j] = float32(rng.NormFloat64() * std)
-				}
+				filled[i], errs[i] = fillTensor(dtype, shape, func() float32 { return float32(rng.NormFloat64() * std) })
+			}()
+		}
+		wg.Wait()
+		for i := start; i < end; i++ {
+			if errs[i] != nil {
+				return nil, fmt.Errorf("llama random: %s: %w", names[i], errs[i])
 			}
-			values[i] = v
-		}()
-		// Store in order as soon as possible so float32 copies don't pile up for big models.
-		if i%4 == 3 || i == len(names)-1 {
-			wg.Wait()
-			for j := i - i%4; j <= i; j++ {
-				if err := l.putFloat32(names[j], cfg.expectedShape(names[j]), values[j]); err != nil {
-					return nil, err
-				}
-				values[j] = nil
+			if err := m.setVariable(names[i], filled[i]); err != nil {
+				return nil, err
 			}
+			filled[i] = nil
 		}
 	}
 	return m, nil
+}
+
+// fillTensor makes a tensor of dtype (float32, bfloat16 or float16) and shape with values drawn from next, in order.
+func fillTensor(dtype dtypes.DType, shape []int, next func() float32) (*tensors.Tensor, error) {
+	t := tensors.FromShape(shapes.Make(dtype, shape...))
+	var err error
+	switch dtype {
+	case dtypes.Float32:
+		err = tensors.MutableFlatData(t, func(flat []float32) {
+			for i := range flat {
+				flat[i] = next()
+			}
+		})
+	case dtypes.BFloat16:
+		err = tensors.MutableFlatData(t, func(flat []bfloat16.BFloat16) {
+			for i := range flat {
+				flat[i] = bfloat16.FromFloat32(next())
+			}
+		})
+	case dtypes.Float16:
+		err = tensors.MutableFlatData(t, func(flat []float16.Float16) {
+			for i := range flat {
+				flat[i] = float16.FromFloat32(next())
+			}
+		})
+	default:
+		err = fmt.Errorf("unsupported dtype %s", dtype)
+	}
+	return t, err
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -175,23 +173,14 @@ func (l *loader) checkShape(name, diskName string, shape []int) error {
 
 // putFloat32 stores a weight given as float32 values, converted to the model's dtype.
 func (l *loader) putFloat32(name string, shape []int, values []float32) error {
-	t := tensors.FromShape(shapes.Make(l.m.DType, shape...))
+	var t *tensors.Tensor
 	var err error
-	switch l.m.DType {
-	case dtypes.Float32:
+	if l.m.DType == dtypes.Float32 {
+		t = tensors.FromShape(shapes.Make(l.m.DType, shape...))
 		err = tensors.MutableFlatData(t, func(flat []float32) { copy(flat, values) })
-	case dtypes.BFloat16:
-		err = tensors.MutableFlatData(t, func(flat []bfloat16.BFloat16) {
-			for i, v := range values {
-				flat[i] = bfloat16.FromFloat32(v)
-			}
-		})
-	case dtypes.Float16:
-		err = tensors.MutableFlatData(t, func(flat []float16.Float16) {
-			for i, v := range values {
-				flat[i] = float16.FromFloat32(v)
-			}
-		})
+	} else {
+		j := 0
+		t, err = fillTensor(l.m.DType, shape, func() float32 { j++; return values[j-1] })
 	}
 	if err != nil {
 		return fmt.Errorf("llama %s: converting %s: %w", l.source, name, err)
