@@ -54,6 +54,7 @@ type Options struct {
 	GenPrompt   int     `json:"gen_prompt"`
 	GenTokens   int     `json:"gen_tokens"`
 	Only        string  `json:"only"`
+	Attention   string  `json:"attention"`
 	Seed        uint64  `json:"seed"`
 	PeakTFLOPS  float64 `json:"peak_tflops,omitempty"`
 }
@@ -72,6 +73,7 @@ type Result struct {
 	TrainTFLOPS    float64 `json:"train_tflops,omitempty"`
 	PeakFraction   float64 `json:"fraction_of_peak,omitempty"`
 	Device         string  `json:"device,omitempty"`
+	FusedAttention bool    `json:"fused_attention"`
 	EvalExamplesS  float64 `json:"eval_examples_per_second,omitempty"`
 	EvalCompile    float64 `json:"eval_compile_seconds,omitempty"`
 	GenTokensSec   float64 `json:"gen_tokens_per_second,omitempty"`
@@ -109,6 +111,7 @@ func run(args []string) error {
 	fs.IntVar(&o.GenPrompt, "gen-prompt", 64, "generation prompt length")
 	fs.IntVar(&o.GenTokens, "gen-tokens", 64, "generated tokens per row")
 	fs.StringVar(&o.Only, "only", "all", "what to measure: all, train, eval or gen")
+	fs.StringVar(&o.Attention, "attention", "auto", "auto: the backend's fused attention where offered; decomposed: plain ops")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	memStats := fs.Bool("xla-memstats", false, "log XLA's compiled memory statistics (arguments, outputs, temporaries) of each graph")
@@ -186,6 +189,14 @@ func Bench(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch o.Attention {
+	case "auto", "":
+	case "decomposed":
+		m.DecomposedAttention = true
+	default:
+		return nil, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
+	}
+	res.FusedAttention = m.FusedAttention(b)
 	acfg := adapter.Config{Layers: o.L, PromptLen: o.K, Gate: adapter.GateMode(o.Gate), Init: adapter.InitRandom, Seed: o.Seed}
 	if o.Visual {
 		acfg.Visual = &adapter.VisualConfig{Scales: 3, FeatureDim: 1024}
@@ -371,6 +382,7 @@ func printTable(r *Result) {
 	row("preset / dtype", fmt.Sprintf("%s / %s (%.3g B params, %d layers)", r.Options.Preset, r.Options.DType, float64(r.Params)/1e9, r.Options.Layers))
 	row("adapter", fmt.Sprintf("K=%d L=%d %s visual=%v: %d params", r.Options.K, r.Options.L, r.Options.Gate, r.Options.Visual, r.AdapterParams))
 	row("backend", r.Backend)
+	row("attention (training, scoring)", map[bool]string{true: "fused (backend's)", false: "decomposed"}[r.FusedAttention])
 	if r.Device != "" {
 		row("device", r.Device)
 	}

@@ -35,6 +35,12 @@ import (
 // Scope is the store scope holding the frozen base weights.
 const Scope = "/llama"
 
+// FusedAttention reports whether forward passes given SeqLens (training, letter scoring) use the backend's fused
+// attention (cuDNN's on XLA CUDA).
+func (m *Model) FusedAttention(b compute.Backend) bool {
+	return !m.DecomposedAttention && b.Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttention]
+}
+
 // Model is a loaded, frozen LLaMA.
 type Model struct {
 	Config Config
@@ -44,6 +50,9 @@ type Model struct {
 	Format, Source string
 	// Store holds the weights as non-trainable variables under Scope. Adapters add their own variables to it.
 	Store *model.Store
+	// DecomposedAttention keeps attention in plain ops (scores, softmax, weighted sum) even where the backend offers
+	// fused attention: a fallback, and the way to compare both on one backend.
+	DecomposedAttention bool
 
 	embed, norm, lmHead *model.Variable
 	layers              []layerVars
@@ -345,7 +354,7 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 		}
 		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(ConvertDType(in.SeqLens, dtypes.Int32), -1))
 	}
-	fused := in.SeqLens != nil && in.Positions == nil && g.Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttention]
+	fused := in.SeqLens != nil && in.Positions == nil && m.FusedAttention(g.Backend())
 	if in.ForceCoreAttention && in.SeqLens != nil {
 		fused = true
 	}
