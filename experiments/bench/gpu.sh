@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check: the PyTorch + peft reference and GoMLX (XLA CUDA) on the same card with the same shapes,
-# device memory sampled the same way for both (nvidia-smi every 200 ms, whole process), then the numeric goldens on
+# device memory sampled the same way for both (nvidia-smi's used memory of the card every 200 ms), then the numeric goldens on
 # XLA CUDA. Prepare the folder with experiments/bench/gpu-prepare.sh (here), carry it, and run on the GPU machine:
 #   OUT=... bash DIR/gpu.sh [preset=7b]
 # Results in $OUT: gpu.txt, torch_<preset>.json, gomlx_<preset>.json, *_mem.txt, gomlx_<preset>.log (XLA compile
@@ -15,6 +15,7 @@ bin=$(mktemp -d)
 tar xzf "$here/bins.tgz" -C "$bin" || exit 1
 if command -v nvidia-smi >/dev/null; then
 	nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+	nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits >"$out/idle_mem.txt"
 	# shellcheck disable=SC1091
 	source "$here/gpu-env.sh" || exit 1
 else
@@ -87,7 +88,7 @@ print(f"card: {open(os.path.join(out, 'gpu.txt')).read().splitlines()[-1]}")
 print(f"train tokens/s: GoMLX {g['train_tokens_per_second']:.0f}, PyTorch {t['train_tokens_per_second']:.0f}: ratio {r:.2f}")
 print(f"GoMLX step {g['train_step_seconds']*1e3:.1f} ms, {g.get('train_tflops', 0):.0f} model TFLOP/s "
       f"({100*g.get('fraction_of_peak', 0):.1f}% of bf16 peak), compile {g.get('train_compile_seconds', 0):.1f} s")
-print(f"peak device memory, nvidia-smi (whole process): GoMLX {peak(name + '_mem.txt'):.1f} GiB, PyTorch {peak('torch_mem.txt'):.1f} GiB")
+print(f"peak memory used on the card (nvidia-smi): GoMLX {peak(name + '_mem.txt'):.1f} GiB, PyTorch {peak('torch_mem.txt'):.1f} GiB, idle {peak('idle_mem.txt'):.2f} GiB")
 print(f"GoMLX attention: {'fused' if g.get('fused_attention') else 'decomposed'}, attention option {g['options'].get('attention')}")
 nan = float("nan")
 print(f"PyTorch allocator: {t.get('peak_device_gib') or nan:.1f} GiB allocated, {t.get('peak_reserved_gib') or nan:.1f} GiB reserved")
