@@ -165,6 +165,9 @@ func Bench(o Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("unknown dtype %q", o.DType)
 	}
+	if o.Attention != "auto" && o.Attention != "" && o.Attention != "decomposed" {
+		return nil, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
+	}
 	if o.Layers > 0 {
 		cfg.NumLayers = o.Layers
 	}
@@ -189,13 +192,7 @@ func Bench(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch o.Attention {
-	case "auto", "":
-	case "decomposed":
-		m.DecomposedAttention = true
-	default:
-		return nil, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
-	}
+	m.DecomposedAttention = o.Attention == "decomposed"
 	res.FusedAttention = m.FusedAttention(b)
 	acfg := adapter.Config{Layers: o.L, PromptLen: o.K, Gate: adapter.GateMode(o.Gate), Init: adapter.InitRandom, Seed: o.Seed}
 	if o.Visual {
