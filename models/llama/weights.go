@@ -82,46 +82,46 @@ func (c Config) canonicalNames() []string {
 	return names
 }
 
-// hfName maps a canonical name to the Hugging Face LlamaForCausalLM tensor name.
-func hfName(name string) string {
-	switch name {
-	case wEmbed:
-		return "model.embed_tokens.weight"
-	case wNorm:
-		return "model.norm.weight"
-	case wLMHead:
-		return "lm_head.weight"
-	}
-	var i int
-	var base string
-	fmt.Sscanf(strings.ReplaceAll(name, ".", " "), "layers %d %s", &i, &base)
-	sub := map[string]string{
-		wAttnNorm: "input_layernorm", wFFNNorm: "post_attention_layernorm",
-		wQ: "self_attn.q_proj", wK: "self_attn.k_proj", wV: "self_attn.v_proj", wO: "self_attn.o_proj",
-		wGate: "mlp.gate_proj", wUp: "mlp.up_proj", wDown: "mlp.down_proj",
-	}[base]
-	return fmt.Sprintf("model.layers.%d.%s.weight", i, sub)
+// checkpointNames maps each canonical weight (global names whole, per-layer ones by their base) to its name in Hugging
+// Face's LlamaForCausalLM and in Meta's original consolidated.*.pth checkpoints.
+var checkpointNames = map[string]struct{ hf, meta string }{
+	wEmbed:    {"model.embed_tokens.weight", "tok_embeddings.weight"},
+	wNorm:     {"model.norm.weight", "norm.weight"},
+	wLMHead:   {"lm_head.weight", "output.weight"},
+	wAttnNorm: {"input_layernorm", "attention_norm"},
+	wFFNNorm:  {"post_attention_layernorm", "ffn_norm"},
+	wQ:        {"self_attn.q_proj", "attention.wq"},
+	wK:        {"self_attn.k_proj", "attention.wk"},
+	wV:        {"self_attn.v_proj", "attention.wv"},
+	wO:        {"self_attn.o_proj", "attention.wo"},
+	wGate:     {"mlp.gate_proj", "feed_forward.w1"},
+	wUp:       {"mlp.up_proj", "feed_forward.w3"},
+	wDown:     {"mlp.down_proj", "feed_forward.w2"},
 }
 
+// hfName maps a canonical name to the Hugging Face LlamaForCausalLM tensor name.
+func hfName(name string) string { return checkpointName(name, true) }
+
 // metaName maps a canonical name to Meta's original checkpoint name (consolidated.*.pth).
-func metaName(name string) string {
-	switch name {
-	case wEmbed:
-		return "tok_embeddings.weight"
-	case wNorm:
-		return "norm.weight"
-	case wLMHead:
-		return "output.weight"
+func metaName(name string) string { return checkpointName(name, false) }
+
+func checkpointName(name string, hf bool) string {
+	pick := func(n struct{ hf, meta string }) string {
+		if hf {
+			return n.hf
+		}
+		return n.meta
+	}
+	if n, ok := checkpointNames[name]; ok {
+		return pick(n)
 	}
 	var i int
 	var base string
 	fmt.Sscanf(strings.ReplaceAll(name, ".", " "), "layers %d %s", &i, &base)
-	sub := map[string]string{
-		wAttnNorm: "attention_norm", wFFNNorm: "ffn_norm",
-		wQ: "attention.wq", wK: "attention.wk", wV: "attention.wv", wO: "attention.wo",
-		wGate: "feed_forward.w1", wUp: "feed_forward.w3", wDown: "feed_forward.w2",
-	}[base]
-	return fmt.Sprintf("layers.%d.%s.weight", i, sub)
+	if hf {
+		return fmt.Sprintf("model.layers.%d.%s.weight", i, pick(checkpointNames[base]))
+	}
+	return fmt.Sprintf("layers.%d.%s.weight", i, pick(checkpointNames[base]))
 }
 
 // interleavedToHalf permutes the rows of a q or k projection from the interleaved rotary layout (Meta's original
