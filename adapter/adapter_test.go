@@ -56,21 +56,6 @@ func (g *goldenFile) ids() *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(ids, s...)
 }
 
-func maxAbs(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = math.Max(m, d)
-	}
-	return m
-}
-
 func loadTiny(t *testing.T) *llama.Model {
 	t.Helper()
 	m, err := llama.Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
@@ -132,11 +117,11 @@ func TestGoldenZeroGateIsBase(t *testing.T) {
 	if backend.MustShared().Name() != "Go Backend" {
 		tol = 1e-5
 	}
-	if d := maxAbs(got, base); d > tol {
+	if d := assets.MaxAbsDiff(got, base); d > tol {
 		t.Errorf("zero-gate logits differ from the base model's by %g (allowed %g on %s)", d, tol, backend.MustShared().Name())
 	}
 	want, _ := gold.f32("logits_zero_gate")
-	if d := maxAbs(got, want); d > 1e-4 {
+	if d := assets.MaxAbsDiff(got, want); d > 1e-4 {
 		t.Errorf("zero-gate logits differ from golden by %g", d)
 	}
 }
@@ -164,7 +149,7 @@ func TestGoldenGateModes(t *testing.T) {
 			}
 			got := logits(t, m, a, ids, vis)
 			want, _ := gold.f32(c.golden)
-			d := maxAbs(got, want)
+			d := assets.MaxAbsDiff(got, want)
 			if d > 1e-4 {
 				t.Errorf("%s: max |diff| = %g > 1e-4", c.golden, d)
 			}
@@ -203,7 +188,7 @@ func TestGoldenGradients(t *testing.T) {
 			scale = math.Max(scale, math.Abs(float64(w)))
 		}
 		tol := rel * scale
-		d := maxAbs(tensors.MustCopyFlatData[float32](got), want)
+		d := assets.MaxAbsDiff(tensors.MustCopyFlatData[float32](got), want)
 		if d > tol {
 			t.Errorf("%s: max |diff| = %g > %g", name, d, tol)
 		}
@@ -243,7 +228,7 @@ func TestOfficialImportExport(t *testing.T) {
 		t.Fatalf("imported L=%d K=%d, want 2, 4", a.Config.Layers, a.Config.PromptLen)
 	}
 	want, _ := gold.f32("logits_tanh_head")
-	if d := maxAbs(logits(t, m, a, gold.ids(), nil), want); d > 1e-4 {
+	if d := assets.MaxAbsDiff(logits(t, m, a, gold.ids(), nil), want); d > 1e-4 {
 		t.Errorf("official adapter: logits differ from logits_tanh_head by %g", d)
 	}
 	path := filepath.Join(t.TempDir(), "exported.pth")

@@ -130,7 +130,7 @@ func TestFeaturesGolden(t *testing.T) {
 		h, _ := readGolden(t, gpath, fmt.Sprintf("hidden_%d", l))
 		for b := 0; b < B; b++ {
 			want := h[b*S*C : b*S*C+C]
-			if d := maxAbsDiff(feats[b][j*C:(j+1)*C], want); d > 1e-4 {
+			if d := assets.MaxAbsDiff(feats[b][j*C:(j+1)*C], want); d > 1e-4 {
 				t.Errorf("image %d layer %d: class token differs by %g", b, l, d)
 			}
 		}
@@ -151,7 +151,7 @@ func TestFeaturesGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		want, _ := readGolden(t, gpath, c.name)
-		if d := maxAbsDiff(append(feats[0], feats[1]...), want); d > 1e-4 {
+		if d := assets.MaxAbsDiff(append(feats[0], feats[1]...), want); d > 1e-4 {
 			t.Errorf("%s differs by %g", c.name, d)
 		}
 	}
@@ -225,7 +225,7 @@ func TestExtractorCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct, _ := x1.Encoder.Encode([][]float32{px})
-	if d := maxAbsDiff(direct[0], f1[0]); d > 1e-5 {
+	if d := assets.MaxAbsDiff(direct[0], f1[0]); d > 1e-5 {
 		t.Errorf("extractor features differ from a direct encode by %g", d)
 	}
 	x2, f2 := run(m, FeatureOptions{})
@@ -233,7 +233,7 @@ func TestExtractorCache(t *testing.T) {
 		t.Errorf("second run computed something: %+v", x2.Stats)
 	}
 	for i := range f1 {
-		if maxAbsDiff(f1[i], f2[i]) != 0 && f1[i] != nil {
+		if assets.MaxAbsDiff(f1[i], f2[i]) != 0 && f1[i] != nil {
 			t.Errorf("image %d: cached features differ", i)
 		}
 	}
@@ -262,7 +262,7 @@ func TestExtractorCache(t *testing.T) {
 	if x5.Stats != (ExtractStats{Hits: 9, Computed: 1, Corrupt: 1, Failed: 2}) {
 		t.Errorf("after corruption: %+v", x5.Stats)
 	}
-	if d := maxAbsDiff(f5[3], f1[3]); d > 1e-5 {
+	if d := assets.MaxAbsDiff(f5[3], f1[3]); d > 1e-5 {
 		t.Errorf("recomputed entry differs by %g", d)
 	}
 }

@@ -73,7 +73,7 @@ func goldenOutputs(t *testing.T, m *Model) (got [][]float32, want [][]float32) {
 func worst(got, want [][]float32) float64 {
 	d := 0.0
 	for i := range want {
-		d = max(d, maxAbsDiff(got[i], want[i]))
+		d = max(d, assets.MaxAbsDiff(got[i], want[i]))
 	}
 	return d
 }
@@ -250,7 +250,7 @@ func TestRandomViTL14(t *testing.T) {
 	for i := range x {
 		want[i] = float32((x[i] - mean) / math.Sqrt(variance+1e-5))
 	}
-	if d := maxAbsDiff(feats[0][:1024], want); d > 1e-4 {
+	if d := assets.MaxAbsDiff(feats[0][:1024], want); d > 1e-4 {
 		t.Errorf("pre-layernormed class token differs from the host computation by %g", d)
 	}
 	for _, v := range feats[0] {

@@ -2,7 +2,6 @@ package clip
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
@@ -26,21 +25,6 @@ func readGolden(t testing.TB, path, name string) ([]float32, []int) {
 		t.Fatal(err)
 	}
 	return v, shape
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = math.Max(m, d)
-	}
-	return m
 }
 
 // runAll returns hidden states, last, pooled and embeds for pixels.
@@ -89,7 +73,7 @@ func TestGoldenClipTiny(t *testing.T) {
 	names = append(names, "last_hidden_state", "pooler_output", "image_embeds")
 	for i, name := range names {
 		want, _ := readGolden(t, gpath, name)
-		d := maxAbsDiff(outs[i], want)
+		d := assets.MaxAbsDiff(outs[i], want)
 		if d > 1e-4 {
 			t.Errorf("%s differs from golden by %g (> 1e-4)", name, d)
 		} else {

@@ -292,7 +292,7 @@ func TestBadImages(t *testing.T) {
 		t.Errorf("good images lost or bad ones filled: %v %v %v %v", out[0] != nil, out[1] != nil, out[2] != nil, out[3] != nil)
 	}
 	want, _ := p.File(ImageSource{Path: paths[1]}, nil)
-	if d := maxAbsDiff(out[2], want); d != 0 {
+	if d := assets.MaxAbsDiff(out[2], want); d != 0 {
 		t.Errorf("batch result differs from single-image result by %g", d)
 	}
 }

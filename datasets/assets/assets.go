@@ -8,6 +8,7 @@ package assets
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,4 +82,21 @@ func Require(tb testing.TB, path string) string {
 // Missing returns an error describing a missing file, for commands (not tests).
 func Missing(path, what string) error {
 	return fmt.Errorf("%s not found at %s: provide it or set $%s to the assets folder", what, path, EnvAssets)
+}
+
+// MaxAbsDiff is the measure golden tests compare with: the largest |a[i] − b[i]|, or +Inf when the lengths differ
+// or any difference is NaN (so a broken result can never pass a tolerance).
+func MaxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	m := 0.0
+	for i := range a {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		m = math.Max(m, d)
+	}
+	return m
 }

@@ -53,21 +53,6 @@ func goldenIDs(t *testing.T, path string) [][]int32 {
 	return out
 }
 
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = math.Max(m, d)
-	}
-	return m
-}
-
 // runHidden returns logits and hidden states for token ids.
 func runHidden(t *testing.T, m *Model, ids [][]int32) ([]float32, [][]float32) {
 	t.Helper()
@@ -107,7 +92,7 @@ func TestGoldenLlamaTinyF32(t *testing.T) {
 	ids := goldenIDs(t, gpath)
 	logits, hidden := runHidden(t, m, ids)
 	want, _ := golden(t, gpath, "logits")
-	if d := maxAbsDiff(logits, want); d > 1e-4 {
+	if d := assets.MaxAbsDiff(logits, want); d > 1e-4 {
 		t.Errorf("logits differ from golden by %g (> 1e-4)", d)
 	} else {
 		t.Logf("logits max |diff| = %.3g", d)
@@ -117,7 +102,7 @@ func TestGoldenLlamaTinyF32(t *testing.T) {
 	}
 	for i, h := range hidden {
 		w, _ := golden(t, gpath, fmt.Sprintf("hidden_%d", i))
-		if d := maxAbsDiff(h, w); d > 1e-4 {
+		if d := assets.MaxAbsDiff(h, w); d > 1e-4 {
 			t.Errorf("hidden_%d differs from golden by %g (> 1e-4)", i, d)
 		}
 	}
@@ -134,7 +119,7 @@ func TestGoldenLlamaTinyBF16(t *testing.T) {
 	gpath := assets.Golden("llama_tiny", "golden.safetensors")
 	logits, _ := runHidden(t, m, goldenIDs(t, gpath))
 	want, _ := golden(t, gpath, "logits")
-	d := maxAbsDiff(logits, want)
+	d := assets.MaxAbsDiff(logits, want)
 	t.Logf("bfloat16 logits: max |diff| vs float32 golden = %.4g", d)
 	// Measured 0.0054 (logits of magnitude ~1); bf16 keeps 8 mantissa bits.
 	if d > 0.01 {
@@ -206,7 +191,7 @@ func TestHFLayouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := runHidden(t, sharded, ids)
-	if d := maxAbsDiff(got, origLogits); d != 0 {
+	if d := assets.MaxAbsDiff(got, origLogits); d != 0 {
 		t.Errorf("sharded f32 checkpoint: logits differ by %g from the single file", d)
 	}
 	for _, dt := range []string{safetensors.F16, safetensors.BF16} {
@@ -218,12 +203,12 @@ func TestHFLayouts(t *testing.T) {
 		if dt == safetensors.BF16 {
 			// The golden logits of llama_tiny_meta were computed in f32 with every weight rounded to bf16.
 			bf, _ := golden(t, assets.Require(t, assets.Golden("llama_tiny_meta", "golden.safetensors")), "logits_bf16_weights")
-			if d := maxAbsDiff(got, bf); d > 1e-4 {
+			if d := assets.MaxAbsDiff(got, bf); d > 1e-4 {
 				t.Errorf("bf16 storage: logits differ from logits_bf16_weights by %g", d)
 			}
 			continue
 		}
-		d := maxAbsDiff(got, want)
+		d := assets.MaxAbsDiff(got, want)
 		t.Logf("%s storage, f32 compute: max |diff| vs golden = %.3g", dt, d)
 		if d > 1e-3 || d == 0 { // measured 4.8e-4: f16 rounding of the weights, not a loading error
 			t.Errorf("%s storage: |diff| %g not in (0, 1e-3]", dt, d)
@@ -365,7 +350,7 @@ func TestMetaLayout(t *testing.T) {
 		}
 		got, _ := runHidden(t, m, ids)
 		want, _ := golden(t, c.golden, c.name)
-		if d := maxAbsDiff(got, want); d > 1e-4 {
+		if d := assets.MaxAbsDiff(got, want); d > 1e-4 {
 			t.Errorf("%s: logits differ from %s by %g", c.file, c.name, d)
 		}
 	}
@@ -376,7 +361,7 @@ func TestMetaLayout(t *testing.T) {
 	}
 	got, _ := runHidden(t, m, ids)
 	want, _ := golden(t, gpath, "logits")
-	if d := maxAbsDiff(got, want); d > 1e-4 {
+	if d := assets.MaxAbsDiff(got, want); d > 1e-4 {
 		t.Errorf("Meta folder: logits differ by %g", d)
 	}
 }
