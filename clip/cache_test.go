@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute/dtypes"
 )
 
@@ -117,7 +117,7 @@ func TestFeaturesGolden(t *testing.T) {
 	px, shape := readGolden(t, gpath, "pixel_values")
 	B, C := shape[0], m.Config.HiddenSize
 	S := m.Config.SeqLen()
-	enc, err := m.NewEncoder(backend.MustShared(), FeatureOptions{Layers: []int{0, 2, 4, 1}})
+	enc, err := m.NewEncoder(device.MustShared(), FeatureOptions{Layers: []int{0, 2, 4, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestFeaturesGolden(t *testing.T) {
 		{FeatureOptions{Layers: []int{4}, PostNorm: true}, "pooler_output"},
 		{FeatureOptions{Layers: []int{4}, PostNorm: true, Project: true}, "image_embeds"},
 	} {
-		enc, err := m.NewEncoder(backend.MustShared(), c.opt)
+		enc, err := m.NewEncoder(device.MustShared(), c.opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,13 +155,13 @@ func TestFeaturesGolden(t *testing.T) {
 			t.Errorf("%s differs by %g", c.name, d)
 		}
 	}
-	if _, err := m.NewEncoder(backend.MustShared(), FeatureOptions{Layers: []int{5}}); err == nil {
+	if _, err := m.NewEncoder(device.MustShared(), FeatureOptions{Layers: []int{5}}); err == nil {
 		t.Error("layer 5 of 4 accepted")
 	}
-	if _, err := m.NewEncoder(backend.MustShared(), FeatureOptions{Project: true}); err == nil {
+	if _, err := m.NewEncoder(device.MustShared(), FeatureOptions{Project: true}); err == nil {
 		t.Error("projection without post-norm accepted")
 	}
-	def, _ := m.NewEncoder(backend.MustShared(), FeatureOptions{})
+	def, _ := m.NewEncoder(device.MustShared(), FeatureOptions{})
 	if fmt.Sprint(def.Options.Layers) != "[1 2 4]" || def.Dim() != 3*C {
 		t.Errorf("default options %+v dim %d", def.Options, def.Dim())
 	}
@@ -185,7 +185,7 @@ func TestExtractorCache(t *testing.T) {
 	cacheRoot := filepath.Join(dir, "cache")
 	run := func(m *Model, opt FeatureOptions) (*Extractor, [][]float32) {
 		t.Helper()
-		enc, err := m.NewEncoder(backend.MustShared(), opt)
+		enc, err := m.NewEncoder(device.MustShared(), opt)
 		if err != nil {
 			t.Fatal(err)
 		}

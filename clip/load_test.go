@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -150,7 +150,7 @@ func TestLoadVariants(t *testing.T) {
 	if noProj.HasProjection {
 		t.Error("projection reported without visual_projection.weight")
 	}
-	if _, err := noProj.NewEncoder(backend.MustShared(), FeatureOptions{PostNorm: true, Project: true}); err == nil {
+	if _, err := noProj.NewEncoder(device.MustShared(), FeatureOptions{PostNorm: true, Project: true}); err == nil {
 		t.Error("projection asked of a model without one")
 	}
 	// Broken checkpoints are refused with the offending tensor named.
@@ -218,7 +218,7 @@ func TestRandomViTL14(t *testing.T) {
 	if int64(n) != ConfigViTL14().NumParams() {
 		t.Errorf("%d weights, config says %d", n, ConfigViTL14().NumParams())
 	}
-	enc, err := m.NewEncoder(backend.MustShared(), FeatureOptions{Layers: []int{0, 1}})
+	enc, err := m.NewEncoder(device.MustShared(), FeatureOptions{Layers: []int{0, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

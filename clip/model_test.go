@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -30,7 +30,7 @@ func readGolden(t testing.TB, path, name string) ([]float32, []int) {
 // runAll returns hidden states, last, pooled and embeds for pixels.
 func runAll(t testing.TB, m *Model, pixels *tensors.Tensor) [][]float32 {
 	t.Helper()
-	exec, err := model.NewExec(backend.MustShared(), m.Store, func(_ *model.Scope, px *Node) []*Node {
+	exec, err := model.NewExec(device.MustShared(), m.Store, func(_ *model.Scope, px *Node) []*Node {
 		out := m.Forward(px, 0, true)
 		return append(append([]*Node{}, out.Hidden...), out.Last, out.Pooled, out.Embeds)
 	})

@@ -17,7 +17,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/schollz/progressbar/v3"
 )
@@ -191,7 +191,7 @@ func Run(o Options, log io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	b, err := backend.Shared()
+	b, err := device.Shared()
 	if err != nil {
 		return sum, err
 	}

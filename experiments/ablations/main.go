@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adapterlab/llama-adapter/experiments/pipeline"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	"github.com/adapterlab/llama-adapter/models/device"
 )
 
 // options are the command's own flags (the pipeline's flags are shared by every run).
@@ -227,7 +227,7 @@ func runState(r plannedRun) string {
 }
 
 func main() {
-	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

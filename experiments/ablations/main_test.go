@@ -18,7 +18,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/results"
 )

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"github.com/adapterlab/llama-adapter/results"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 )
 
 // Sweep is one ablation: a list of values of one pipeline setting, each run with every seed. Sweeps are data: the

@@ -26,9 +26,9 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/experiments/evaluate"
-	"github.com/adapterlab/llama-adapter/experiments/train"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -84,7 +84,7 @@ type Result struct {
 }
 
 func main() {
-	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -176,11 +176,11 @@ func Bench(o Options) (*Result, error) {
 	if o.Seq > cfg.MaxSeqLen {
 		return nil, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
 	}
-	b, err := backend.New()
+	b, err := device.New()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Options: o, Backend: backend.Config(), BackendName: b.Name(), Params: cfg.NumParams(), Device: gpuName()}
+	res := &Result{Options: o, Backend: device.Config(), BackendName: b.Name(), Params: cfg.NumParams(), Device: gpuName()}
 	if res.Options.PeakTFLOPS == 0 && dtype == dtypes.BFloat16 {
 		res.Options.PeakTFLOPS = knownBF16Peak(res.Device)
 	}

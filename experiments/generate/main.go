@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/gomlx/compute/dtypes"
 )
 
 func main() {
-	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)
 		os.Exit(1)
@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if tok.VocabSize() != m.Config.VocabSize {
 		return fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", *tokPath, tok.VocabSize(), *modelPath, m.Config.VocabSize)
 	}
-	b, err := backend.New()
+	b, err := device.New()
 	if err != nil {
 		return err
 	}
@@ -96,6 +96,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	elapsed := time.Since(start).Seconds()
-	fmt.Fprintf(stderr, "generated %d tokens in %.2fs: %.1f tokens/s (backend %s)\n", len(out[0]), elapsed, float64(len(out[0]))/elapsed, backend.Config())
+	fmt.Fprintf(stderr, "generated %d tokens in %.2fs: %.1f tokens/s (backend %s)\n", len(out[0]), elapsed, float64(len(out[0]))/elapsed, device.Config())
 	return nil
 }

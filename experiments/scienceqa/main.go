@@ -15,7 +15,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 )
 
 // subcommand runs one subcommand with its arguments, writing results to stdout and usage to stderr.
@@ -73,6 +73,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
-	backend.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/experiments/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 )
 
 // presetFlag finds -preset NAME in args (before flag parsing, since it sets the other flags' defaults).

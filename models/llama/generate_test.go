@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute/dtypes"
 )
 
@@ -20,7 +20,7 @@ func loadStories(t testing.TB) *Model {
 
 // greedyIDs generates like llama2.c's run.c with -t 0: start at BOS=1, stop at BOS, 256 positions in all.
 func greedyIDs(t testing.TB, m *Model, useCache bool) []int {
-	gen := m.NewGenerator(backend.MustShared(), 256, useCache)
+	gen := m.NewGenerator(device.MustShared(), 256, useCache)
 	out, err := gen.Generate([][]int{{1}}, 256, nil, func(_, _, next int) bool { return next != 1 })
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestGreedyCacheEqualsNoCache(t *testing.T) {
 // BenchmarkGenerateStories260K measures greedy KV-cache generation (batch 1, 256 positions) in tokens/s.
 func BenchmarkGenerateStories260K(b *testing.B) {
 	m := loadStories(b)
-	gen := m.NewGenerator(backend.MustShared(), 256, true)
+	gen := m.NewGenerator(device.MustShared(), 256, true)
 	if _, err := gen.Generate([][]int{{1}}, 256, nil, nil); err != nil { // compile
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -56,7 +56,7 @@ func goldenIDs(t *testing.T, path string) [][]int32 {
 // runHidden returns logits and hidden states for token ids.
 func runHidden(t *testing.T, m *Model, ids [][]int32) ([]float32, [][]float32) {
 	t.Helper()
-	exec, err := model.NewExec(backend.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) []*Node {
+	exec, err := model.NewExec(device.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) []*Node {
 		out := m.Forward(tokens.Graph(), Inputs{Tokens: tokens, Hidden: true})
 		return append([]*Node{out.Logits}, out.Hidden...)
 	})
@@ -79,7 +79,7 @@ func runHidden(t *testing.T, m *Model, ids [][]int32) ([]float32, [][]float32) {
 }
 
 func convertToF32(t *testing.T, x *tensors.Tensor) *tensors.Tensor {
-	return MustExecOnce(backend.MustShared(), func(x *Node) *Node { return ConvertDType(x, dtypes.Float32) }, x)
+	return MustExecOnce(device.MustShared(), func(x *Node) *Node { return ConvertDType(x, dtypes.Float32) }, x)
 }
 
 func TestGoldenLlamaTinyF32(t *testing.T) {
@@ -309,7 +309,7 @@ func TestSeqLensAndCoreAttention(t *testing.T) {
 	rows := [][]int32{{1, 5, 9, 200, 17, 3, 44, 90}, {1, 7, 7, 7, 0, 0, 0, 0}, {1, 100, 101, 102, 103, 104, 0, 0}}
 	lens := []int32{8, 4, 6}
 	run := func(force bool) []float32 {
-		out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens, seqLens *Node) *Node {
+		out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, seqLens *Node) *Node {
 			return m.Forward(tokens.Graph(), Inputs{Tokens: tokens, SeqLens: seqLens, ForceCoreAttention: force}).Logits
 		}, rows, lens)
 		if err != nil {

@@ -1,4 +1,4 @@
-package backend
+package device
 
 import (
 	"os"
@@ -16,7 +16,7 @@ var benchBlock = blockShape{Batch: 2, Seq: 128, Dim: 256, Heads: 8, Hidden: 688}
 // runs when the plugin is installed (.ci/install-pjrt-cpu.sh) or named by $SQA_PJRT_CPU. Configurations
 // that deadlock (see TestGoDefaultConfigDoesNotDeadlock) are reported as skipped after a 60 s watchdog.
 //
-//	go test -run '^$' -bench BlockTrainStep -benchtime 5x ./models/backend
+//	go test -run '^$' -bench BlockTrainStep -benchtime 5x ./models/device
 func BenchmarkBlockTrainStep(b *testing.B) {
 	configs := []string{"go", "go:ops_sequential", "go:ops_parallel"}
 	plugin := os.Getenv(PluginEnvVar)

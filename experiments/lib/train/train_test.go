@@ -10,7 +10,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -74,7 +74,7 @@ func tinySetup(t *testing.T, cfg Config) (*llama.Model, *Trainer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := New(m, a, backend.MustShared(), cfg)
+	tr, err := New(m, a, device.MustShared(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestBFloat16BaseTrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := New(m, a, backend.MustShared(), tinyConfig())
+	tr, err := New(m, a, device.MustShared(), tinyConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

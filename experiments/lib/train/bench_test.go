@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute/dtypes"
 )
@@ -24,7 +24,7 @@ func BenchmarkTrainStepStories260K(b *testing.B) {
 	}
 	cfg := PaperConfig()
 	cfg.Epochs, cfg.BatchSize, cfg.AccumSteps, cfg.MaxLen, cfg.WarmupEpochs = 1, 8, 1, 256, 0
-	tr, err := New(m, a, backend.MustShared(), cfg)
+	tr, err := New(m, a, device.MustShared(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/adapterlab/llama-adapter/experiments/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"

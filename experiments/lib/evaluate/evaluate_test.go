@@ -7,7 +7,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -28,7 +28,7 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{Model: m, Adapter: a, Backend: backend.MustShared(), BatchSize: 3, PadMultiple: 8, MaxLen: 64}
+	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), BatchSize: 3, PadMultiple: 8, MaxLen: 64}
 	rng := rand.New(rand.NewPCG(9, 9))
 	var gens []GenExample
 	for i := 0; i < 7; i++ {
@@ -92,7 +92,7 @@ func TestOptionScoresMultiToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{Model: m, Backend: backend.MustShared(), BatchSize: 4, PadMultiple: 8, MaxLen: 64}
+	r := &Runner{Model: m, Backend: device.MustShared(), BatchSize: 4, PadMultiple: 8, MaxLen: 64}
 	prompt := []int32{1, 40, 41, 42, 43, 44}
 	ex := []LetterExample{
 		{ID: "x", Prompt: prompt, Options: [][]int32{{10, 11}, {10, 12}, {13}, {14, 15, 16}}},
@@ -103,7 +103,7 @@ func TestOptionScoresMultiToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	logp := func(seq []int32) [][]float64 { // per position log-softmax of full-sequence logits
-		out, err := model.CallOnceN(backend.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
+		out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {
 			return LogSoftmax(m.Forward(tokens.Graph(), llama.Inputs{Tokens: tokens}).Logits, -1)
 		}, [][]int32{seq})
 		if err != nil {

@@ -12,7 +12,7 @@
 // Only backends compiled in here can be chosen: the pure-Go backend and XLA through PJRT. The XLA
 // auto-installer is never imported, so no configuration can trigger a download: an XLA plugin must be named
 // by absolute path (or be found in PJRT_PLUGIN_LIBRARY_PATH).
-package backend
+package device
 
 import (
 	"encoding/json"

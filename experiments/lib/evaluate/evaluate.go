@@ -8,7 +8,7 @@ import (
 	"fmt"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/experiments/train"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/experiments/train"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
@@ -69,9 +69,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		return nil, fmt.Errorf("run %s: %w", id, err)
 	}
 	if cfg.Backend != "" {
-		os.Setenv(backend.EnvVar, cfg.Backend)
+		os.Setenv(device.EnvVar, cfg.Backend)
 	}
-	b, binfo, err := backend.NewWithInfo()
+	b, binfo, err := device.NewWithInfo()
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +245,7 @@ func (c Config) Validate() error {
 }
 
 func writeConfig(dir string, cfg Config, b compute.Backend) error {
-	r := resolved{Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend.Config(), Command: os.Args}
+	r := resolved{Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: device.Config(), Command: os.Args}
 	for name, p := range map[string]string{"data": cfg.Data, "problems": cfg.ProblemsFile, "splits": cfg.SplitsFile,
 		"model": cfg.Model, "tokenizer": cfg.Tokenizer, "clip": cfg.CLIP} {
 		if p == "" || p == "random" {

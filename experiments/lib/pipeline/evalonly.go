@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/models/backend"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
@@ -36,9 +36,9 @@ func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out i
 		return nil, err
 	}
 	if cfg.Backend != "" {
-		os.Setenv(backend.EnvVar, cfg.Backend)
+		os.Setenv(device.EnvVar, cfg.Backend)
 	}
-	b, err := backend.New()
+	b, err := device.New()
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out i
 	if err != nil {
 		return nil, err
 	}
-	s := &results.Summary{RunID: "eval: " + name, Complete: true, Versions: results.CurrentVersions(), Backend: backend.Config()}
+	s := &results.Summary{RunID: "eval: " + name, Complete: true, Versions: results.CurrentVersions(), Backend: device.Config()}
 	s.Timings.EvalSeconds = time.Since(start).Seconds()
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err

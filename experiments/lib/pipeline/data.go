@@ -10,8 +10,8 @@ import (
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/adapterlab/llama-adapter/experiments/evaluate"
-	"github.com/adapterlab/llama-adapter/experiments/train"
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"

@@ -1,4 +1,4 @@
-package backend
+package device
 
 import (
 	"bytes"
@@ -147,7 +147,7 @@ func TestOpsSequentialRunsDeadlockGraph(t *testing.T) {
 // and then: it rarely has four matmuls running at once.) Run it after upgrading github.com/gomlx/compute to see whether
 // DefaultGoConfig can go back to plain "go":
 //
-//	SQA_REPRO_GO_DEADLOCK=1 go test -run TestGoDefaultConfigDoesNotDeadlock -v ./models/backend
+//	SQA_REPRO_GO_DEADLOCK=1 go test -run TestGoDefaultConfigDoesNotDeadlock -v ./models/device
 func TestGoDefaultConfigDoesNotDeadlock(t *testing.T) {
 	if os.Getenv(ReproEnvVar) != "1" {
 		t.Skipf("the Go backend's default config deadlocks in github.com/gomlx/compute v0.1.6 (nested worker-pool "+
