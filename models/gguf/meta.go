@@ -1,0 +1,369 @@
+package gguf
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ValueType is the type tag of a GGUF metadata value.
+type ValueType uint32
+
+// Metadata value types, numbered as in the GGUF specification.
+const (
+	ValueUint8   ValueType = 0
+	ValueInt8    ValueType = 1
+	ValueUint16  ValueType = 2
+	ValueInt16   ValueType = 3
+	ValueUint32  ValueType = 4
+	ValueInt32   ValueType = 5
+	ValueFloat32 ValueType = 6
+	ValueBool    ValueType = 7
+	ValueString  ValueType = 8
+	ValueArray   ValueType = 9
+	ValueUint64  ValueType = 10
+	ValueInt64   ValueType = 11
+	ValueFloat64 ValueType = 12
+)
+
+var valueTypeNames = [...]string{"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string",
+	"array", "uint64", "int64", "float64"}
+
+func (t ValueType) String() string {
+	if int(t) < len(valueTypeNames) {
+		return valueTypeNames[t]
+	}
+	return fmt.Sprintf("ValueType(%d)", uint32(t))
+}
+
+// ErrNotFound is returned (wrapped) by the Metadata getters when the key is absent; test with errors.Is.
+var ErrNotFound = errors.New("gguf: metadata key not found")
+
+// Array is a metadata array value. Values holds a typed Go slice: []uint8, []int8, []uint16, []int16, []uint32,
+// []int32, []float32, []bool, []string, []uint64, []int64, []float64, or []Array for nested arrays.
+type Array struct {
+	Elem   ValueType
+	Values any
+}
+
+// Len is the number of elements.
+func (a Array) Len() int {
+	switch v := a.Values.(type) {
+	case []uint8:
+		return len(v)
+	case []int8:
+		return len(v)
+	case []uint16:
+		return len(v)
+	case []int16:
+		return len(v)
+	case []uint32:
+		return len(v)
+	case []int32:
+		return len(v)
+	case []float32:
+		return len(v)
+	case []bool:
+		return len(v)
+	case []string:
+		return len(v)
+	case []uint64:
+		return len(v)
+	case []int64:
+		return len(v)
+	case []float64:
+		return len(v)
+	case []Array:
+		return len(v)
+	}
+	return 0
+}
+
+// Metadata is the key/value section of a GGUF file, in file order. Scalars are stored as their Go types (uint8 ...
+// float64, bool, string); arrays as Array.
+type Metadata struct {
+	source string // file name, for error messages
+	keys   []string
+	values map[string]any
+	types  map[string]ValueType
+}
+
+func newMetadata(source string) *Metadata {
+	return &Metadata{source: source, values: map[string]any{}, types: map[string]ValueType{}}
+}
+
+func (m *Metadata) set(key string, t ValueType, v any) {
+	if _, dup := m.values[key]; !dup {
+		m.keys = append(m.keys, key)
+	}
+	m.values[key] = v
+	m.types[key] = t
+}
+
+// Keys lists the keys in file order.
+func (m *Metadata) Keys() []string { return append([]string(nil), m.keys...) }
+
+// Has reports whether key is present.
+func (m *Metadata) Has(key string) bool { _, ok := m.values[key]; return ok }
+
+// Type returns the value type of key (ValueArray for arrays; see Array.Elem for the element type).
+func (m *Metadata) Type(key string) (ValueType, bool) { t, ok := m.types[key]; return t, ok }
+
+// Value returns the raw value of key: a Go scalar or an Array.
+func (m *Metadata) Value(key string) (any, bool) { v, ok := m.values[key]; return v, ok }
+
+func (m *Metadata) get(key string) (any, error) {
+	v, ok := m.values[key]
+	if !ok {
+		return nil, fmt.Errorf("gguf %s: %q: %w", m.source, key, ErrNotFound)
+	}
+	return v, nil
+}
+
+func (m *Metadata) wrongType(key, want string) error {
+	return fmt.Errorf("gguf %s: metadata %q is %s, want %s", m.source, key, m.describe(key), want)
+}
+
+func (m *Metadata) describe(key string) string {
+	if a, ok := m.values[key].(Array); ok {
+		return fmt.Sprintf("array of %s", a.Elem)
+	}
+	return m.types[key].String()
+}
+
+// String returns a string value.
+func (m *Metadata) String(key string) (string, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", m.wrongType(key, "string")
+	}
+	return s, nil
+}
+
+// Bool returns a bool value.
+func (m *Metadata) Bool(key string) (bool, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, m.wrongType(key, "bool")
+	}
+	return b, nil
+}
+
+// asInt64 converts any integer scalar; ok is false for other types or a uint64 above MaxInt64.
+func asInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case uint8:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// Int returns an integer value of any integer type as int64.
+func (m *Metadata) Int(key string) (int64, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return 0, err
+	}
+	if u, ok := v.(uint64); ok && u > math.MaxInt64 {
+		return 0, fmt.Errorf("gguf %s: metadata %q = %d overflows int64", m.source, key, u)
+	}
+	i, ok := asInt64(v)
+	if !ok {
+		return 0, m.wrongType(key, "an integer")
+	}
+	return i, nil
+}
+
+// Uint returns a non-negative integer value of any integer type as uint64.
+func (m *Metadata) Uint(key string) (uint64, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return 0, err
+	}
+	if u, ok := v.(uint64); ok {
+		return u, nil
+	}
+	i, ok := asInt64(v)
+	if !ok {
+		return 0, m.wrongType(key, "an integer")
+	}
+	if i < 0 {
+		return 0, fmt.Errorf("gguf %s: metadata %q = %d is negative", m.source, key, i)
+	}
+	return uint64(i), nil
+}
+
+// Float returns a float32 or float64 value (integers are accepted too) as float64.
+func (m *Metadata) Float(key string) (float64, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return 0, err
+	}
+	switch x := v.(type) {
+	case float32:
+		return float64(x), nil
+	case float64:
+		return x, nil
+	}
+	if i, ok := asInt64(v); ok {
+		return float64(i), nil
+	}
+	return 0, m.wrongType(key, "a number")
+}
+
+// Array returns an array value.
+func (m *Metadata) Array(key string) (Array, error) {
+	v, err := m.get(key)
+	if err != nil {
+		return Array{}, err
+	}
+	a, ok := v.(Array)
+	if !ok {
+		return Array{}, m.wrongType(key, "array")
+	}
+	return a, nil
+}
+
+// Strings returns an array of strings.
+func (m *Metadata) Strings(key string) ([]string, error) {
+	a, err := m.Array(key)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := a.Values.([]string)
+	if !ok {
+		return nil, m.wrongType(key, "array of string")
+	}
+	return s, nil
+}
+
+// Int32s returns an integer array (of any integer element type whose values fit) as []int32.
+func (m *Metadata) Int32s(key string) ([]int32, error) {
+	a, err := m.Array(key)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := a.Values.([]int32); ok {
+		return s, nil
+	}
+	out := make([]int32, 0, a.Len())
+	fail := false
+	each(a.Values, func(v any) {
+		i, ok := asInt64(v)
+		if !ok || i < math.MinInt32 || i > math.MaxInt32 {
+			fail = true
+		}
+		out = append(out, int32(i))
+	})
+	if fail {
+		return nil, m.wrongType(key, "array of integers that fit int32")
+	}
+	return out, nil
+}
+
+// Float32s returns a float32 array (float64 and integer arrays are converted).
+func (m *Metadata) Float32s(key string) ([]float32, error) {
+	a, err := m.Array(key)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := a.Values.([]float32); ok {
+		return s, nil
+	}
+	out := make([]float32, 0, a.Len())
+	fail := false
+	each(a.Values, func(v any) {
+		switch x := v.(type) {
+		case float64:
+			out = append(out, float32(x))
+		default:
+			i, ok := asInt64(v)
+			fail = fail || !ok
+			out = append(out, float32(i))
+		}
+	})
+	if fail {
+		return nil, m.wrongType(key, "array of numbers")
+	}
+	return out, nil
+}
+
+// each calls f on every element of a numeric slice (not strings, bools or nested arrays: f sees them as-is and
+// the numeric getters reject them).
+func each(values any, f func(any)) {
+	switch v := values.(type) {
+	case []uint8:
+		for _, x := range v {
+			f(x)
+		}
+	case []int8:
+		for _, x := range v {
+			f(x)
+		}
+	case []uint16:
+		for _, x := range v {
+			f(x)
+		}
+	case []int16:
+		for _, x := range v {
+			f(x)
+		}
+	case []uint32:
+		for _, x := range v {
+			f(x)
+		}
+	case []uint64:
+		for _, x := range v {
+			f(x)
+		}
+	case []int64:
+		for _, x := range v {
+			f(x)
+		}
+	case []float64:
+		for _, x := range v {
+			f(x)
+		}
+	case []float32:
+		for _, x := range v {
+			f(float64(x))
+		}
+	case []bool:
+		for _, x := range v {
+			f(x)
+		}
+	case []string:
+		for _, x := range v {
+			f(x)
+		}
+	case []Array:
+		for _, x := range v {
+			f(x)
+		}
+	}
+}
