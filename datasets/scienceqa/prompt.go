@@ -52,6 +52,8 @@ const DefaultLetters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 type PromptOptions struct {
 	// UseCaption appends the problem's caption to the context (base_prompt.py's use_caption).
 	UseCaption bool
+	// Target chooses how the answer is written in the training text (default TargetLetter, base_prompt.py's).
+	Target Target
 }
 
 // Prompt is one problem rendered in a format.
@@ -104,10 +106,10 @@ func Build(p *Problem, f Format, o PromptOptions) (Prompt, error) {
 	if _, err := ParseFormat(string(f)); err != nil {
 		return Prompt{}, err
 	}
-	return buildWithContext(p, f, Context(p, o.UseCaption))
+	return buildWithContext(p, f, Context(p, o.UseCaption), o.Target)
 }
 
-func buildWithContext(p *Problem, f Format, context string) (Prompt, error) {
+func buildWithContext(p *Problem, f Format, context string, target Target) (Prompt, error) {
 	if p.Answer < 0 || p.Answer >= len(p.Choices) || p.Answer >= len(DefaultLetters) {
 		return Prompt{}, fmt.Errorf("scienceqa: pid %s: answer %d out of range for %d choices", p.PID, p.Answer, len(p.Choices))
 	}
@@ -115,9 +117,13 @@ func buildWithContext(p *Problem, f Format, context string) (Prompt, error) {
 	if err != nil {
 		return Prompt{}, err
 	}
+	answer, err := target.answer(p)
+	if err != nil {
+		return Prompt{}, err
+	}
 	in, out, _ := strings.Cut(string(f), "-")
 	parts := exampleParts{
-		question: p.Question, context: context, choices: choices, answer: Letter(p.Answer),
+		question: p.Question, context: context, choices: choices, answer: answer,
 		lecture:  strings.ReplaceAll(p.Lecture, "\n", `\n`),
 		solution: strings.ReplaceAll(p.Solution, "\n", `\n`),
 	}
@@ -160,7 +166,7 @@ func (e exampleParts) render(in, out string, test bool) string {
 	case "QCLEM":
 		input = q + c + because(e.lecture+" "+e.solution) + m
 	}
-	ans := "The answer is " + e.answer + "."
+	ans := "The answer is " + e.answer + "." // e.answer: "B", or "B: <choice text>" (TargetLetterText)
 	var output string
 	switch {
 	case test:
@@ -242,7 +248,7 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 		return Example{}, err
 	}
 	context := Context(p, o.UseCaption)
-	ex, err := tokenizeWithContext(enc, p, f, context, o.PromptOnly)
+	ex, err := tokenizeWithContext(enc, p, f, context, o.Target, o.PromptOnly)
 	if err != nil || o.MaxLen <= 0 || len(ex.IDs) <= o.MaxLen {
 		return ex, err
 	}
@@ -254,7 +260,7 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 		if c == "" {
 			c = "N/A" // as base_prompt.py writes an empty context
 		}
-		e, err := tokenizeWithContext(enc, p, f, c, o.PromptOnly)
+		e, err := tokenizeWithContext(enc, p, f, c, o.Target, o.PromptOnly)
 		e.ContextWords = n
 		return e, err == nil && len(e.IDs) <= o.MaxLen, err
 	}
@@ -281,8 +287,8 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 	return best, nil
 }
 
-func tokenizeWithContext(enc Encoder, p *Problem, f Format, context string, promptOnly bool) (Example, error) {
-	pr, err := buildWithContext(p, f, context)
+func tokenizeWithContext(enc Encoder, p *Problem, f Format, context string, target Target, promptOnly bool) (Example, error) {
+	pr, err := buildWithContext(p, f, context, target)
 	if err != nil {
 		return Example{}, err
 	}

@@ -1,0 +1,124 @@
+package scienceqa
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ClozePrompt returns the cloze prompt of p: the question and its context without the options,
+//
+//	Question: <question>\nContext: <context>\nAnswer:
+//
+// The Context line is left out when the hint (plus the caption when useCaption) is empty: unlike base_prompt.py's
+// "N/A", an absent context says nothing a model must learn to ignore. Spacing follows base_prompt.py (double
+// spaces become one, surrounding whitespace stripped), so the text is QCM-A's prompt minus its Options line.
+// Each option is then scored as the continuation ClozeContinuation(choice).
+func ClozePrompt(p *Problem, useCaption bool) string {
+	return clozePrompt(p, clozeContext(p, useCaption))
+}
+
+// clozeContext is Context without the "N/A" placeholder: "" when there is none.
+func clozeContext(p *Problem, useCaption bool) string {
+	caption := ""
+	if useCaption {
+		caption = p.Caption
+	}
+	return pyStrip(p.Hint + " " + caption)
+}
+
+func clozePrompt(p *Problem, context string) string {
+	text := "Question: " + p.Question + "\n"
+	if context != "" {
+		text += "Context: " + context + "\n"
+	}
+	return pyStrip(strings.ReplaceAll(text+"Answer:", "  ", " "))
+}
+
+// ClozeContinuation is the text scored for one option after ClozePrompt: a space and the choice text as the
+// record has it.
+func ClozeContinuation(choice string) string { return " " + choice }
+
+// ClozeOptions tune TokenizeCloze.
+type ClozeOptions struct {
+	// UseCaption appends the caption to the context, as PromptOptions.UseCaption.
+	UseCaption bool
+	// MaxLen bounds prompt + the longest option (0: no bound); beyond it the context loses words from its end
+	// (then its line is dropped), never the question or an option.
+	MaxLen int
+}
+
+// Cloze is a problem tokenized for cloze scoring.
+type Cloze struct {
+	PID string
+	// Prompt is BOS followed by the prompt's tokens, as training sequences start.
+	Prompt []int
+	// Options holds, per choice, the tokens that follow Prompt: Encode(prompt+continuation) minus Prompt.
+	Options [][]int
+	// Text is the prompt text (after any context shortening).
+	Text string
+	// ContextWords is the number of context words kept, -1 when the context was not shortened.
+	ContextWords int
+}
+
+// TokenizeCloze tokenizes p's cloze prompt and each option's continuation with enc. Each option is encoded
+// together with the prompt (a tokenizer may merge across the boundary); the prompt is the longest prefix of
+// Encode(prompt) that every option's sequence shares, so all options are scored after the same tokens.
+// A prompt too long for MaxLen even without context is an error wrapping ErrTooLong.
+func TokenizeCloze(enc Encoder, p *Problem, o ClozeOptions) (Cloze, error) {
+	if len(p.Choices) < 2 {
+		return Cloze{}, fmt.Errorf("scienceqa: pid %s: %d choices, cloze scoring needs at least 2", p.PID, len(p.Choices))
+	}
+	context := clozeContext(p, o.UseCaption)
+	c := tokenizeClozeWithContext(enc, p, context)
+	if o.MaxLen <= 0 || c.longest() <= o.MaxLen {
+		return c, nil
+	}
+	words := strings.Fields(context)
+	try := func(n int) (Cloze, bool) {
+		e := tokenizeClozeWithContext(enc, p, strings.Join(words[:n], " "))
+		e.ContextWords = n
+		return e, e.longest() <= o.MaxLen
+	}
+	best, ok := try(0)
+	if !ok {
+		return Cloze{}, fmt.Errorf("scienceqa: pid %s: cloze prompt + longest option is %d tokens with no context, max %d: %w", p.PID, best.longest(), o.MaxLen, ErrTooLong)
+	}
+	for lo, hi := 0, len(words); hi-lo > 1; { // try(lo) fits, try(hi) does not
+		mid := (lo + hi) / 2
+		if e, ok := try(mid); ok {
+			lo, best = mid, e
+		} else {
+			hi = mid
+		}
+	}
+	return best, nil
+}
+
+// longest is the length of the prompt plus its longest option.
+func (c Cloze) longest() int {
+	n := 0
+	for _, o := range c.Options {
+		n = max(n, len(o))
+	}
+	return len(c.Prompt) + n
+}
+
+func tokenizeClozeWithContext(enc Encoder, p *Problem, context string) Cloze {
+	text := clozePrompt(p, context)
+	prompt := enc.Encode(text, true)
+	seqs := make([][]int, len(p.Choices))
+	n := len(prompt)
+	for i, ch := range p.Choices {
+		seqs[i] = enc.Encode(text+ClozeContinuation(ch), true)
+		k := 0
+		for k < n && k < len(seqs[i]) && seqs[i][k] == prompt[k] {
+			k++
+		}
+		n = k
+	}
+	c := Cloze{PID: p.PID, Prompt: prompt[:n], Text: text, ContextWords: -1}
+	for _, s := range seqs {
+		c.Options = append(c.Options, s[n:])
+	}
+	return c
+}

@@ -1,0 +1,48 @@
+package scienceqa
+
+import "fmt"
+
+// Target is how the answer is written in the training text.
+type Target int
+
+const (
+	// TargetLetter is base_prompt.py's answer: "The answer is B."
+	TargetLetter Target = iota
+	// TargetLetterText also carries the option's text: "The answer is B: <choice text>." A small model learns
+	// the fact from the text even where it cannot yet bind the letter to the option.
+	TargetLetterText
+)
+
+var targetNames = map[Target]string{TargetLetter: "letter", TargetLetterText: "letter-text"}
+
+// String returns the target's name as ParseTarget reads it ("letter", "letter-text").
+func (t Target) String() string {
+	if s, ok := targetNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("Target(%d)", int(t))
+}
+
+// ParseTarget reads a target name ("letter" or "letter-text"; "" is "letter").
+func ParseTarget(s string) (Target, error) {
+	if s == "" {
+		return TargetLetter, nil
+	}
+	for t, name := range targetNames {
+		if s == name {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("scienceqa: unknown answer target %q (want letter or letter-text)", s)
+}
+
+// answer is what follows "The answer is " (before the final "."), for p's gold answer.
+func (t Target) answer(p *Problem) (string, error) {
+	switch t {
+	case TargetLetter:
+		return Letter(p.Answer), nil
+	case TargetLetterText:
+		return Letter(p.Answer) + ": " + p.Choices[p.Answer], nil
+	}
+	return "", fmt.Errorf("scienceqa: pid %s: unknown answer target %d", p.PID, int(t))
+}
