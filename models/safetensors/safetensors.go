@@ -7,10 +7,18 @@
 //
 // Sharded checkpoints (model.safetensors.index.json with a "weight_map" of name → shard file) are opened as one
 // Set by OpenModel.
+//
+// Files written by Write carry a content checksum in their metadata (ChecksumKey): a SHA-256 over the header's
+// content and the data section, which Open verifies whenever it is present. Same-size corruption (a flipped bit,
+// a block of 0xFF, a digit changed in the metadata) is then an error naming the file instead of silently different
+// weights. Files without the key (other tools' files, older files of this project) load unverified.
 package safetensors
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,10 +86,12 @@ func (i Info) NumElements() int {
 type File struct {
 	Path     string
 	Metadata map[string]string
-	f        *os.File
-	infos    map[string]Info
-	names    []string // in data order
-	dataOff  int64
+	// Checksummed reports that the file carried a checksum (ChecksumKey) and that it matched.
+	Checksummed bool
+	f           *os.File
+	infos       map[string]Info
+	names       []string // in data order
+	dataOff     int64
 }
 
 type headerEntry struct {
@@ -130,6 +140,7 @@ func parse(f *os.File, path string) (*File, error) {
 	}
 	sf := &File{Path: path, f: f, infos: make(map[string]Info, len(raw)), dataOff: 8 + int64(hlen)}
 	dataSize := size - sf.dataOff
+	entries := make(map[string]headerEntry, len(raw))
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &sf.Metadata); err != nil {
@@ -148,6 +159,7 @@ func parse(f *os.File, path string) (*File, error) {
 		if len(e.DataOffsets) != 2 || e.DataOffsets[0] < 0 || e.DataOffsets[1] < e.DataOffsets[0] {
 			return nil, fmt.Errorf("safetensors %s: tensor %q: bad data_offsets %v", path, name, e.DataOffsets)
 		}
+		entries[name] = e
 		info := Info{Name: name, DType: e.DType, Shape: e.Shape, Begin: e.DataOffsets[0], End: e.DataOffsets[1]}
 		for _, d := range e.Shape {
 			if d < 0 {
@@ -166,7 +178,56 @@ func parse(f *os.File, path string) (*File, error) {
 		sf.names = append(sf.names, name)
 	}
 	sort.Slice(sf.names, func(a, b int) bool { return sf.infos[sf.names[a]].Begin < sf.infos[sf.names[b]].Begin })
+	if want, ok := sf.Metadata[ChecksumKey]; ok {
+		got, err := checksum(entries, sf.Metadata, io.NewSectionReader(f, sf.dataOff, dataSize))
+		if err != nil {
+			return nil, fmt.Errorf("safetensors %s: reading data for the checksum: %w", path, err)
+		}
+		if got != want {
+			return nil, fmt.Errorf("safetensors %s: checksum mismatch (%s %s, content hashes to %s): the file is corrupted",
+				path, ChecksumKey, want, got)
+		}
+		sf.Checksummed = true
+	}
 	return sf, nil
+}
+
+// ChecksumKey is the metadata key under which Write stores the file's checksum: the hex SHA-256 of a canonical
+// encoding of the header (every tensor entry and every metadata pair except this one) followed by the data
+// section. Hashing the header's content rather than its bytes keeps the checksum valid when another tool
+// re-serialises the header with other spacing or key order.
+const ChecksumKey = "__sha256__"
+
+// checksumTag versions the checksum's definition.
+const checksumTag = "safetensors-sha256-v1\n"
+
+// checksum hashes the canonical header (entries and metadata without ChecksumKey) and the data read from data.
+func checksum(entries map[string]headerEntry, meta map[string]string, data io.Reader) (string, error) {
+	canon := make(map[string]any, len(entries)+1)
+	for name, e := range entries {
+		canon[name] = e
+	}
+	m := make(map[string]string, len(meta))
+	for k, v := range meta {
+		if k != ChecksumKey {
+			m[k] = v
+		}
+	}
+	canon["__metadata__"] = m
+	hdr, err := json.Marshal(canon) // map keys are sorted: one encoding per content
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(checksumTag))
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hdr)))
+	h.Write(lenBuf[:])
+	h.Write(hdr)
+	if _, err := io.Copy(h, data); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Close closes the file.
@@ -465,12 +526,13 @@ func EncodeFloat32(dst []byte, values []float32, dtype string) {
 }
 
 // Write writes tensors (in the given order) and metadata to path atomically: a temporary file in the same folder
-// is written, synced and renamed over path, so a reader never sees a partial file.
+// is written, synced and renamed over path, so a reader never sees a partial file. The metadata gains the file's
+// checksum under ChecksumKey (which callers may not set themselves).
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
-	header := make(map[string]any, len(tensors)+1)
-	if len(metadata) > 0 {
-		header["__metadata__"] = metadata
+	if _, ok := metadata[ChecksumKey]; ok {
+		return fmt.Errorf("safetensors: writing %s: metadata key %s is reserved for the file's checksum", path, ChecksumKey)
 	}
+	header := make(map[string]any, len(tensors)+1)
 	var off int64
 	for _, t := range tensors {
 		es := ElemSize(t.DType)
@@ -491,6 +553,16 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 		header[t.Name] = headerEntry{DType: t.DType, Shape: shape, DataOffsets: []int64{off, off + int64(len(t.Data))}}
 		off += int64(len(t.Data))
 	}
+	sum, err := writeChecksum(header, metadata, tensors)
+	if err != nil {
+		return fmt.Errorf("safetensors: writing %s: checksum: %w", path, err)
+	}
+	meta := make(map[string]string, len(metadata)+1)
+	for k, v := range metadata {
+		meta[k] = v
+	}
+	meta[ChecksumKey] = sum
+	header["__metadata__"] = meta
 	hdr, err := json.Marshal(header)
 	if err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
@@ -515,6 +587,33 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 		}
 		return nil
 	})
+}
+
+// writeChecksum computes the checksum a reader will compute for these header entries, metadata and tensors. The
+// header goes through a JSON round trip first so that the hash sees exactly the strings a reader parses (JSON
+// encoding replaces invalid UTF-8, for example).
+func writeChecksum(header map[string]any, metadata map[string]string, tensors []Tensor) (string, error) {
+	raw, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	var entries map[string]headerEntry
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		return "", err
+	}
+	raw, err = json.Marshal(metadata)
+	if err != nil {
+		return "", err
+	}
+	var meta map[string]string
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return "", err
+	}
+	readers := make([]io.Reader, len(tensors))
+	for i, t := range tensors {
+		readers[i] = bytes.NewReader(t.Data)
+	}
+	return checksum(entries, meta, io.MultiReader(readers...))
 }
 
 // writeAtomic writes through fill into a temporary file next to path, syncs it and renames it over path.
