@@ -27,6 +27,7 @@ type Runner struct {
 	BatchSize, PadMultiple, MaxLen int
 
 	letterExec *model.Exec
+	clozeExec  *model.Exec // cloze.go
 	// gens keeps one generator per cache length across calls, so their compiled graphs are reused.
 	gens map[int]*llama.Generator
 }
