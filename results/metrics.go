@@ -31,10 +31,24 @@ func Int(v int) *int { return &v }
 func Float(v float64) *float64 { return &v }
 
 // MetricsWriter appends Metric lines to a metrics.jsonl file, one write and one fsync per line, so that
-// a killed process loses at most the line it was writing.
+// a killed process loses at most the line it was writing. A line whose write or fsync fails is cut off
+// again, so the file always ends at its last good line; the error is returned and must be handled (a
+// run whose log lost a line is not complete).
 type MetricsWriter struct {
-	f    *os.File
+	f    metricsFile
 	path string
+	size int64 // bytes up to the end of the last good line
+	// broken is set when a failed line could not be cut off: later lines would follow a fragment.
+	broken error
+}
+
+// metricsFile is what MetricsWriter needs of its file (an interface so tests can inject a full disk).
+type metricsFile interface {
+	io.Writer
+	io.Seeker
+	Sync() error
+	Truncate(size int64) error
+	Close() error
 }
 
 // OpenMetrics opens path for appending, creating it if needed. If the file ends in a partial line (the
@@ -44,46 +58,69 @@ func OpenMetrics(path string) (*MetricsWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results: open metrics: %w", err)
 	}
-	if err := dropPartialTail(f); err != nil {
+	size, err := dropPartialTail(f)
+	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("results: open metrics %s: %w", path, err)
 	}
-	return &MetricsWriter{f: f, path: path}, nil
+	return &MetricsWriter{f: f, path: path, size: size}, nil
 }
 
-// dropPartialTail truncates f after its last newline and leaves the offset at the end.
-func dropPartialTail(f *os.File) error {
+// dropPartialTail truncates f after its last newline, leaves the offset at the end and returns the size.
+func dropPartialTail(f *os.File) (int64, error) {
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	keep := int64(bytes.LastIndexByte(data, '\n') + 1) // 0 when there is no complete line.
 	if keep != int64(len(data)) {
 		if err := f.Truncate(keep); err != nil {
-			return err
+			return 0, err
 		}
 		if err := f.Sync(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	_, err = f.Seek(keep, io.SeekStart)
-	return err
+	return keep, err
 }
 
-// Append writes m as one JSON line and fsyncs it.
+// Append writes m as one JSON line and fsyncs it. On failure (a full disk, an I/O error) the partial line
+// is cut off so the file stays readable, and the error is returned; if even that fails, every later
+// Append fails too.
 func (w *MetricsWriter) Append(m Metric) error {
+	if w.broken != nil {
+		return fmt.Errorf("results: append to %s: an earlier failure left the file unrepaired: %w", w.path, w.broken)
+	}
 	line, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("results: append to %s: %w", w.path, err)
 	}
 	line = append(line, '\n')
 	if _, err := w.f.Write(line); err != nil {
-		return fmt.Errorf("results: append to %s: %w", w.path, err)
+		return w.rollBack(fmt.Errorf("results: append to %s: %w", w.path, err))
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("results: append to %s: fsync: %w", w.path, err)
+		// The line may sit in the page cache without being durable: treat it as not written.
+		return w.rollBack(fmt.Errorf("results: append to %s: fsync: %w", w.path, err))
 	}
+	w.size += int64(len(line))
 	return nil
+}
+
+// rollBack cuts the file back to its last good line after a failed append and returns cause (with the
+// repair's own failure, if any).
+func (w *MetricsWriter) rollBack(cause error) error {
+	err := w.f.Truncate(w.size)
+	if err == nil {
+		_, err = w.f.Seek(w.size, io.SeekStart)
+	}
+	// No fsync here: the next successful Append's fsync makes the cut durable along with its own line.
+	if err != nil {
+		w.broken = cause
+		return fmt.Errorf("%w (and cutting the partial line off failed: %v; the next OpenMetrics drops it)", cause, err)
+	}
+	return cause
 }
 
 // Close closes the file.
