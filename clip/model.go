@@ -1,6 +1,7 @@
-// Package clip is the visual half of the multimodal LLaMA-Adapter: a frozen CLIP ViT vision tower in GoMLX loaded
-// from Hugging Face safetensors, PIL-exact image preprocessing, multi-scale class-token features and an on-disk
-// feature cache. It knows nothing about LLaMA.
+// Package clip is the visual half of the multimodal LLaMA-Adapter: a frozen ViT vision tower in GoMLX — CLIP loaded
+// from Hugging Face safetensors, or DINOv2 ViT-S/14 loaded from an ONNX file's initializers (LoadDINOv2) — with
+// PIL-exact image preprocessing, multi-scale class-token features and an on-disk feature cache. It knows nothing
+// about LLaMA.
 //
 // The tower follows Hugging Face's CLIPVisionModel(WithProjection): patch embedding (a stride-P convolution
 // without bias, written here as patchify + matmul), class token, learned position embeddings, pre-layernorm
@@ -8,6 +9,11 @@
 // biased q/k/v/out projections → residual; layer_norm2 → fc1 → quick_gelu or gelu → fc2 → residual),
 // post-layernorm of the class token and the visual projection. Weights are non-trainable variables of the
 // Model's store (scope "/clip"): no gradient or optimizer state is ever made for them.
+//
+// DINOv2 is a configuration of the same encoder (Config's NoPreLayerNorm, LayerScale, PatchBias, PosGrid; exact
+// GELU and eps 1e-6): its weights are stored under the same internal names (CLIP's), with the linear weights
+// transposed to [out, in], the class token as class_embedding, the final layer norm as post_layernorm and the
+// position embeddings resized on the host at load time.
 //
 // Multi-scale features (FeatureOptions): the class token of a set of encoder layers, each optionally
 // post-layernormed and projected, stacked as [B, M, D]. The default set is M=3 evenly spaced layers ending at
@@ -56,6 +62,8 @@ type Model struct {
 	DType dtypes.DType
 	// Source is where the weights came from (a path, or "random(seed=…)").
 	Source string
+	// Name says what tower this is, for tables and logs (e.g. DINOv2S14Name, or "CLIP ViT (<folder>)").
+	Name string
 	// Preprocess holds the image settings (from preprocessor_config.json next to the weights when present).
 	Preprocess Preprocess
 	// HasProjection says whether visual_projection.weight was loaded (CLIPVisionModelWithProjection, CLIPModel).
@@ -72,13 +80,22 @@ type Model struct {
 // Tensor names, relative to "vision_model." (visual_projection.weight is at the top level).
 func (c Config) weightNames() []string {
 	names := []string{"embeddings.class_embedding", "embeddings.patch_embedding.weight",
-		"embeddings.position_embedding.weight", "pre_layrnorm.weight", "pre_layrnorm.bias"}
+		"embeddings.position_embedding.weight"}
+	if c.PatchBias {
+		names = append(names, "embeddings.patch_embedding.bias")
+	}
+	if !c.NoPreLayerNorm {
+		names = append(names, "pre_layrnorm.weight", "pre_layrnorm.bias")
+	}
 	for i := 0; i < c.NumLayers; i++ {
 		for _, s := range []string{"layer_norm1.weight", "layer_norm1.bias", "self_attn.q_proj.weight",
 			"self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight",
 			"self_attn.v_proj.bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias", "layer_norm2.weight",
 			"layer_norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"} {
 			names = append(names, fmt.Sprintf("encoder.layers.%d.%s", i, s))
+		}
+		if c.LayerScale {
+			names = append(names, fmt.Sprintf("encoder.layers.%d.layer_scale1", i), fmt.Sprintf("encoder.layers.%d.layer_scale2", i))
 		}
 	}
 	return append(names, "post_layernorm.weight", "post_layernorm.bias")
@@ -104,7 +121,7 @@ func (c Config) expectedShape(name string) []int {
 	case strings.HasSuffix(name, "_proj.weight"):
 		return []int{C, C}
 	}
-	return []int{C} // norms, biases, class embedding
+	return []int{C} // norms, biases, layer scales, class embedding
 }
 
 func newModel(cfg Config, dtype dtypes.DType, source string) (*Model, error) {
@@ -116,7 +133,8 @@ func newModel(cfg Config, dtype dtypes.DType, source string) (*Model, error) {
 	}
 	p := DefaultPreprocess()
 	p.Size, p.CropSize = cfg.ImageSize, cfg.ImageSize
-	return &Model{Config: cfg, DType: dtype, Source: source, Preprocess: p, Store: model.NewStore(),
+	return &Model{Config: cfg, DType: dtype, Source: source, Name: "CLIP ViT (" + filepath.Base(source) + ")",
+		Preprocess: p, Store: model.NewStore(),
 		vars: map[string]*model.Variable{}}, nil
 }
 
@@ -264,7 +282,7 @@ func RandomWeights(cfg Config, seed uint64, dtype dtypes.DType) (*Model, error) 
 		}
 		vals := make([]float32, n)
 		switch {
-		case strings.Contains(name, "norm") && strings.HasSuffix(name, ".weight"):
+		case strings.Contains(name, "norm") && strings.HasSuffix(name, ".weight"), strings.Contains(name, "layer_scale"):
 			for i := range vals {
 				vals[i] = 1
 			}
@@ -299,8 +317,8 @@ func (m *Model) w(g *Graph, name string) *Node { return m.vars[name].NodeValue(g
 
 // Outputs of Forward. Every node is float32.
 type Outputs struct {
-	// Hidden are the hidden states [B, S, C] asked for: Hidden[0] the embeddings after pre-layernorm, Hidden[i]
-	// the output of encoder layer i (HF's output_hidden_states).
+	// Hidden are the hidden states [B, S, C] asked for: Hidden[0] the embeddings (after pre-layernorm when the
+	// config has one), Hidden[i] the output of encoder layer i (HF's output_hidden_states).
 	Hidden []*Node
 	// Last is the output of the last layer run [B, S, C] (HF's last_hidden_state when all N layers run).
 	Last *Node
@@ -333,6 +351,14 @@ func (m *Model) dense(x *Node, prefix string, bias bool) *Node {
 	return y
 }
 
+// scaleBranch applies LayerScale (a per-channel float32 multiply) to a residual branch when the config has it.
+func (m *Model) scaleBranch(x *Node, name string) *Node {
+	if !m.Config.LayerScale {
+		return x
+	}
+	return Mul(x, ExpandLeftToRank(ConvertDType(m.w(x.Graph(), name), dtypes.Float32), x.Rank()))
+}
+
 func (m *Model) activation(x *Node) *Node {
 	xf := ConvertDType(x, dtypes.Float32)
 	if m.Config.HiddenAct == "gelu" {
@@ -362,11 +388,16 @@ func (m *Model) Forward(pixels *Node, upTo int, hidden bool) Outputs {
 	x = Reshape(x, B, G*G, cfg.NumChannels*P*P)
 	patchW := Reshape(m.w(g, "embeddings.patch_embedding.weight"), C, cfg.NumChannels*P*P)
 	x = DotGeneral(x, []int{2}, nil, patchW, []int{1}, nil) // [B, G², C]
+	if cfg.PatchBias {
+		x = Add(x, ExpandLeftToRank(m.w(g, "embeddings.patch_embedding.bias"), 3))
+	}
 	cls := BroadcastToDims(Reshape(m.w(g, "embeddings.class_embedding"), 1, 1, C), B, 1, C)
 	x = Concatenate([]*Node{cls, x}, 1)
 	x = Add(ConvertDType(x, dtypes.Float32),
 		InsertAxes(ConvertDType(m.w(g, "embeddings.position_embedding.weight"), dtypes.Float32), 0))
-	x = m.layerNorm(x, "pre_layrnorm") // residual stream kept in float32
+	if !cfg.NoPreLayerNorm {
+		x = m.layerNorm(x, "pre_layrnorm") // residual stream kept in float32
+	}
 
 	var out Outputs
 	if hidden {
@@ -382,10 +413,10 @@ func (m *Model) Forward(pixels *Node, upTo int, hidden bool) Outputs {
 		scores := MulScalar(ConvertDType(Einsum("bqhd,bkhd->bhqk", q, k), dtypes.Float32), scale)
 		probs := ConvertDType(Softmax(scores, -1), m.DType)
 		attn := Reshape(Einsum("bhqk,bkhd->bqhd", probs, v), B, S, C)
-		x = Add(x, ConvertDType(m.dense(attn, p+"self_attn.out_proj", true), dtypes.Float32))
+		x = Add(x, m.scaleBranch(ConvertDType(m.dense(attn, p+"self_attn.out_proj", true), dtypes.Float32), p+"layer_scale1"))
 		h = m.layerNorm(x, p+"layer_norm2")
 		h = m.activation(m.dense(h, p+"mlp.fc1", true))
-		x = Add(x, ConvertDType(m.dense(h, p+"mlp.fc2", true), dtypes.Float32))
+		x = Add(x, m.scaleBranch(ConvertDType(m.dense(h, p+"mlp.fc2", true), dtypes.Float32), p+"layer_scale2"))
 		if hidden {
 			out.Hidden = append(out.Hidden, x)
 		}

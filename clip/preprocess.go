@@ -17,6 +17,12 @@ var (
 	OpenAIStd  = [3]float32{0.26862954, 0.26130258, 0.27577711}
 )
 
+// ImageNet normalization constants (DINOv2's eval transform, torchvision's convention).
+var (
+	ImageNetMean = [3]float32{0.485, 0.456, 0.406}
+	ImageNetStd  = [3]float32{0.229, 0.224, 0.225}
+)
+
 // Preprocess describes how an image becomes the model's pixel values. The defaults (DefaultPreprocess) match
 // Hugging Face's CLIPImageProcessor for openai/clip-vit-large-patch14 and OpenAI's own clip.load transform:
 // resize the short side to Size with bicubic filtering (the long side floor(Size·long/short)), center crop
@@ -26,6 +32,16 @@ type Preprocess struct {
 	CropSize int // side of the square center crop
 	Mean     [3]float32
 	Std      [3]float32
+	// CropRound places the crop at int(round((dim−crop)/2)) with Python's round (half to even), as torchvision's
+	// CenterCrop (DINOv2's eval transform); false is floor((dim−crop)/2), as CLIPImageProcessor. They differ only
+	// when dim−crop is odd and its half rounds up (e.g. 115 → 58 instead of 57).
+	CropRound bool
+}
+
+// DINOv2Preprocess is DINOv2's standard eval transform: short side to 256 with PIL bicubic (long side
+// truncated), torchvision center crop 224, ImageNet mean/std.
+func DINOv2Preprocess() Preprocess {
+	return Preprocess{Size: 256, CropSize: 224, Mean: ImageNetMean, Std: ImageNetStd, CropRound: true}
 }
 
 // DefaultPreprocess returns the ViT-L/14 settings: 224, 224, OpenAI mean/std.
@@ -48,8 +64,12 @@ func (p Preprocess) Validate() error {
 
 // String is a stable description of the settings (part of the feature cache key).
 func (p Preprocess) String() string {
-	return fmt.Sprintf("resize-short=%d bicubic-pil-a=-0.5 uint8 crop=%d floor mean=%v std=%v rgb-drop-alpha",
-		p.Size, p.CropSize, p.Mean, p.Std)
+	crop := "floor" // CLIP's settings keep their historical string (and so their cache keys)
+	if p.CropRound {
+		crop = "round-half-even"
+	}
+	return fmt.Sprintf("resize-short=%d bicubic-pil-a=-0.5 uint8 crop=%d %s mean=%v std=%v rgb-drop-alpha",
+		p.Size, p.CropSize, crop, p.Mean, p.Std)
 }
 
 // NumValues is the number of float32 values of one preprocessed image (3·CropSize²).
@@ -111,9 +131,10 @@ func (p Preprocess) applySized(img *image.NRGBA, nw, nh int, dst []float32) []fl
 		resized = resizeBicubic(img, nw, nh)
 	}
 	c := p.CropSize
-	// Crop offsets as CLIPImageProcessor's center_crop: floor division. When the resized image is smaller than
-	// the crop (not possible with Size >= CropSize) the offset would be negative; Validate forbids that.
-	left, top := (nw-c)/2, (nh-c)/2
+	// Crop offsets as CLIPImageProcessor's center_crop (floor division) or torchvision's (round half to even).
+	// When the resized image is smaller than the crop (not possible with Size >= CropSize) the offset would be
+	// negative; Validate forbids that.
+	left, top := cropOffset(nw, c, p.CropRound), cropOffset(nh, c, p.CropRound)
 	if len(dst) != 3*c*c {
 		dst = make([]float32, 3*c*c)
 	}
@@ -135,6 +156,16 @@ func (p Preprocess) applySized(img *image.NRGBA, nw, nh int, dst []float32) []fl
 		}
 	}
 	return dst
+}
+
+// cropOffset is the start of a centered crop of c out of n: floor((n−c)/2), or Python's round((n−c)/2).
+func cropOffset(n, c int, round bool) int {
+	d := n - c
+	off := d / 2
+	if round && d%2 == 1 && off%2 == 1 { // x.5 rounds to the even neighbour
+		off++
+	}
+	return off
 }
 
 // ImageSource is one image to preprocess: its bytes, or a file to read them from. Name identifies it in errors

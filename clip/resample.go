@@ -22,6 +22,7 @@ const (
 )
 
 // bicubicKernel is Keys' cubic convolution kernel with a = −0.5 (PIL's BICUBIC, Catmull-Rom).
+// It keeps PIL's own arithmetic order (not keysCubic's) so the fixed-point weights round exactly as PIL's.
 func bicubicKernel(x float64) float64 {
 	const a = -0.5
 	x = math.Abs(x)
