@@ -75,6 +75,8 @@ type Info struct {
 	Plugin *PluginProvenance `json:"plugin,omitempty"`
 	// Note explains a fallback, e.g. an installed plugin that failed to load.
 	Note string `json:"note,omitempty"`
+	// Devices is the number of devices the created backend exposes (see CPUDevicesEnvVar for XLA CPU).
+	Devices int `json:"devices,omitempty"`
 	// Error is set when the backend could not be created.
 	Error string `json:"error,omitempty"`
 }
@@ -234,7 +236,8 @@ func NewWithInfo() (compute.Backend, Info, error) {
 	return b, describeCreated(info, b), nil
 }
 
-// NewWithConfig creates a backend from an explicit configuration string ("<name>:<options>").
+// NewWithConfig creates a backend from an explicit configuration string ("<name>:<options>"). An XLA CPU plugin
+// gets the device count of CPUDevices, when set.
 func NewWithConfig(config string) (b compute.Backend, err error) {
 	defer func() {
 		// compute.NewWithConfig panics on an unknown backend name: turn that into an error.
@@ -242,6 +245,16 @@ func NewWithConfig(config string) (b compute.Backend, err error) {
 			b, err = nil, fmt.Errorf("backend %q: %v", config, r)
 		}
 	}()
+	name, opts, _ := strings.Cut(config, ":")
+	if name == "xla" && isCPUPlugin(opts) {
+		n, err := CPUDevices()
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			return newXLACPU(opts, n)
+		}
+	}
 	b, err = compute.NewWithConfig(config)
 	if err != nil {
 		return nil, fmt.Errorf("creating backend %q: %w", config, err)
@@ -261,6 +274,7 @@ func describeCreated(info Info, b compute.Backend) Info {
 		return info
 	}
 	info.Description = b.Description()
+	info.Devices = b.NumDevices()
 	if xb, ok := b.(*xla.Backend); ok && !xb.IsFinalized() {
 		// GetPlugin returns the plugin the backend already loaded (plugins are cached by name).
 		if p, err := pjrt.GetPlugin(xb.PluginName()); err == nil {
