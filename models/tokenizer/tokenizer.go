@@ -1,19 +1,23 @@
 // Package tokenizer turns text into LLaMA token ids and back.
 //
-// Two on-disk formats are supported behind one [Tokenizer] interface:
+// Four on-disk formats are supported behind one [Tokenizer] interface:
 //
 //   - SentencePiece `.model` files (protobuf), as shipped with Meta's LLaMA checkpoints. Encoding is BPE with byte
 //     fallback, a dummy-prefix space and whitespace written as U+2581, done by github.com/eliben/go-sentencepiece;
 //     this package adds the dummy prefix and its removal on decode (see [SentencePiece]).
 //   - llama2.c `tokenizer.bin` files, encoded exactly as llama2.c's run.c does (see [Llama2C]).
+//   - byte-level BPE (GPT-2, SmolLM, Llama 3) from a GGUF model's metadata or a Hugging Face tokenizer.json
+//     (see [BPE], [LoadGGUF], [LoadHFTokenizerJSON]), with ChatML chat templates (see [ChatTemplate]).
 //
-// [Load] picks the implementation from the file's contents. Both implementations are read-only after loading and
+// [Load] picks the implementation from the file's contents. All implementations are read-only after loading and
 // safe for concurrent use.
 package tokenizer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -36,10 +40,22 @@ type Tokenizer interface {
 	VocabSize() int
 }
 
-// Load reads a tokenizer file, telling the two formats apart by their first bytes: a SentencePiece model is a
-// protobuf whose first field is a length-delimited piece (byte 0x0A followed by a non-zero length), while a llama2.c
-// tokenizer.bin starts with a small little-endian int32 (max_token_length, whose high bytes are zero).
+// Load reads a tokenizer file, telling the formats apart by their first bytes: a GGUF model starts with "GGUF"
+// (its byte-level BPE tokenizer is read from the metadata, see [LoadGGUF]); a Hugging Face tokenizer.json starts with
+// '{' (see [LoadHFTokenizerJSON]); a SentencePiece model is a protobuf whose first field is a length-delimited
+// piece (byte 0x0A followed by a non-zero length), while a llama2.c tokenizer.bin starts with a small little-endian
+// int32 (max_token_length, whose high bytes are zero).
 func Load(path string) (Tokenizer, error) {
+	head, err := readHead(path, 8)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte("GGUF")):
+		return LoadGGUF(path) // not read whole: the tensors follow the metadata
+	case len(head) > 0 && head[0] == '{': // tokenizer.json files start with the brace; 0x0A could be SentencePiece
+		return LoadHFTokenizerJSON(path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
@@ -50,9 +66,24 @@ func Load(path string) (Tokenizer, error) {
 	case looksLikeLlama2C(data):
 		return ParseLlama2C(data, path)
 	default:
-		return nil, fmt.Errorf("tokenizer: %s is neither a SentencePiece .model (protobuf) nor a llama2.c tokenizer.bin "+
-			"(first bytes % x)", path, data[:min(len(data), 8)])
+		return nil, fmt.Errorf("tokenizer: %s is neither a GGUF model, a tokenizer.json, a SentencePiece .model "+
+			"(protobuf) nor a llama2.c tokenizer.bin (first bytes % x)", path, data[:min(len(data), 8)])
 	}
+}
+
+// readHead returns the first n bytes of a file (fewer when it is shorter).
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	k, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:k], nil
 }
 
 func looksLikeSentencePiece(data []byte) bool {
