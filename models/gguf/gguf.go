@@ -222,10 +222,10 @@ func (p *parser) parse() (*File, error) {
 	}
 	// A key/value takes at least 12 bytes (key length + type) and a tensor info at least 24 (+8 per dim).
 	if nKV > uint64(p.left())/12 {
-		return nil, p.errorf("metadata count %d cannot fit in the %d bytes left", nKV, p.left())
+		return nil, p.errorf("metadata count %d cannot fit in the %d bytes left (truncated or corrupt header)", nKV, p.left())
 	}
 	if nTensors > uint64(p.left())/24 {
-		return nil, p.errorf("tensor count %d cannot fit in the %d bytes left", nTensors, p.left())
+		return nil, p.errorf("tensor count %d cannot fit in the %d bytes left (truncated or corrupt header)", nTensors, p.left())
 	}
 	f := &File{Path: p.source, Version: version, Meta: newMetadata(p.source), Size: p.size, byName: map[string]int{}}
 	for i := uint64(0); i < nKV; i++ {
@@ -415,7 +415,7 @@ func (p *parser) value(t ValueType, key string, depth int) (any, error) {
 			return nil, p.errorf("metadata %q: unknown array element type %d", key, et)
 		}
 		if n > uint64(p.left())/mb {
-			return nil, p.errorf("metadata %q: array of %d %s cannot fit in the %d bytes left", key, n, elem, p.left())
+			return nil, p.errorf("metadata %q: array of %d %s cannot fit in the %d bytes left (truncated or corrupt header)", key, n, elem, p.left())
 		}
 		return p.array(elem, int(n), key, depth)
 	}
