@@ -59,3 +59,8 @@ func BenchmarkEncodeLlama2CRescan(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeBPE is SmolLM2's byte-level BPE (GGUF metadata, smollm pre-tokenizer).
+func BenchmarkEncodeBPE(b *testing.B) {
+	benchmarkEncode(b, smolLM2Tokenizer(b))
+}
