@@ -36,7 +36,7 @@ func (im Image) Label() string {
 	return im.Split + "/" + im.PID
 }
 
-// LoadImages lists the images of the data set in dataDir, and says how it found them:
+// LoadImages lists the images of the data set in dataDir (layout detected by scienceqa.Open), and says how it found them:
 //   - "parquet": <split>-*.parquet files in dataDir (or dataDir/data), read with scienceqa.LoadParquet;
 //   - "problems.json": the official layout with problems.json (+ pid_splits.json), read with
 //     scienceqa.LoadOfficial (invalid records are skipped, as they would be for training);
@@ -49,24 +49,19 @@ func LoadImages(dataDir string, splits []string) ([]Image, string, error) {
 	}
 	var ds *scienceqa.Dataset
 	var how string
-	pq, _ := filepath.Glob(filepath.Join(dataDir, "*.parquet"))
-	pq2, _ := filepath.Glob(filepath.Join(dataDir, "data", "*.parquet"))
+	// scienceqa.Open is the one layout detector; a folder it cannot read as one layout is walked for images/.
+	src, err := scienceqa.Open(dataDir, scienceqa.OpenOptions{Lenient: true})
 	switch {
-	case len(pq)+len(pq2) > 0:
-		d, err := scienceqa.LoadParquet(dataDir, true)
-		if err != nil {
+	case errors.Is(err, scienceqa.ErrNoData) || errors.Is(err, scienceqa.ErrAmbiguous):
+	case err != nil:
+		return nil, "", err
+	default:
+		if ds, err = src.Load(); err != nil {
 			return nil, "", err
 		}
-		ds, how = d, "parquet"
-	default:
-		if _, err := os.Stat(filepath.Join(dataDir, "problems.json")); err == nil {
-			o := scienceqa.DirOptions(dataDir)
-			o.Lenient = true
-			d, err := scienceqa.LoadOfficial(o)
-			if err != nil {
-				return nil, "", err
-			}
-			ds, how = d, "problems.json"
+		how = "parquet"
+		if src.Layout == scienceqa.LayoutOfficial {
+			how = filepath.Base(src.Problems)
 		}
 	}
 	if ds == nil {

@@ -1,6 +1,7 @@
 package scienceqa
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,15 @@ const (
 	LayoutParquetData Layout = "parquet data/"
 	// LayoutParquetFile: one <split>-*.parquet file given directly.
 	LayoutParquetFile Layout = "parquet file"
+)
+
+// Open's errors for a folder without a readable layout wrap one of these (test with errors.Is): a caller that needs
+// only images may then fall back to walking images/.
+var (
+	// ErrNoData: the folder holds none of the layouts.
+	ErrNoData = errors.New("no ScienceQA data")
+	// ErrAmbiguous: the folder holds several layouts, or several problems*.json and no problems.json.
+	ErrAmbiguous = errors.New("ambiguous ScienceQA data")
 )
 
 // OpenOptions are the explicit choices Open honours over what it detects.
@@ -109,11 +119,11 @@ func Open(path string, o OpenOptions) (*Source, error) {
 	}
 	switch {
 	case len(found) > 1:
-		return nil, fmt.Errorf("scienceqa: %s holds several ScienceQA layouts: %s; give the file or subfolder to read (or -problems FILE)", path, strings.Join(found, ", "))
+		return nil, fmt.Errorf("scienceqa: %s holds several ScienceQA layouts: %s; give the file or subfolder to read (or -problems FILE): %w", path, strings.Join(found, ", "), ErrAmbiguous)
 	case problems != "":
 		return s.official(problems, o.Splits, path)
 	case len(found) == 0:
-		return nil, fmt.Errorf("scienceqa: no ScienceQA data in %s (found: %s): want problems.json (+ pid_splits.json, images/), <split>-*.parquet files, or data/<split>-*.parquet (a Hugging Face snapshot)", path, listing(path))
+		return nil, fmt.Errorf("scienceqa: %w in %s (found: %s): want problems.json (+ pid_splits.json, images/), <split>-*.parquet files, or data/<split>-*.parquet (a Hugging Face snapshot)", ErrNoData, path, listing(path))
 	}
 	if o.Splits != "" {
 		return nil, fmt.Errorf("scienceqa: %s: a splits file (%s) applies to the official layout only, the folder holds parquet files", path, o.Splits)
@@ -151,7 +161,7 @@ func findProblemsFile(dir string) (string, error) {
 	for i, m := range matches {
 		names[i] = filepath.Base(m)
 	}
-	return "", fmt.Errorf("scienceqa: %s holds several problems files (%s) and no problems.json: give one with -problems FILE", dir, strings.Join(names, ", "))
+	return "", fmt.Errorf("scienceqa: %s holds several problems files (%s) and no problems.json: give one with -problems FILE: %w", dir, strings.Join(names, ", "), ErrAmbiguous)
 }
 
 // official resolves the official layout: a problems file, and pid_splits.json, images/, captions.json in dir.

@@ -1,6 +1,7 @@
 package scienceqa
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,7 @@ func TestOpenErrors(t *testing.T) {
 		o    OpenOptions
 		want []string
 	}{
-		{empty, OpenOptions{}, []string{empty, "empty"}},
+		{empty, OpenOptions{}, []string{empty, "empty", "no ScienceQA data in " + empty}},
 		{mixed, OpenOptions{}, []string{mixed, "several ScienceQA layouts", "problems.json", "1 *.parquet"}},
 		{both, OpenOptions{}, []string{both, "1 *.parquet", "1 data/*.parquet"}},
 		{twoProblems, OpenOptions{}, []string{twoProblems, "problems_sample150.json, problems_test.json"}},
@@ -153,8 +154,11 @@ func TestOpenErrors(t *testing.T) {
 		{filepath.Join(both, "test-0.parquet"), OpenOptions{Splits: "pid_splits.json"}, []string{"official layout only"}},
 		{empty, OpenOptions{Problems: filepath.Join(empty, "problems.json")}, []string{filepath.Join(empty, "problems.json")}},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		s, err := Open(c.path, c.o)
+		if wantIs := map[int]error{0: ErrNoData, 1: ErrAmbiguous, 2: ErrAmbiguous, 3: ErrAmbiguous, 4: ErrNoData}[i]; wantIs != nil && !errors.Is(err, wantIs) {
+			t.Errorf("Open(%s): %v is not %v", c.path, err, wantIs)
+		}
 		if err == nil {
 			t.Errorf("Open(%s): no error (%s)", c.path, s)
 			continue

@@ -115,6 +115,7 @@ func (m *Model) setVariable(name string, t *tensors.Tensor) error {
 //   - a folder with config.json (+ model.safetensors or model.safetensors.index.json), a .safetensors file, or an
 //     index .json: Hugging Face;
 //   - a folder with params.json and consolidated.*.pth, or a .pth file: Meta's original layout;
+//   - a .gguf file: llama.cpp GGUF (LoadGGUF);
 //   - any other file (usually .bin): llama2.c legacy checkpoint.
 func Load(path string, dtype dtypes.DType) (*Model, error) {
 	st, err := os.Stat(path)
@@ -135,6 +136,8 @@ func Load(path string, dtype dtypes.DType) (*Model, error) {
 		return LoadHF(path, dtype)
 	case ".pth", ".pt":
 		return LoadMeta(path, dtype)
+	case ".gguf":
+		return LoadGGUF(path, dtype)
 	}
 	return LoadLlama2c(path, dtype)
 }

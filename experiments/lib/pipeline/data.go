@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -26,54 +25,41 @@ type runData struct {
 
 // loadData reads the problems (official layout or parquet) and picks the training and evaluation problems.
 func loadData(cfg Config) (*runData, error) {
-	var ds *scienceqa.Dataset
-	var err error
-	parquets, _ := filepath.Glob(filepath.Join(cfg.Data, "*.parquet"))
-	if len(parquets) > 0 && cfg.ProblemsFile == "" {
-		ds, err = scienceqa.LoadParquet(cfg.Data, false)
-	} else {
-		o := scienceqa.DirOptions(cfg.Data)
-		if cfg.ProblemsFile != "" {
-			o.Problems = cfg.ProblemsFile
-		}
-		if cfg.SplitsFile != "" {
-			o.Splits = cfg.SplitsFile
-		} else if _, err := os.Stat(o.Splits); err != nil {
-			o.Splits = ""
-		}
-		if !cfg.Captions {
-			o.Captions = ""
-		} else if o.Captions == "" {
-			return nil, fmt.Errorf("-captions: no captions.json in %s", cfg.Data)
-		}
-		if _, err := os.Stat(o.Problems); err != nil {
-			return nil, fmt.Errorf("ScienceQA problems not found at %s: give -data DIR (official layout: problems.json, pid_splits.json, images/; or <split>-*.parquet files) or -problems FILE", o.Problems)
-		}
-		ds, err = scienceqa.LoadOfficial(o)
+	// scienceqa.Open detects the layout (official, <split>-*.parquet, a Hugging Face snapshot's data/*.parquet, one
+	// .parquet file); -problems and -splits override what it finds.
+	src, err := scienceqa.Open(cfg.Data.Dir, scienceqa.OpenOptions{Problems: cfg.Data.ProblemsFile, Splits: cfg.Data.SplitsFile})
+	if err != nil {
+		return nil, fmt.Errorf("ScienceQA data (-data %s): %w", cfg.Data.Dir, err)
 	}
+	if !cfg.Data.Captions {
+		src.Captions = ""
+	} else if src.Captions == "" {
+		return nil, fmt.Errorf("-captions: no captions.json for %s", src)
+	}
+	ds, err := src.Load()
 	if err != nil {
 		return nil, err
 	}
 	d := &runData{}
-	if cfg.TrainSplit != "" {
-		if d.train, _, err = ds.Split(cfg.TrainSplit); err != nil {
+	if cfg.Data.TrainSplit != "" {
+		if d.train, _, err = ds.Split(cfg.Data.TrainSplit); err != nil {
 			return nil, err
 		}
-		if d.eval, _, err = ds.Split(cfg.EvalSplit); err != nil {
+		if d.eval, _, err = ds.Split(cfg.Data.EvalSplit); err != nil {
 			return nil, err
 		}
-		d.describe = fmt.Sprintf("train on split %s, evaluate on split %s", cfg.TrainSplit, cfg.EvalSplit)
+		d.describe = fmt.Sprintf("train on split %s, evaluate on split %s; %s", cfg.Data.TrainSplit, cfg.Data.EvalSplit, src)
 	} else {
-		if d.train, d.eval, err = scienceqa.TrainEval(ds.Problems, cfg.Folds, cfg.FoldSeed, cfg.EvalFold); err != nil {
+		if d.train, d.eval, err = scienceqa.TrainEval(ds.Problems, cfg.Data.Folds, cfg.Data.FoldSeed, cfg.Data.EvalFold); err != nil {
 			return nil, err
 		}
-		d.describe = fmt.Sprintf("%d-fold split (seed %d) of %d problems: evaluate on fold %d, train on the others", cfg.Folds, cfg.FoldSeed, len(ds.Problems), cfg.EvalFold)
+		d.describe = fmt.Sprintf("%d-fold split (seed %d) of %d problems: evaluate on fold %d, train on the others; %s", cfg.Data.Folds, cfg.Data.FoldSeed, len(ds.Problems), cfg.Data.EvalFold, src)
 	}
-	if cfg.TrainLimit > 0 && len(d.train) > cfg.TrainLimit {
-		d.train = d.train[:cfg.TrainLimit]
+	if cfg.Data.TrainLimit > 0 && len(d.train) > cfg.Data.TrainLimit {
+		d.train = d.train[:cfg.Data.TrainLimit]
 	}
-	if cfg.EvalLimit > 0 && len(d.eval) > cfg.EvalLimit {
-		d.eval = d.eval[:cfg.EvalLimit]
+	if cfg.Data.EvalLimit > 0 && len(d.eval) > cfg.Data.EvalLimit {
+		d.eval = d.eval[:cfg.Data.EvalLimit]
 	}
 	if len(d.train) == 0 || len(d.eval) == 0 {
 		return nil, fmt.Errorf("no problems to train on (%d) or to evaluate (%d)", len(d.train), len(d.eval))
@@ -89,6 +75,7 @@ type runExamples struct {
 	train        []train.Example
 	evalTrain    []train.Example // the evaluation problems with their answers, for the validation loss
 	letters      []evaluate.LetterExample
+	clozes       []evaluate.ClozeExample
 	gens         []evaluate.GenExample
 	evalPIDs     []string
 	nChoices     []int
@@ -102,21 +89,23 @@ func int32s(ids []int) []int32 {
 	return out
 }
 
-// buildExamples tokenizes every problem: training sequences (prompt + target + EOS, loss on the target), the
-// letter-scoring prompts and the generation prompts of the evaluation problems.
+// buildExamples tokenizes every problem: training sequences (prompt + target + EOS, loss on the target), and the
+// letter-scoring, cloze and generation prompts of the evaluation problems the mode needs.
 func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[string][]float32) (*runExamples, error) {
-	format, err := scienceqa.ParseFormat(cfg.PromptFormat)
+	format := cfg.Data.Format
+	target, err := cfg.Data.Target.scienceqa()
 	if err != nil {
 		return nil, err
 	}
-	po := scienceqa.PromptOptions{UseCaption: cfg.Captions}
+	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
+	maxLen, mode := cfg.Train.MaxLen, cfg.Eval.Mode
 	ex := &runExamples{}
 	toTrain := func(p *scienceqa.Problem) (train.Example, error) {
-		e, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: cfg.MaxLen})
+		e, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
 		if err != nil {
 			return train.Example{}, err
 		}
-		if n := len(e.IDs); cfg.NoEOSTarget && n > 0 && e.IDs[n-1] == tok.EOS() {
+		if n := len(e.IDs); cfg.Data.NoEOSTarget && n > 0 && e.IDs[n-1] == tok.EOS() {
 			e.IDs, e.Mask = e.IDs[:n-1], e.Mask[:n-1]
 		}
 		return train.Example{ID: p.PID, Tokens: int32s(e.IDs), LossMask: e.Mask, Features: feats[p.PID]}, nil
@@ -131,6 +120,9 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 		}
 		ex.train = append(ex.train, e)
 	}
+	// Letter scoring and cloze prompts state the answer letter (or nothing) in the plain base_prompt.py way: the
+	// training target's wording does not change what is scored.
+	evalPO := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions}
 	for _, p := range d.eval {
 		e, err := toTrain(p)
 		if errors.Is(err, scienceqa.ErrTooLong) {
@@ -142,36 +134,50 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 		}
 		ex.evalPIDs = append(ex.evalPIDs, p.PID)
 		ex.nChoices = append(ex.nChoices, len(p.Choices))
-		if cfg.EvalMode != "generate" {
-			l, err := letterExample(tok, p, format, po, cfg.MaxLen)
+		cut := false
+		if mode.letter() {
+			l, err := letterExample(tok, p, format, evalPO, maxLen)
 			if errors.Is(err, scienceqa.ErrTooLong) {
 				// Even without context the prompt is too long: keep BOS and its last tokens (options and "The
 				// answer is" are at the end).
-				if l, err = letterExample(tok, p, format, po, 0); err != nil {
+				if l, err = letterExample(tok, p, format, evalPO, 0); err != nil {
 					return nil, err
 				}
-				l.Prompt = keepTail(l.Prompt, cfg.MaxLen-evaluate.MaxOptionTokens)
-				ex.cut++
+				l.Prompt = keepTail(l.Prompt, maxLen-evaluate.MaxOptionTokens)
+				cut = true
 			} else if err != nil {
 				return nil, err
 			}
 			l.Features = feats[p.PID]
 			ex.letters = append(ex.letters, l)
 		}
-		if cfg.EvalMode != "letter" {
-			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: cfg.MaxLen - cfg.MaxNew, PromptOnly: true})
+		if mode.cloze() {
+			c, err := scienceqa.TokenizeCloze(tok, p, scienceqa.ClozeOptions{UseCaption: cfg.Data.Captions, MaxLen: maxLen})
+			if err != nil {
+				// A question too long for -max-len even without context cannot be cloze-scored whole.
+				return nil, fmt.Errorf("cloze prompt: %w", err)
+			}
+			ce := evaluate.ClozeExample{ID: p.PID, Prompt: int32s(c.Prompt), Features: feats[p.PID]}
+			for _, o := range c.Options {
+				ce.Options = append(ce.Options, int32s(o))
+			}
+			ex.clozes = append(ex.clozes, ce)
+		}
+		if mode.generate() {
+			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen - cfg.Eval.MaxNew, PromptOnly: true})
 			if errors.Is(err, scienceqa.ErrTooLong) {
 				if g, err = scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, PromptOnly: true}); err != nil {
 					return nil, err
 				}
-				g.IDs = keepTailInts(g.IDs, cfg.MaxLen-cfg.MaxNew)
-				if cfg.EvalMode == "generate" {
-					ex.cut++
-				}
+				g.IDs = keepTailInts(g.IDs, maxLen-cfg.Eval.MaxNew)
+				cut = true
 			} else if err != nil {
 				return nil, err
 			}
 			ex.gens = append(ex.gens, evaluate.GenExample{ID: p.PID, Prompt: g.IDs, Features: feats[p.PID]})
+		}
+		if cut {
+			ex.cut++
 		}
 	}
 	return ex, nil
@@ -279,25 +285,21 @@ func randomCLIP() clip.Config {
 func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (map[string][]float32, int, int, error) {
 	var m *clip.Model
 	var err error
-	if cfg.CLIP == "random" {
+	if cfg.Vision.CLIP == "random" {
 		m, err = clip.RandomWeights(randomCLIP(), cfg.Seed, dtypes.Float32)
 	} else {
-		m, err = clip.Load(cfg.CLIP, dtypes.Float32)
+		m, err = clip.Load(cfg.Vision.CLIP, dtypes.Float32)
 	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	o := clip.FeatureOptions{}
-	if cfg.CLIPLayers != "" {
-		if o.Layers, err = clip.ParseLayers(cfg.CLIPLayers); err != nil {
-			return nil, 0, 0, err
-		}
-	}
+	o.Layers = cfg.Vision.Layers
 	enc, err := m.NewEncoder(b, o)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	cacheDir := cfg.FeatureCache
+	cacheDir := cfg.Vision.FeatureCache
 	if cacheDir == "" {
 		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
 	}
