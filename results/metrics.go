@@ -22,6 +22,25 @@ type Metric struct {
 	TokensPerSecond *float64 `json:"tokens_per_second,omitempty"`
 	ValLoss         *float64 `json:"val_loss,omitempty"`
 	ValAcc          *float64 `json:"val_acc,omitempty"` // percent
+	// TrainSeconds and TrainTokens are running totals of training wall time and tokens up to this line,
+	// summed over every process that worked on the run: a resumed run starts from the totals of the last
+	// line its checkpoint kept (RunTotals), so its summary reports the whole run's training time.
+	TrainSeconds *float64 `json:"train_seconds,omitempty"`
+	TrainTokens  *int     `json:"train_tokens,omitempty"`
+}
+
+// RunTotals returns the training totals (TrainSeconds, TrainTokens) of the last line that carries them;
+// zeros when none does.
+func RunTotals(ms []Metric) (seconds float64, tokens int) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].TrainSeconds != nil {
+			if ms[i].TrainTokens != nil {
+				tokens = *ms[i].TrainTokens
+			}
+			return *ms[i].TrainSeconds, tokens
+		}
+	}
+	return 0, 0
 }
 
 // Int returns a pointer to v, for Metric's optional fields.

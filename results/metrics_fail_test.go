@@ -102,3 +102,16 @@ func TestMetricsAppendAfterUnrecoverableFailure(t *testing.T) {
 		t.Errorf("file after the failures: %d lines, %v", len(ms), err)
 	}
 }
+
+func TestRunTotals(t *testing.T) {
+	if s, n := RunTotals(nil); s != 0 || n != 0 {
+		t.Errorf("no lines: %v %v", s, n)
+	}
+	a, b := stepMetric(1, 2), stepMetric(2, 2)
+	a.TrainSeconds, a.TrainTokens = Float(1.5), Int(100)
+	b.TrainSeconds, b.TrainTokens = Float(3), Int(250)
+	epoch := Metric{Kind: KindEpoch, Epoch: Float(1), Loss: Float(2)}
+	if s, n := RunTotals([]Metric{a, b, epoch}); s != 3 || n != 250 {
+		t.Errorf("got %v s, %v tokens; want the last line's 3 s, 250", s, n)
+	}
+}
