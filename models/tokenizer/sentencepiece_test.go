@@ -151,7 +151,7 @@ func TestSentencePieceUnsupported(t *testing.T) {
 		"no_escape":    {rewriteNormalizer(t, model, setBool(fNormEscapeSpaces, 0)), "escape_whitespaces"},
 		"charsmap":     {rewriteNormalizer(t, model, charsmap), "charsmap"},
 		"truncated":    {model[:len(model)/2], "protobuf"},
-		"text_file":    {[]byte("{\"model\": {\"type\": \"BPE\"}}"), "neither"},
+		"text_file":    {[]byte("plain text, not a tokenizer\n"), "neither"}, // JSON now goes to the tokenizer.json loader
 		"empty_file":   {nil, "neither"},
 		"pieces_only":  {model[:2+int(model[1])], "normalizer_spec"},
 	}
