@@ -176,7 +176,7 @@ func LoadOfficial(o Options) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
-	name := filepath.Base(o.Problems)
+	name := o.Problems // errors name the full path
 	problems, errs, err := ParseProblemsJSON(name, data)
 	if err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func LoadOfficial(o Options) (*Dataset, error) {
 		}
 		if s, ok := splitOf[p.PID]; ok && s != p.Split {
 			e := &ValidationError{File: name, PID: p.PID, Reason: ReasonSplitMismatch,
-				Msg: fmt.Sprintf("split %q but %s lists it under %q", p.Split, filepath.Base(o.Splits), s)}
+				Msg: fmt.Sprintf("split %q but %s lists it under %q", p.Split, o.Splits, s)}
 			if err := fail(e); err != nil {
 				return nil, err
 			}
@@ -258,7 +258,7 @@ func readSplits(path string) (map[string][]string, error) {
 	}
 	var s map[string][]string
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of split → pids: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of split → pids: %w", path, err)
 	}
 	return s, nil
 }
@@ -273,10 +273,10 @@ func ReadCaptions(path string) (map[string]string, error) {
 		Captions map[string]string `json:"captions"`
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("scienceqa: %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("scienceqa: %s: %w", path, err)
 	}
 	if c.Captions == nil {
-		return nil, fmt.Errorf("scienceqa: %s: no \"captions\" object", filepath.Base(path))
+		return nil, fmt.Errorf("scienceqa: %s: no \"captions\" object", path)
 	}
 	return c.Captions, nil
 }

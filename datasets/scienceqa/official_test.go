@@ -246,7 +246,7 @@ func TestValidation(t *testing.T) {
 	o := Options{Problems: filepath.Join(dir, "problems.json")}
 	_, err := LoadOfficial(o)
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.File != "problems.json" || ve.PID == "" {
+	if !errors.As(err, &ve) || ve.File != o.Problems || ve.PID == "" { // the full path, not the base name
 		t.Fatalf("strict load: %v", err)
 	}
 	if !strings.Contains(err.Error(), "problems.json: pid "+ve.PID) {

@@ -34,7 +34,7 @@ func parquetSplit(file string) (string, error) {
 	case "validation":
 		return "val", nil
 	}
-	return "", fmt.Errorf("scienceqa: %s: cannot tell the split from the file name (want train-*, validation-*, val-* or test-*)", base)
+	return "", fmt.Errorf("scienceqa: %s: cannot tell the split from the file name (want train-*, validation-*, val-* or test-*)", file)
 }
 
 // LoadParquet reads every <split>-*.parquet file in dir (Hugging Face layout; a data/ subfolder is searched
@@ -73,7 +73,7 @@ func LoadParquetFiles(files []string, lenient bool) (*Dataset, error) {
 		}
 		next[split] += len(rows)
 		rep.Read += len(rows)
-		name := filepath.Base(file)
+		name := file // errors name the full path
 		for _, r := range rows {
 			e := r.err
 			if e == nil {
@@ -115,7 +115,7 @@ func readParquetFile(path, split string, first int) ([]parquetRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
-	return readParquetRows(f, st.Size(), filepath.Base(path), split, first)
+	return readParquetRows(f, st.Size(), path, split, first)
 }
 
 // ReadParquet reads the problems of one parquet file in the Hugging Face schema; name is used in errors and

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -177,20 +176,30 @@ func ReadPredictions(path string) (map[string]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
-	return ParsePredictions(filepath.Base(path), data)
+	return ParsePredictions(path, data)
 }
 
 // ParsePredictions parses the contents of a predictions file (see ReadPredictions); name is used in errors.
 func ParsePredictions(name string, data []byte) (map[string]int, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	// Decoded entry by entry, not into a map: a map keeps the last of duplicate pids silently.
+	keys, vals, err := jsonObjectEntries(data)
+	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of pid → choice index: %w", name, err)
 	}
-	if r, ok := top["results"]; ok {
-		top = nil // Unmarshal would merge into the outer object's map
-		if err := json.Unmarshal(r, &top); err != nil {
-			return nil, fmt.Errorf("scienceqa: %s: \"results\" is not an object of pid → choice index: %w", name, err)
+	for i, k := range keys {
+		if k == "results" {
+			if keys, vals, err = jsonObjectEntries(vals[i]); err != nil {
+				return nil, fmt.Errorf("scienceqa: %s: \"results\" is not an object of pid → choice index: %w", name, err)
+			}
+			break
 		}
+	}
+	top := make(map[string]json.RawMessage, len(keys))
+	for i, pid := range keys {
+		if _, dup := top[pid]; dup {
+			return nil, fmt.Errorf("scienceqa: %s: pid %s is predicted twice", name, pid)
+		}
+		top[pid] = vals[i]
 	}
 	preds := make(map[string]int, len(top))
 	for pid, raw := range top {
@@ -221,6 +230,34 @@ func ParsePredictions(name string, data []byte) (map[string]int, error) {
 		preds[pid] = n
 	}
 	return preds, nil
+}
+
+// jsonObjectEntries splits a JSON object into its keys and raw values, in order, duplicates included.
+func jsonObjectEntries(data []byte) (keys []string, vals []json.RawMessage, err error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil {
+		return nil, nil, err
+	} else if d, ok := t.(json.Delim); !ok || d != '{' {
+		return nil, nil, fmt.Errorf("found %v, want an object", t)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		keys, vals = append(keys, t.(string)), append(vals, v)
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, fmt.Errorf("data after the object")
+	}
+	return keys, vals, nil
 }
 
 // CheckPredictions checks every prediction against the data set: its pid must be a problem of d and its index

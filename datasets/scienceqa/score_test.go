@@ -142,11 +142,22 @@ func TestPredictionFiles(t *testing.T) {
 		`{"1": [0]}`:             "pid 1",
 		`{"results": [0]}`:       "results",
 		`{"results": {"1": {}}}`: "pid 1",
+		// Duplicate pids are an error (a map would keep the last one silently).
+		`{"1": 0, "2": 1, "1": 1}`:      "pid 1 is predicted twice",
+		`{"results": {"7": 0, "7": 0}}`: "pid 7 is predicted twice",
+		`{"1": 0} {"2": 1}`:             "data after the object",
+		`{"1": 0`:                       "not a JSON object",
 	}
 	for content, want := range bad {
 		if _, err := ParsePredictions("p.json", []byte(content)); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "p.json") {
 			t.Errorf("%s: %v, want an error naming p.json and %q", content, err, want)
 		}
+	}
+	// A file's errors name its full path.
+	dup := filepath.Join(dir, "dup.json")
+	os.WriteFile(dup, []byte(`{"5": 0, "5": 1}`), 0o644)
+	if _, err := ReadPredictions(dup); err == nil || !strings.Contains(err.Error(), dup+": pid 5") {
+		t.Errorf("duplicate pid in %s: %v", dup, err)
 	}
 	err := CheckPredictions(d, map[string]int{"1": 0, "99": 1, "2": 3, "3": -2})
 	for _, want := range []string{"3 bad predictions", "pid 99 is not in the problems", "pid 2: index 3 out of range", "pid 3: index -2"} {
