@@ -62,17 +62,24 @@ func (t *Trainer) SaveCheckpoint(path string, pos Position) error {
 	return safetensors.Write(path, ts, meta)
 }
 
-// LoadCheckpoint restores a checkpoint written by SaveCheckpoint and returns its position. It checks the adapter's
-// shapes and that the recipe is the same (a changed recipe would not continue the same run).
+// LoadCheckpoint restores a checkpoint written by SaveCheckpoint and returns its position. It verifies the file's
+// checksum (safetensors.ChecksumKey: a SHA-256 of the header and every tensor's bytes, which SaveCheckpoint always
+// writes), so same-size corruption is an error naming the file rather than different values, or a NaN that would
+// surface later as a training failure. It checks the adapter's shapes and that the recipe is the same (a changed
+// recipe would not continue the same run). The device count is not recorded: checkpoints hold whole (merged)
+// values and resume on any placement.
 func (t *Trainer) LoadCheckpoint(path string) (Position, error) {
 	var pos Position
-	f, err := safetensors.Open(path)
+	f, err := safetensors.Open(path) // verifies the checksum when present
 	if err != nil {
-		return pos, err
+		return pos, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
 	if f.Metadata["format"] != checkpointFormat {
 		return pos, fmt.Errorf("checkpoint %s: not a training checkpoint (format %q)", path, f.Metadata["format"])
+	}
+	if !f.Checksummed {
+		return pos, fmt.Errorf("checkpoint %s: no %s checksum, so its content cannot be verified (written by an older version?); delete it to restart the run", path, safetensors.ChecksumKey)
 	}
 	if err := json.Unmarshal([]byte(f.Metadata["position"]), &pos); err != nil {
 		return pos, fmt.Errorf("checkpoint %s: malformed position: %w", path, err)

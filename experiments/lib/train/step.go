@@ -25,8 +25,9 @@ type optVars struct {
 	checkpointID string
 }
 
-// newOptimizerState creates (zeroed) AdamW state for the adapter's variables. Weight decay applies to the prompts
-// and the projection's weights, not to gates or biases (the official code's parameter groups).
+// newOptimizerState creates (zeroed) AdamW state for the adapter's variables. Weight decay is decided by structure
+// (see Decays): the prompts and the projection's weights decay, gates and biases do not (the official code's
+// parameter groups).
 func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *model.Variable, error) {
 	var ovs []*optVars
 	for _, p := range a.Variables() {
@@ -49,8 +50,7 @@ func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *mod
 		if ov.accum, err = mk("accum"); err != nil {
 			return nil, nil, err
 		}
-		base := name[strings.LastIndexByte(name, '/')+1:]
-		ov.weightDecay = base == "prompts" || strings.HasPrefix(base, "w")
+		ov.weightDecay = Decays(p.Shape().Dimensions, p == a.Prompts || p == a.Gates)
 		ovs = append(ovs, ov)
 	}
 	step, err := store.CreateVariable(OptimizerScope+"/step", tensors.FromScalar(float32(0)))
@@ -59,6 +59,18 @@ func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *mod
 	}
 	step.SetTrainable(false)
 	return ovs, step, nil
+}
+
+// Decays is the weight-decay rule, nanoGPT's p.dim() >= 2 applied to what one layer owns: a variable decays when
+// each of its per-layer slices is a matrix or more. perLayer marks variables that stack one tensor per adapted
+// layer along their first axis (the adapter's prompts [L, K, C] and gates [L, H] or [L]), whose first axis does
+// not count. So prompts and projection weights [out, in] decay; gates and biases [out] do not.
+func Decays(dims []int, perLayer bool) bool {
+	rank := len(dims)
+	if perLayer {
+		rank--
+	}
+	return rank >= 2
 }
 
 // stepInputs is what a training micro-step graph takes: tokens (right-padded), targets (tokens shifted left), weights

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -75,6 +76,11 @@ type Trainer struct {
 	Adapter *adapter.Adapter
 	Backend compute.Backend
 	Config  Config
+	// Placement is where the steps run (see NewPlaced); it is not part of Config because a run's results do not
+	// depend on it beyond float rounding, and checkpoints move between device counts.
+	Placement device.Placement
+	// SplitWeights is how many frozen base matrices Placement splits across its devices (0 unless ShardWeights).
+	SplitWeights int
 
 	opt                 []*optVars
 	stepVar             *model.Variable
@@ -82,17 +88,35 @@ type Trainer struct {
 	evalExec            *model.Exec
 }
 
-// New prepares a trainer; the optimizer state is created in the model's store.
+// New prepares a single-device trainer; the optimizer state is created in the model's store.
 func New(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg Config) (*Trainer, error) {
+	return NewPlaced(m, a, backend, cfg, device.Placement{})
+}
+
+// NewPlaced prepares a trainer whose steps run per p: on a mesh, each batch is padded to a multiple of the device
+// count with rows that carry no loss weight and sharded along the mesh's data axis, the adapter and optimizer state
+// are replicated (and the frozen weights too, or split with p.ShardWeights), and XLA's partitioner inserts the
+// reductions of the global batch's masked loss, so the gradient is the same global mean as on one device.
+func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg Config, p device.Placement) (*Trainer, error) {
 	if cfg.PadMultiple == 0 {
 		cfg.PadMultiple = 32
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg}
+	if p.NumDevices() > backend.NumDevices() {
+		return nil, fmt.Errorf("train: placement on %d devices, backend %s has %d", p.NumDevices(), backend.Name(), backend.NumDevices())
+	}
+	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg, Placement: p}
 	var err error
 	if t.opt, t.stepVar, err = newOptimizerState(m.Store, a); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	replicated := []*model.Variable{t.stepVar}
+	for _, ov := range t.opt {
+		replicated = append(replicated, ov.param, ov.m, ov.v, ov.accum)
+	}
+	if t.SplitWeights, err = p.PlaceVariables(m.Variables(), replicated); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if t.accumExec, err = model.NewExec(backend, m.Store, t.buildStep(false)); err != nil {
@@ -105,7 +129,7 @@ func New(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg Config
 		return nil, err
 	}
 	for _, e := range []*model.Exec{t.accumExec, t.stepExec, t.evalExec} {
-		e.SetMaxCache(64) // one graph per padded length
+		p.Place(e).SetMaxCache(64) // one graph per padded length
 	}
 	return t, nil
 }
@@ -120,9 +144,11 @@ func (t *Trainer) OptimizerStep() int {
 }
 
 // batchTensors assembles a right-padded batch: tokens, targets (next token), weights (1 where the next token is a
-// target), row lengths, and features (nil when the examples have none).
+// target), row lengths, and features (nil when the examples have none). On a mesh the rows are padded to a multiple
+// of the device count with one-token rows of weight 0: the loss is a masked mean over the batch's target tokens, so
+// they change neither the loss nor the gradients.
 func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, feats *tensors.Tensor, targets int, err error) {
-	B, S := len(b.Indices), b.Len
+	B, S := t.Placement.PadRows(len(b.Indices)), b.Len
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
 	weights := make([]float32, B*S)
@@ -149,6 +175,12 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, 
 			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d feature values, others in its batch %d", e.ID, len(e.Features), featLen)
 		}
 		features = append(features, e.Features...)
+	}
+	for r := len(b.Indices); r < B; r++ {
+		seqLens[r] = 1 // a lone token 0: attention has a key, the row has no target
+	}
+	if featLen > 0 {
+		features = append(features, make([]float32, (B-len(b.Indices))*featLen)...)
 	}
 	tok = tensors.FromFlatDataAndDimensions(tokens, B, S)
 	tgt = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
@@ -254,7 +286,7 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 				for _, i := range b.Indices {
 					tokens += len(examples[i].Tokens)
 				}
-				args := []any{tok, tgt, w, mask, tensors.FromScalar(float32(lr))}
+				args := []*tensors.Tensor{tok, tgt, w, mask, tensors.FromScalar(float32(lr))}
 				if feats != nil {
 					args = append(args, feats)
 				}
@@ -262,7 +294,7 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 				if k == n-1 {
 					exec = t.stepExec
 				}
-				outs, err := exec.Exec(args...)
+				outs, err := t.Placement.Run(exec, args...)
 				if err != nil {
 					return fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
 				}
@@ -324,11 +356,11 @@ func (t *Trainer) EvalLoss(examples []Example) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		args := []any{tok, tgt, w, mask}
+		args := []*tensors.Tensor{tok, tgt, w, mask}
 		if feats != nil {
 			args = append(args, feats)
 		}
-		outs, err := t.evalExec.Exec(args...)
+		outs, err := t.Placement.Run(t.evalExec, args...)
 		if err != nil {
 			return 0, err
 		}
