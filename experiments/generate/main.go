@@ -1,18 +1,26 @@
-// Command generate continues a prompt with a LLaMA model (HF safetensors folder, llama2.c .bin or Meta .pth):
+// Command generate continues a prompt with a LLaMA model (HF safetensors folder, llama2.c .bin, Meta .pth, GGUF, or
+// a pinned model's name such as smollm2):
 //
-//	go run ./experiments/generate -model PATH -tokenizer PATH -prompt TEXT [-steps 256] [-temperature 0] [-topp 0.9] [-seed 1]
+//	go run ./experiments/generate -model PATH|NAME [-tokenizer PATH] -prompt TEXT [-chat] [-bos=true|false] [-steps 256] [-temperature 0] [-topp 0.9] [-seed 1]
+//	go run ./experiments/generate -model smollm2 -tokenize TEXT   # TEXT's ids without BOS, one JSON array
 //
 // Greedy by default (temperature 0); with a temperature it samples with nucleus (top-p) truncation and a seed.
 // Like llama2.c's run.c, -steps counts every position including the prompt, generation stops at BOS or EOS, and
-// tokens/s is printed at the end (to stderr).
+// tokens/s is printed at the end (to stderr, after the text). A GGUF model carries its tokenizer, so -tokenizer
+// defaults to the model file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
+// turn followed by the assistant's header. Whether BOS is prepended defaults to the model's own add_bos_token
+// (SmolLM2: false; SentencePiece and llama2.c models: true).
 package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
@@ -33,8 +41,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modelPath := fs.String("model", assets.Path("models", "stories260K", "stories260K.bin"), "model: HF folder, llama2.c .bin or Meta .pth")
-	tokPath := fs.String("tokenizer", assets.Path("models", "stories260K", "tok512.bin"), "tokenizer: SentencePiece .model or llama2.c tokenizer.bin")
+	modelPath := fs.String("model", assets.Path("models", "stories260K", "stories260K.bin"),
+		"model: HF folder, llama2.c .bin, Meta .pth, .gguf, or a pinned model's name ("+strings.Join(assets.ModelNames(), ", ")+")")
+	tokPath := fs.String("tokenizer", "", "tokenizer: SentencePiece .model, llama2.c tokenizer.bin, HF tokenizer.json or .gguf (default: the model file for GGUF models, else stories260K's tok512.bin)")
 	prompt := fs.String("prompt", "", "prompt text (empty: start from BOS)")
 	steps := fs.Int("steps", 256, "positions in all, prompt included (as llama2.c)")
 	temperature := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
@@ -43,7 +52,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	dtypeName := fs.String("dtype", "float32", "weight dtype: float32 or bfloat16")
 	noCache := fs.Bool("no-cache", false, "recompute the whole sequence each step instead of using the KV cache")
 	stopEOS := fs.Bool("stop-eos", true, "stop at EOS as well as BOS (llama2.c's run.c stops at BOS only)")
+	chat := fs.Bool("chat", false, "wrap -prompt in the model's chat template (one user turn, then the assistant's header)")
+	bos := fs.String("bos", "", "prepend BOS: true or false (default: the tokenizer's add_bos_token; true for SentencePiece and llama2.c)")
+	tokenizeText := fs.String("tokenize", "", "print this text's token ids (without BOS) as one JSON array and exit")
+	install := fs.Bool("install", !assets.NoInstall(), "install a missing pinned model through .ci/install-model.sh (also $"+assets.EnvNoInstall+"=1 to turn off)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if *modelPath, err = assets.EnsureModel(*modelPath, *install, stderr); err != nil {
+		return err
+	}
+	if *tokPath == "" {
+		*tokPath = assets.Path("models", "stories260K", "tok512.bin")
+		if strings.EqualFold(filepath.Ext(*modelPath), ".gguf") {
+			*tokPath = *modelPath
+		}
+	} else if *tokPath, err = assets.EnsureModel(*tokPath, *install, stderr); err != nil {
 		return err
 	}
 	dtype := dtypes.Float32
@@ -56,6 +81,36 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if flagSet(fs, "tokenize") {
+		ids := tok.Encode(*tokenizeText, false)
+		if ids == nil {
+			ids = []int{}
+		}
+		out, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, string(out))
+		return err
+	}
+	addBOS, err := resolveBOS(*bos, tok)
+	if err != nil {
+		return err
+	}
+	text := *prompt
+	if *chat {
+		ct, ok := tok.(interface {
+			ChatTemplate() (*tokenizer.ChatTemplate, error)
+		})
+		if !ok {
+			return fmt.Errorf("-chat: tokenizer %s has no chat template", *tokPath)
+		}
+		tmpl, err := ct.ChatTemplate()
+		if err != nil {
+			return fmt.Errorf("-chat: %w", err)
+		}
+		text = tmpl.Apply([]tokenizer.Message{{Role: "user", Content: *prompt}}, true)
+	}
 	m, err := llama.Load(*modelPath, dtype)
 	if err != nil {
 		return err
@@ -67,7 +122,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(*prompt, true)
+	ids := tok.Encode(text, addBOS)
+	if len(ids) == 0 {
+		// An empty prompt without BOS: start from BOS anyway, as there is nothing else to condition on.
+		ids = []int{tok.BOS()}
+	}
 	if *steps <= len(ids) {
 		return fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", *steps, len(ids))
 	}
@@ -76,10 +135,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *temperature > 0 {
 		sampler = llama.NewSampler(*temperature, *topP, *seed)
 	}
-	// Print the prompt's pieces as llama2.c does (every token after BOS, filtered like its safe_printf), then the
-	// generated ones as they come.
+	// Print the prompt's pieces as llama2.c does (every token after the first, filtered like its safe_printf), then
+	// the generated ones as they come.
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
+	if ids[0] != tok.BOS() {
+		fmt.Fprint(w, tokenizer.SafePiece(tok.DecodePiece(-1, ids[0])))
+	}
 	for i := 1; i < len(ids); i++ {
 		fmt.Fprint(w, tokenizer.SafePiece(tok.DecodePiece(ids[i-1], ids[i])))
 	}
@@ -96,6 +158,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	elapsed := time.Since(start).Seconds()
+	// The text first, then the speed: stdout is buffered, stderr is not.
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintf(stderr, "generated %d tokens in %.2fs: %.1f tokens/s (backend %s)\n", len(out[0]), elapsed, float64(len(out[0]))/elapsed, device.Config())
 	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// resolveBOS decides whether to prepend BOS: the -bos flag if given, else the tokenizer's own add_bos_token where it
+// has one (byte-level BPE from GGUF or tokenizer.json), else true (SentencePiece and llama2.c models always start
+// at BOS).
+func resolveBOS(flagValue string, tok tokenizer.Tokenizer) (bool, error) {
+	switch flagValue {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "":
+		if b, ok := tok.(interface{ AddsBOS() bool }); ok {
+			return b.AddsBOS(), nil
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("-bos must be true or false, not %q", flagValue)
 }
