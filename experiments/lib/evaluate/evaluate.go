@@ -9,6 +9,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -25,6 +26,9 @@ type Runner struct {
 	Backend compute.Backend
 	// BatchSize, PadMultiple and MaxLen shape the batches (defaults 8, 32, the model's max length).
 	BatchSize, PadMultiple, MaxLen int
+	// Placement shards letter (and cloze) scoring batches over a device mesh (zero value: one device); see
+	// sharding.go. Give it the trainer's Placement: variables keep one mesh.
+	Placement device.Placement
 
 	letterExec *model.Exec
 	clozeExec  *model.Exec // cloze.go
@@ -165,11 +169,10 @@ func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
 func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 	r.defaults()
 	if r.letterExec == nil {
-		exec, err := model.NewExec(r.Backend, r.Model.Store, r.letterGraph)
+		exec, err := r.placedExec(r.letterGraph)
 		if err != nil {
 			return nil, err
 		}
-		exec.SetMaxCache(64)
 		r.letterExec = exec
 	}
 	var rows []letterRow
@@ -210,7 +213,7 @@ func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 			lens[k] = int32(lengths[ri])
 			feats = append(feats, e.Features...)
 		}
-		args := []any{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B)}
+		args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B)}
 		if len(feats) > 0 {
 			vc := r.Adapter.Config.Visual
 			if vc == nil || len(feats) != B*vc.Scales*vc.FeatureDim {
@@ -218,7 +221,7 @@ func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 			}
 			args = append(args, tensors.FromFlatDataAndDimensions(feats, B, vc.Scales, vc.FeatureDim))
 		}
-		outs, err := r.letterExec.Exec(args...)
+		outs, err := r.runBatch(r.letterExec, args...)
 		if err != nil {
 			return nil, err
 		}
