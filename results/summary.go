@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strings"
 )
 
 // Categories are ScienceQA's evaluation categories in the column order of the paper's tables: subject
@@ -116,6 +117,37 @@ func CurrentVersions() Versions {
 	return v
 }
 
+// Environment describes where a run was recorded.
+type Environment struct {
+	CPU   string `json:"cpu,omitempty"` // model name from /proc/cpuinfo
+	Cores int    `json:"cores"`         // runtime.NumCPU
+	OS    string `json:"os"`            // GOOS/GOARCH
+	Go    string `json:"go"`
+	// Backend is the backend configuration; Plugin the XLA plugin's package, version and PJRT API version.
+	Backend string `json:"backend,omitempty"`
+	Plugin  string `json:"plugin,omitempty"`
+}
+
+// CurrentEnvironment describes this machine and build; backend and plugin are the caller's (models/device).
+func CurrentEnvironment(backend, plugin string) *Environment {
+	return &Environment{CPU: cpuModel(), Cores: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+		Go: runtime.Version(), Backend: backend, Plugin: plugin}
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo ("" where there is none, e.g. outside Linux).
+func cpuModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // SummaryFile is the name of a run's summary inside its folder.
 const SummaryFile = "summary.json"
 
@@ -135,6 +167,9 @@ type Summary struct {
 	Versions Versions      `json:"versions"`
 	Backend  string        `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
 	Device   string        `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	// Environment is the machine and build that recorded the run: results are bit-identical only on the same
+	// CPU model, backend and plugin build (float differences elsewhere flip near-tie predictions).
+	Environment *Environment `json:"environment,omitempty"`
 	// Final losses are pointers because a run may have no validation set (nil: n/a).
 	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
 	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`

@@ -142,7 +142,7 @@ func (g group) params() (int64, error) {
 // random weights.
 func (g group) label() string {
 	c := g.Runs[0].Config
-	if c.Modality == "multimodal" && c.CLIP == "random" {
+	if c.Vision.Modality == pipeline.Multimodal && c.Vision.CLIP == "random" {
 		return g.Value + " (random-weight CLIP)"
 	}
 	return g.Value
@@ -199,21 +199,21 @@ func describeConfig(c pipeline.Config, skip string) string {
 			parts = append(parts, text)
 		}
 	}
-	add("model", "model "+filepath.Base(c.Model))
-	add("modality", c.Modality)
-	add("K", fmt.Sprintf("K=%d", c.PromptLen))
-	add("L", fmt.Sprintf("L=%d", c.Layers))
-	add("init", c.Init+"-init "+c.Gate+" gates")
-	add("epochs", fmt.Sprintf("epochs=%d", c.Epochs))
-	parts = append(parts, fmt.Sprintf("batch %d×%d, lr %g, max %d tokens, %s scoring", c.Batch, c.Accum, c.BaseLR, c.MaxLen, c.EvalMode))
+	add("model", "model "+filepath.Base(c.Model.Path))
+	add("modality", string(c.Vision.Modality))
+	add("K", fmt.Sprintf("K=%d", c.Adapter.PromptLen))
+	add("L", fmt.Sprintf("L=%d", c.Adapter.Layers))
+	add("init", string(c.Adapter.Init)+"-init "+string(c.Adapter.Gate)+" gates")
+	add("epochs", fmt.Sprintf("epochs=%d", c.Train.Epochs))
+	parts = append(parts, fmt.Sprintf("batch %d×%d, lr %g, max %d tokens, %s scoring", c.Train.BatchSize, c.Train.AccumSteps, c.Train.BaseLR, c.Train.MaxLen, c.Eval.Mode))
 	return fmt.Sprintf("Measured runs: %s; %s.", strings.Join(parts, ", "), evalDescription(c))
 }
 
 // evalDescription says what the runs trained and were evaluated on.
 func evalDescription(c pipeline.Config) string {
-	d := fmt.Sprintf("trained on split %s, evaluated on split %s", c.TrainSplit, c.EvalSplit)
-	if c.TrainSplit == "" {
-		d = fmt.Sprintf("trained on folds ≠%d and evaluated on fold %d of the %d-fold split of %s", c.EvalFold, c.EvalFold, c.Folds, filepath.Base(orString(c.ProblemsFile, c.Data)))
+	d := fmt.Sprintf("trained on split %s, evaluated on split %s", c.Data.TrainSplit, c.Data.EvalSplit)
+	if c.Data.TrainSplit == "" {
+		d = fmt.Sprintf("trained on folds ≠%d and evaluated on fold %d of the %d-fold split of %s", c.Data.EvalFold, c.Data.EvalFold, c.Data.Folds, filepath.Base(orString(c.Data.ProblemsFile, c.Data.Dir)))
 	}
 	limit := func(n int, what string) string {
 		if n > 0 {
@@ -221,18 +221,18 @@ func evalDescription(c pipeline.Config) string {
 		}
 		return "all " + what + " problems"
 	}
-	if c.TrainLimit > 0 || c.EvalLimit > 0 {
-		d += " (" + limit(c.TrainLimit, "training") + ", " + limit(c.EvalLimit, "evaluation") + ")"
+	if c.Data.TrainLimit > 0 || c.Data.EvalLimit > 0 {
+		d += " (" + limit(c.Data.TrainLimit, "training") + ", " + limit(c.Data.EvalLimit, "evaluation") + ")"
 	}
 	return d
 }
 
 // measuredOn is the short name of the evaluation set for table titles.
 func measuredOn(c pipeline.Config) string {
-	if c.TrainSplit != "" {
-		return "ScienceQA " + c.EvalSplit
+	if c.Data.TrainSplit != "" {
+		return "ScienceQA " + c.Data.EvalSplit
 	}
-	return fmt.Sprintf("fold %d/%d of %s", c.EvalFold, c.Folds, filepath.Base(orString(c.ProblemsFile, c.Data)))
+	return fmt.Sprintf("fold %d/%d of %s", c.Data.EvalFold, c.Data.Folds, filepath.Base(orString(c.Data.ProblemsFile, c.Data.Dir)))
 }
 
 func orString(a, b string) string {

@@ -126,7 +126,7 @@ func localBudget() LocalBudget {
 func localBase() pipeline.Config {
 	c := pipeline.Default()
 	b := localBudget()
-	c.Epochs, c.WarmupEpochs, c.TrainLimit, c.EvalLimit, c.MaxLen, c.Batch = b.Epochs, b.WarmupEpochs, b.TrainLimit, b.EvalLimit, b.MaxLen, b.Batch
+	c.Train.Epochs, c.Train.WarmupEpochs, c.Data.TrainLimit, c.Data.EvalLimit, c.Train.MaxLen, c.Train.BatchSize = b.Epochs, b.WarmupEpochs, b.TrainLimit, b.EvalLimit, b.MaxLen, b.Batch
 	return c
 }
 
@@ -137,8 +137,8 @@ const paperAblationEpochs = 30
 // paperBase is pipeline.Paper() evaluated on the val split (the paper's ablations are on val) for 30 epochs.
 func paperBase() pipeline.Config {
 	c := pipeline.Paper()
-	c.EvalSplit = "val"
-	c.Epochs = paperAblationEpochs
+	c.Data.EvalSplit = "val"
+	c.Train.Epochs = paperAblationEpochs
 	return c
 }
 
@@ -290,6 +290,7 @@ func plan(s *Sweep, base pipeline.Config, shared map[string]string, seeds int) (
 			}
 			c.Seed += uint64(si)
 			c.RunID = ""
+			c.SkipTable = true
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, v, err)
 			}

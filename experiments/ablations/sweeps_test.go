@@ -62,8 +62,8 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	// Seed-major order; the swept value wins over the shared -L; other shared flags apply; seeds are -seed + s.
 	for i, r := range layers {
 		wantL, wantSeed := i%5+1, uint64(10+i/5)
-		if r.Config.Layers != wantL || r.Config.Seed != wantSeed || r.Config.TrainLimit != 24 {
-			t.Errorf("run %d: L=%d seed %d train-limit %d, want L=%d seed %d train-limit 24", i, r.Config.Layers, r.Config.Seed, r.Config.TrainLimit, wantL, wantSeed)
+		if r.Config.Adapter.Layers != wantL || r.Config.Seed != wantSeed || r.Config.Data.TrainLimit != 24 {
+			t.Errorf("run %d: L=%d seed %d train-limit %d, want L=%d seed %d train-limit 24", i, r.Config.Adapter.Layers, r.Config.Seed, r.Config.Data.TrainLimit, wantL, wantSeed)
 		}
 	}
 	ids := map[string]bool{}
@@ -88,8 +88,8 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	if mod[0].Config.ID() != ini[0].Config.ID() {
 		t.Errorf("text run %s and zero-init run %s should share an id", mod[0].Config.ID(), ini[0].Config.ID())
 	}
-	if mod[0].Config.CLIP != "" || mod[1].Config.CLIP != "random" || mod[1].Config.Modality != "multimodal" {
-		t.Errorf("modality runs: text clip %q, multimodal clip %q modality %q", mod[0].Config.CLIP, mod[1].Config.CLIP, mod[1].Config.Modality)
+	if mod[0].Config.Vision.CLIP != "" || mod[1].Config.Vision.CLIP != "random" || mod[1].Config.Vision.Modality != "multimodal" {
+		t.Errorf("modality runs: text clip %q, multimodal clip %q modality %q", mod[0].Config.Vision.CLIP, mod[1].Config.Vision.CLIP, mod[1].Config.Vision.Modality)
 	}
 	// A command-line -clip replaces the sweep's "with" setting.
 	shared["clip"] = "/models/clip"
@@ -97,8 +97,8 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mod[1].Config.CLIP != "/models/clip" {
-		t.Errorf("-clip on the command line should win over the sweep's, got %q", mod[1].Config.CLIP)
+	if mod[1].Config.Vision.CLIP != "/models/clip" {
+		t.Errorf("-clip on the command line should win over the sweep's, got %q", mod[1].Config.Vision.CLIP)
 	}
 	// The epochs sweep's middle value is the budget's epoch count: shared with the other sweeps.
 	ep, err := plan(byName["epochs"], base, nil, 1)
@@ -110,28 +110,28 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ep[1].Config.ID() != in0[0].Config.ID() {
-		t.Errorf("epochs=%d run should be the init sweep's zero run", base.Epochs)
+		t.Errorf("epochs=%d run should be the init sweep's zero run", base.Train.Epochs)
 	}
 }
 
 func TestPaperPreset(t *testing.T) {
 	p := presets()["paper"]
 	base := p.Base()
-	if base.Layers != 30 || base.PromptLen != 10 || base.EvalSplit != "val" || base.Epochs != 30 || base.Modality != "multimodal" {
-		t.Errorf("paper base: L=%d K=%d split %s epochs %d %s", base.Layers, base.PromptLen, base.EvalSplit, base.Epochs, base.Modality)
+	if base.Adapter.Layers != 30 || base.Adapter.PromptLen != 10 || base.Data.EvalSplit != "val" || base.Train.Epochs != 30 || base.Vision.Modality != "multimodal" {
+		t.Errorf("paper base: L=%d K=%d split %s epochs %d %s", base.Adapter.Layers, base.Adapter.PromptLen, base.Data.EvalSplit, base.Train.Epochs, base.Vision.Modality)
 	}
 	for i := range p.Sweeps {
 		runs, err := plan(&p.Sweeps[i], base, nil, 1)
 		if err != nil {
 			t.Fatalf("sweep %s: %v", p.Sweeps[i].Name, err)
 		}
-		if p.Sweeps[i].Name == "modality" && runs[0].Config.EvalSplit != "test" {
-			t.Errorf("the paper's modality comparison is on test, planned on %s", runs[0].Config.EvalSplit)
+		if p.Sweeps[i].Name == "modality" && runs[0].Config.Data.EvalSplit != "test" {
+			t.Errorf("the paper's modality comparison is on test, planned on %s", runs[0].Config.Data.EvalSplit)
 		}
 		if p.Sweeps[i].Name == "layers" {
 			for j, l := range []int{10, 20, 30} {
-				if runs[j].Config.Layers != l {
-					t.Errorf("paper layers run %d: L=%d", j, runs[j].Config.Layers)
+				if runs[j].Config.Adapter.Layers != l {
+					t.Errorf("paper layers run %d: L=%d", j, runs[j].Config.Adapter.Layers)
 				}
 			}
 		}
@@ -317,7 +317,7 @@ func TestExampleSweeps(t *testing.T) {
 			t.Errorf("sweep %s: %d runs", ss[i].Name, len(runs))
 		}
 	}
-	if r, _ := plan(&ss[2], presets()["local"].Base(), nil, 1); r[0].Config.Init != "random" {
-		t.Errorf("\"set\" not applied: init %s", r[0].Config.Init)
+	if r, _ := plan(&ss[2], presets()["local"].Base(), nil, 1); r[0].Config.Adapter.Init != "random" {
+		t.Errorf("\"set\" not applied: init %s", r[0].Config.Adapter.Init)
 	}
 }

@@ -5,7 +5,8 @@
 //	go run ./experiments/scienceqa score ...            score a predictions file per ScienceQA category
 //	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
 //
-// Run a subcommand with -h for its flags; -preset paper selects the paper's configuration.
+// -h shows the subcommands and the flags of the default action (train); a subcommand's -h shows its own.
+// -preset NAME selects a configuration (stories260K by default; smollm2, paper).
 package main
 
 import (
@@ -44,8 +45,11 @@ func usage(w io.Writer) {
 // subcommand that is not implemented yet.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-		usage(stderr)
-		return 2
+		// Help asked for is the answer, not an error: the subcommands, then the default action's flags.
+		usage(stdout)
+		fmt.Fprintln(stdout, "\nflags of train (the default action; other subcommands: <subcommand> -h):")
+		_, _ = parseConfig("train", []string{"-h"}, stdout, nil)
+		return 0
 	}
 	// No subcommand (or flags first): the main job, train then evaluate.
 	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-') {
@@ -64,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := cmd(args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 2
+			return 0
 		}
 		fmt.Fprintf(stderr, "scienceqa %s: %v\n", name, err)
 		return 1

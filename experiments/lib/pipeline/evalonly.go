@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
-	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
-	"github.com/gomlx/compute/dtypes"
 )
 
 // LoadAdapter reads an adapter into m's store: the project's safetensors file (adapter.safetensors, or a run
@@ -35,84 +32,80 @@ func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out i
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Backend != "" {
-		os.Setenv(device.EnvVar, cfg.Backend)
-	}
-	b, err := device.New()
+	s, err := open(cfg, out)
 	if err != nil {
 		return nil, err
 	}
-	defer b.Finalize()
-	tok, err := tokenizer.Load(cfg.Tokenizer)
-	if err != nil {
-		return nil, err
-	}
-	data, err := loadData(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dtype := dtypes.Float32
-	if cfg.DType == "bfloat16" {
-		dtype = dtypes.BFloat16
-	}
-	m, err := llama.Load(cfg.Model, dtype)
-	if err != nil {
-		return nil, err
-	}
+	defer s.close()
 	var a *adapter.Adapter
 	name := "base model"
 	if adapterPath != "" {
-		if a, err = LoadAdapter(adapterPath, m); err != nil {
-			return nil, err
+		if a, err = LoadAdapter(adapterPath, s.model); err != nil {
+			return nil, fmt.Errorf("adapter %s: %w", adapterPath, err)
 		}
 		name = adapterPath
-		fmt.Fprintln(out, adapter.Count(a.Config, m.Config).Summary())
+		fmt.Fprintln(out, adapter.Count(a.Config, s.model.Config).Summary())
 	}
 	var feats map[string][]float32
 	if a != nil && a.Config.Visual != nil {
-		var scales, dim int
-		if feats, scales, dim, err = imageFeatures(cfg, b, data, out); err != nil {
+		var visual *adapter.VisualConfig
+		if feats, visual, err = s.features(out); err != nil {
 			return nil, err
 		}
-		if scales != a.Config.Visual.Scales || dim != a.Config.Visual.FeatureDim {
+		if want := a.Config.Visual; visual.Scales != want.Scales || visual.FeatureDim != want.FeatureDim {
 			return nil, fmt.Errorf("adapter %s expects %d×%d image features; -clip %s gives %d×%d", adapterPath,
-				a.Config.Visual.Scales, a.Config.Visual.FeatureDim, cfg.CLIP, scales, dim)
+				want.Scales, want.FeatureDim, cfg.Vision.CLIP, visual.Scales, visual.FeatureDim)
 		}
 	}
-	ex, err := buildExamples(cfg, tok, data, feats)
+	ex, err := s.examples(feats, out)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	preds, err := evaluateRun(cfg, m, a, b, tok, ex, out)
+	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
 	if err != nil {
 		return nil, err
 	}
-	s := &results.Summary{RunID: "eval: " + name, Complete: true, Versions: results.CurrentVersions(), Backend: device.Config()}
-	s.Timings.EvalSeconds = time.Since(start).Seconds()
-	if err := s.SetConfig(cfg); err != nil {
+	sum := &results.Summary{RunID: "eval: " + name, Complete: true, Versions: results.CurrentVersions(), Backend: s.info.String(),
+		Environment: environment(s.info)}
+	sum.Timings.EvalSeconds = time.Since(start).Seconds()
+	if err := sum.SetConfig(cfg); err != nil {
 		return nil, err
 	}
-	s.Split = evalSplitName(cfg)
-	if s.Accuracy, err = scoreRun(data.eval, preds.choice); err != nil {
+	sum.Split = evalSplitName(cfg)
+	if sum.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
 		return nil, err
 	}
-	s.Baselines = baselines(data.train, data.eval)
+	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := results.WriteJSONAtomic(filepath.Join(outDir, PredictionsFile), preds.choice); err != nil {
 		return nil, err
 	}
-	if err := results.WriteSummary(outDir, s); err != nil {
+	if err := saveExtraPredictions(outDir, preds); err != nil {
 		return nil, err
 	}
-	return s, printTable(out, outDir, s, preds.mode, nil)
+	extra, err := extraRows(outDir, sum.RunID, s.data.eval, preds)
+	if err != nil {
+		return nil, err
+	}
+	if err := results.WriteSummary(outDir, sum); err != nil {
+		return nil, err
+	}
+	t := runTable(sum, string(preds.mode), extra)
+	if err := t.Render(out, results.Text); err != nil {
+		return nil, err
+	}
+	return sum, t.Save(filepath.Join(outDir, TableFile))
 }
 
 func evalSplitName(cfg Config) string {
-	if cfg.EvalSplit != "" {
-		return cfg.EvalSplit
+	if cfg.Data.EvalSplit != "" {
+		return cfg.Data.EvalSplit
 	}
-	return fmt.Sprintf("fold %d of %d (seed %d)", cfg.EvalFold, cfg.Folds, cfg.FoldSeed)
+	return fmt.Sprintf("fold %d of %d (seed %d)", cfg.Data.EvalFold, cfg.Data.Folds, cfg.Data.FoldSeed)
 }

@@ -16,26 +16,34 @@ import (
 	"github.com/gomlx/compute"
 )
 
-// predictions are a run's answers: the primary mode's choices (what predictions.json and the summary hold) and,
-// in "both" mode, the letter-scoring ones too.
+// predictions are a run's answers: the primary mode's choices (what predictions.json and the summary hold) and
+// the other protocols' beside them (letter in "both"/"all", cloze in "all").
 type predictions struct {
-	mode     string
+	mode     EvalMode
 	pids     []string
 	choice   map[string]int
-	letter   map[string]int // "both" mode only
+	letter   map[string]int // when letter scoring ran and is not the primary
+	cloze    map[string]int // cloze by summed log-probability, when it ran and is not the primary
+	norm     map[string]int // cloze by per-token mean log-probability, whenever cloze ran
 	unparsed int            // generations without a parsable answer
 	texts    map[string]string
 }
 
 func (p *predictions) byPID() map[string]int { return p.choice }
 
-// evaluateRun answers every evaluation problem by letter scoring and/or greedy generation.
+// evaluateRun answers every evaluation problem by the protocols cfg.Eval.Mode names, each with its progress bar.
 func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backend, tok tokenizer.Tokenizer, ex *runExamples, out io.Writer) (*predictions, error) {
-	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: cfg.EvalBatch, PadMultiple: 32, MaxLen: cfg.MaxLen}
-	p := &predictions{mode: cfg.EvalMode, pids: ex.evalPIDs, choice: map[string]int{}}
-	if cfg.EvalMode != "generate" {
+	mode := cfg.Eval.Mode
+	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen}
+	p := &predictions{mode: mode, pids: ex.evalPIDs, choice: map[string]int{}}
+	if mode.letter() {
 		start := time.Now()
+		fmt.Fprintf(out, "letter scoring %d problems (compiling the scoring graph first)…\n", len(ex.letters))
+		bar := newProgress(out, "letter scoring", len(ex.letters), 0)
+		setProgress(r, func(done, _ int) { bar.set(done, "") })
 		choices, err := r.ScoreLetters(ex.letters)
+		setProgress(r, nil)
+		bar.finish()
 		if err != nil {
 			return nil, err
 		}
@@ -44,19 +52,42 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 			letter[ex.letters[i].ID] = c
 		}
 		fmt.Fprintf(out, "letter scoring: %d problems in %.1fs\n", len(choices), time.Since(start).Seconds())
-		if cfg.EvalMode == "letter" {
+		if mode == EvalLetter {
 			p.choice = letter
 			return p, nil
 		}
 		p.letter = letter
 	}
-	fallback, err := scienceqa.ParseFallback(cfg.Fallback)
+	if mode.cloze() {
+		start := time.Now()
+		fmt.Fprintf(out, "cloze scoring %d problems (compiling first)…\n", len(ex.clozes))
+		bar := newProgress(out, "cloze scoring", len(ex.clozes), 0)
+		res, err := r.ScoreCloze(ex.clozes, func(done, _ int) { bar.set(done, "") })
+		bar.finish()
+		if err != nil {
+			return nil, err
+		}
+		sum, norm := evaluate.ClozePredictions(res)
+		p.norm = norm
+		fmt.Fprintf(out, "cloze scoring: %d problems in %.1fs\n", len(res), time.Since(start).Seconds())
+		if mode == EvalCloze {
+			p.choice = sum
+			return p, nil
+		}
+		p.cloze = sum
+	}
+	fallback, err := cfg.Eval.Fallback.scienceqa()
 	if err != nil {
 		return nil, err
 	}
 	resolver := scienceqa.Resolver{Fallback: fallback, Seed: cfg.Seed}
 	start := time.Now()
-	gens, err := r.Generate(ex.gens, cfg.MaxNew, func(id int) bool { return id == tok.EOS() })
+	fmt.Fprintf(out, "generating up to %d tokens for %d problems (compiling prefill and decode first)…\n", cfg.Eval.MaxNew, len(ex.gens))
+	bar := newProgress(out, "generation", len(ex.gens), 0)
+	setProgress(r, func(done, _ int) { bar.set(done, "") })
+	gens, err := r.Generate(ex.gens, cfg.Eval.MaxNew, func(id int) bool { return id == tok.EOS() })
+	setProgress(r, nil)
+	bar.finish()
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +106,57 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 		}
 		p.choice[pid] = idx
 	}
-	fmt.Fprintf(out, "generation: %d problems in %.1fs, %d without a parsable answer (fallback: %s)\n", len(gens), time.Since(start).Seconds(), p.unparsed, cfg.Fallback)
+	fmt.Fprintf(out, "generation: %d problems in %.1fs, %d without a parsable answer (fallback: %s)\n", len(gens), time.Since(start).Seconds(), p.unparsed, cfg.Eval.Fallback)
 	return p, nil
+}
+
+// extraScoreFiles are the secondary protocols' files in a run folder: predictions_<name>.json and
+// scores_<name>.json, and their row label in the table.
+var extraScoreFiles = []struct{ name, file, label string }{
+	{"letter", "scores_letter.json", "letter scoring"},
+	{"cloze", "scores_cloze.json", "cloze scoring"},
+	{"cloze-norm", "scores_cloze-norm.json", "cloze scoring, per-token mean"},
+}
+
+// extra returns the secondary predictions by name.
+func (p *predictions) extra() map[string]map[string]int {
+	return map[string]map[string]int{"letter": p.letter, "cloze": p.cloze, "cloze-norm": p.norm}
+}
+
+// saveExtraPredictions writes the secondary protocols' answers beside predictions.json.
+func saveExtraPredictions(dir string, p *predictions) error {
+	for name, preds := range p.extra() {
+		if preds == nil {
+			continue
+		}
+		if err := results.WriteJSONAtomic(filepath.Join(dir, "predictions_"+name+".json"), preds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// extraRows scores the secondary protocols (table rows beside the primary one), saving each score file in dir.
+func extraRows(dir, id string, problems []*scienceqa.Problem, p *predictions) ([]results.MeasuredRow, error) {
+	var rows []results.MeasuredRow
+	ex := p.extra()
+	for _, x := range extraScoreFiles {
+		preds := ex[x.name]
+		if preds == nil {
+			continue
+		}
+		acc, err := scoreRun(problems, preds)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, results.MeasuredRow{Name: id + " (" + x.label + ")", Accuracy: acc})
+		if dir != "" {
+			if err := results.WriteJSONAtomic(filepath.Join(dir, x.file), acc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rows, nil
 }
 
 // scoreRun scores predictions by category.
@@ -166,10 +246,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-// saveLetterPredictions writes the letter-scoring answers of a "both" run beside predictions.json.
-func saveLetterPredictions(dir string, p *predictions) error {
-	if p.letter == nil {
-		return nil
-	}
-	return results.WriteJSONAtomic(filepath.Join(dir, "predictions_letter.json"), p.letter)
-}
+// setProgress connects a progress callback to the runner's batches (a no-op until evaluate.Runner has a
+// Progress field in the committed tree).
+func setProgress(r *evaluate.Runner, f func(done, total int)) {}

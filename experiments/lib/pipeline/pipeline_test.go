@@ -20,9 +20,10 @@ func smallConfig(t *testing.T) Config {
 	assets.Require(t, assets.Path("models", "stories260K", "stories260K.bin"))
 	c := Default()
 	c.RunsDir = t.TempDir()
-	c.TrainLimit, c.EvalLimit, c.Epochs, c.WarmupEpochs, c.MaxLen, c.CkptEvery = 48, 24, 2, 0.5, 192, 2
-	c.EvalMode = "both"
-	c.MaxNew = 8
+	c.Data.TrainLimit, c.Data.EvalLimit = 48, 24
+	c.Train.Epochs, c.Train.WarmupEpochs, c.Train.MaxLen, c.Train.CheckpointEvery = 2, 0.5, 192, 2
+	c.Eval.Mode = EvalBoth
+	c.Eval.MaxNew = 8
 	return c
 }
 
@@ -60,7 +61,7 @@ func TestRunFolderAndSkip(t *testing.T) {
 // uninterrupted run: same adapter bytes, same accuracy.
 func TestKillAndResume(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.EvalMode = "letter"
+	cfg.Eval.Mode = EvalLetter
 	var out bytes.Buffer
 	full, err := Run(context.Background(), cfg, &out)
 	if err != nil {
@@ -97,8 +98,8 @@ func TestKillAndResume(t *testing.T) {
 // run's own accuracy; the base model evaluates too.
 func TestEvaluateSavedAdapter(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.EvalMode = "letter"
-	cfg.Epochs = 1
+	cfg.Eval.Mode = EvalLetter
+	cfg.Train.Epochs = 1
 	var out bytes.Buffer
 	res, err := Run(context.Background(), cfg, &out)
 	if err != nil {
@@ -120,8 +121,8 @@ func TestEvaluateSavedAdapter(t *testing.T) {
 // answer tokens in the loss.
 func TestNoEOSTarget(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.TrainLimit, cfg.EvalLimit = 8, 4
-	tok, err := tokenizer.Load(cfg.Tokenizer)
+	cfg.Data.TrainLimit, cfg.Data.EvalLimit = 8, 4
+	tok, err := tokenizer.Load(cfg.Model.Tokenizer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestNoEOSTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.NoEOSTarget = true
+	cfg.Data.NoEOSTarget = true
 	without, err := buildExamples(cfg, tok, d, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -152,12 +153,13 @@ func TestNoEOSTarget(t *testing.T) {
 func TestIDIndependentOfCheckout(t *testing.T) {
 	a := Default()
 	b := Default()
-	rel, err := filepath.Rel(mustWd(t), a.Model)
+	rel, err := filepath.Rel(mustWd(t), a.Model.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Model = rel
+	b.Model.Path = rel
 	b.Backend = "go:ops_sequential"
+	b.Devices = "all"
 	if a.ID() != b.ID() {
 		t.Errorf("ids differ: %s vs %s", a.ID(), b.ID())
 	}

@@ -10,17 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
-	"github.com/adapterlab/llama-adapter/models/llama"
-	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
-	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/schollz/progressbar/v3"
 )
 
 // Files of a run folder.
@@ -33,9 +29,9 @@ const (
 	TableFile       = "table" // .txt, .md, .json
 )
 
-// resolved is what config.json records beyond the flags: absolute paths, content digests, versions.
+// resolved is what config.json records beyond the settings: absolute paths, content digests, the backend.
 type resolved struct {
-	Config
+	record
 	Paths   map[string]string `json:"resolved_paths"`
 	Digests map[string]string `json:"digests"`
 	Backend string            `json:"backend_resolved"`
@@ -50,8 +46,8 @@ type Result struct {
 	Skipped bool // the folder was already complete
 }
 
-// Run performs the run cfg describes in its folder <RunsDir>/<ID>, resuming a partial one and skipping a complete
-// one. Progress and tables go to out.
+// Run performs the run cfg describes in its folder <RunsDir>/<ID>, resuming a partial one. A complete one is not
+// run again (unless cfg.Force): its recorded table is printed. Progress and tables go to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -60,119 +56,82 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	cfg.RunID = id
 	dir := filepath.Join(cfg.RunsDir, id)
 	if s, err := results.ReadSummary(dir); err == nil && s.Complete {
-		fmt.Fprintf(out, "run %s is complete: skipping (delete %s to run it again)\n", id, dir)
-		return &Result{Dir: dir, Summary: s, Skipped: true}, nil
+		if !cfg.Force {
+			return &Result{Dir: dir, Summary: s, Skipped: true}, printRecorded(out, dir, s, !cfg.SkipTable)
+		}
+		fmt.Fprintf(out, "-force: deleting the complete run %s to run it again\n", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("-force: %w", err)
+		}
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run %s: %w", id, err)
 	}
-	if cfg.Backend != "" {
-		os.Setenv(device.EnvVar, cfg.Backend)
-	}
-	b, binfo, err := device.NewWithInfo()
+	fmt.Fprintf(out, "run %s in %s\n", id, dir)
+	s, err := open(cfg, out)
 	if err != nil {
 		return nil, err
 	}
-	defer b.Finalize()
-	fmt.Fprintf(out, "run %s (backend %s)\n", id, binfo)
-
-	// Data, prompts and tokens.
-	tok, err := tokenizer.Load(cfg.Tokenizer)
-	if err != nil {
+	defer s.close()
+	if err := writeConfig(dir, cfg, s); err != nil {
 		return nil, err
 	}
-	data, err := loadData(cfg)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(out, "data: %d training and %d evaluation problems (%s)\n", len(data.train), len(data.eval), data.describe)
-
-	if err := writeConfig(dir, cfg, b); err != nil {
-		return nil, err
-	}
-
-	// Model and adapter.
-	dtype := dtypes.Float32
-	if cfg.DType == "bfloat16" {
-		dtype = dtypes.BFloat16
-	}
-	start := time.Now()
-	m, err := llama.Load(cfg.Model, dtype)
-	if err != nil {
-		return nil, err
-	}
-	if tok.VocabSize() != m.Config.VocabSize {
-		return nil, fmt.Errorf("tokenizer %s has %d tokens, model %s a vocabulary of %d", cfg.Tokenizer, tok.VocabSize(), cfg.Model, m.Config.VocabSize)
-	}
-	fmt.Fprintf(out, "model: %s (%s, %d layers, C=%d, %.3g M parameters) loaded in %.1fs\n", cfg.Model, m.Format,
-		m.Config.NumLayers, m.Config.Dim, float64(m.Config.NumParams())/1e6, time.Since(start).Seconds())
-	acfg := adapter.Config{Layers: min(cfg.Layers, m.Config.NumLayers), PromptLen: cfg.PromptLen, Gate: adapter.GateMode(cfg.Gate),
-		Init: adapter.InitScheme(cfg.Init), PromptStd: cfg.PromptStd, GateStd: cfg.GateStd, Seed: cfg.Seed}
 
 	var feats map[string][]float32
-	if cfg.Modality == "multimodal" {
-		var dim, scales int
-		feats, scales, dim, err = imageFeatures(cfg, b, data, out)
-		if err != nil {
+	var visual *adapter.VisualConfig
+	if cfg.Vision.Modality == Multimodal {
+		if feats, visual, err = s.features(out); err != nil {
 			return nil, err
 		}
-		acfg.Visual = &adapter.VisualConfig{Scales: scales, FeatureDim: dim, Hidden: cfg.VisualHidden, Depth: cfg.VisualDepth}
 	}
-	a, err := adapter.New(m.Store, acfg, m.Config)
+	acfg := cfg.adapterConfig(s.model.Config.NumLayers, visual)
+	a, err := adapter.New(s.model.Store, acfg, s.model.Config)
 	if err != nil {
 		return nil, err
 	}
-	counts := adapter.Count(acfg, m.Config)
+	counts := adapter.Count(acfg, s.model.Config)
 	fmt.Fprintln(out, counts.Summary())
-
-	ex, err := buildExamples(cfg, tok, data, feats)
+	ex, err := s.examples(feats, out)
 	if err != nil {
 		return nil, err
 	}
-	if ex.skipped > 0 || ex.cut > 0 {
-		fmt.Fprintf(out, "max length %d: %d training problems do not fit even without context and are left out; %d evaluation prompts were shortened from the left\n",
-			cfg.MaxLen, ex.skipped, ex.cut)
-	}
-	tc := train.PaperConfig()
-	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps = cfg.Epochs, cfg.WarmupEpochs, cfg.Batch, cfg.Accum
-	tc.BaseLR, tc.MinLR, tc.WeightDecay, tc.ClipNorm, tc.Seed = cfg.BaseLR, cfg.MinLR, cfg.WeightDecay, cfg.ClipNorm, cfg.Seed
-	tc.MaxLen, tc.CheckpointEvery = cfg.MaxLen, cfg.CkptEvery
-	tc.PadMultiple = 32
-	tr, err := train.New(m, a, b, tc)
+	tr, err := train.New(s.model, a, s.backend, cfg.trainConfig())
 	if err != nil {
 		return nil, err
 	}
 
-	summary := &results.Summary{RunID: id, Versions: results.CurrentVersions(), Backend: binfo.String(),
-		Device: fmt.Sprintf("%s, %d CPU cores", b.Description(), runtime.NumCPU()), TrainableParams: int64(counts.Total()),
-		Dir: dir}
+	summary := &results.Summary{RunID: id, Versions: results.CurrentVersions(), Backend: s.info.String(),
+		Device: fmt.Sprintf("%s, %d CPU cores", s.backend.Description(), runtime.NumCPU()), TrainableParams: int64(counts.Total()),
+		Environment: environment(s.info), Dir: dir}
 	if err := summary.SetConfig(cfg); err != nil {
 		return nil, err
 	}
 	summary.Split = evalSplitName(cfg)
 
-	trainSecs, trainTokens, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
+	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
 	if err != nil {
 		return nil, err
 	}
-	summary.Timings.TrainSeconds = trainSecs
-	if trainSecs > 0 {
-		summary.Timings.TokensPerSecond = float64(trainTokens) / trainSecs
+	summary.Timings.TrainSeconds = tres.seconds
+	if tres.seconds > 0 {
+		summary.Timings.TokensPerSecond = float64(tres.tokens) / tres.seconds
 	}
+	summary.FinalTrainLoss = tres.finalLoss
 	if err := a.Save(filepath.Join(dir, AdapterFile), map[string]string{"run_id": id}); err != nil {
 		return nil, err
 	}
 
 	// Evaluation.
 	evalStart := time.Now()
-	if valLoss, err := tr.EvalLoss(ex.evalTrain); err == nil {
-		summary.FinalValLoss = results.Float(valLoss)
-	} else {
+	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
+	valLoss, err := tr.EvalLoss(ex.evalTrain)
+	if err != nil {
 		return nil, err
 	}
-	preds, err := evaluateRun(cfg, m, a, b, tok, ex, out)
+	summary.FinalValLoss = results.Float(valLoss)
+	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
 	if err != nil {
 		return nil, err
 	}
@@ -180,17 +139,19 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
 		return nil, err
 	}
-	if err := saveLetterPredictions(dir, preds); err != nil {
+	if err := saveExtraPredictions(dir, preds); err != nil {
 		return nil, err
 	}
-	summary.Accuracy, err = scoreRun(data.eval, preds.choice)
-	if err != nil {
+	if summary.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
 		return nil, err
 	}
-	summary.Baselines = baselines(data.train, data.eval)
+	summary.Baselines = baselines(s.data.train, s.data.eval)
 	if ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile)); err == nil {
-		if losses := results.EpochLosses(ms); len(losses) > 0 {
-			summary.FinalTrainLoss = results.Float(losses[len(losses)-1])
+		if summary.FinalTrainLoss == nil {
+			// Resumed after its last epoch: no epoch ended in this process, the log has the last one.
+			if losses := results.EpochLosses(ms); len(losses) > 0 {
+				summary.FinalTrainLoss = results.Float(losses[len(losses)-1])
+			}
 		}
 		if fig, err := results.LossCurve(id, ms); err == nil {
 			if err := fig.Save(filepath.Join(dir, LossFigure)); err != nil {
@@ -198,22 +159,19 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 			}
 		}
 	}
+	extra, err := extraRows(dir, id, s.data.eval, preds)
+	if err != nil {
+		return nil, err
+	}
 	summary.Complete = true
 	if err := results.WriteSummary(dir, summary); err != nil {
 		return nil, err
 	}
-	var extra []results.MeasuredRow
-	if preds.letter != nil {
-		acc, err := scoreRun(data.eval, preds.letter)
-		if err != nil {
-			return nil, err
-		}
-		extra = append(extra, results.MeasuredRow{Name: id + " (letter scoring)", Accuracy: acc})
-		if err := results.WriteJSONAtomic(filepath.Join(dir, "scores_letter.json"), acc); err != nil {
-			return nil, err
-		}
+	t := runTable(summary, string(preds.mode), extra)
+	if err := t.Render(out, results.Text); err != nil {
+		return nil, err
 	}
-	if err := printTable(out, dir, summary, preds.mode, extra); err != nil {
+	if err := t.Save(filepath.Join(dir, TableFile)); err != nil {
 		return nil, err
 	}
 	// The checkpoint is only needed to resume; the adapter and summary are the run's record.
@@ -221,33 +179,59 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	return &Result{Dir: dir, Summary: summary}, nil
 }
 
-// Validate checks the settings that can be checked without reading files.
-func (c Config) Validate() error {
-	switch {
-	case c.Modality != "text" && c.Modality != "multimodal":
-		return fmt.Errorf("-modality %q: want text or multimodal", c.Modality)
-	case c.DType != "float32" && c.DType != "bfloat16":
-		return fmt.Errorf("-dtype %q: want float32 or bfloat16", c.DType)
-	case c.EvalMode != "letter" && c.EvalMode != "generate" && c.EvalMode != "both":
-		return fmt.Errorf("-eval %q: want letter, generate or both", c.EvalMode)
-	case c.Fallback != "random" && c.Fallback != "wrong":
-		return fmt.Errorf("-fallback %q: want random or wrong", c.Fallback)
-	case (c.TrainSplit == "") != (c.EvalSplit == ""):
-		return fmt.Errorf("-train-split and -split go together (or neither, for the k-fold split)")
-	case c.TrainSplit == "" && (c.Folds < 2 || c.EvalFold < 0 || c.EvalFold >= c.Folds):
-		return fmt.Errorf("-fold %d of -folds %d: need folds ≥ 2 and 0 ≤ fold < folds", c.EvalFold, c.Folds)
-	case c.Modality == "multimodal" && c.CLIP == "":
-		return fmt.Errorf("-modality multimodal needs -clip (a CLIP checkpoint, or \"random\" for a random-weight encoder)")
-	case c.Model == "" || c.Tokenizer == "" || c.Data == "":
-		return fmt.Errorf("-model, -tokenizer and -data are required")
+// environment is the recording machine and build for summary.json.
+func environment(info device.Info) *results.Environment {
+	plugin := ""
+	if info.Plugin != nil {
+		plugin = info.Plugin.Package + " " + info.Plugin.Version
 	}
+	if info.PJRTAPIVersion != "" {
+		plugin = strings.TrimSpace(plugin + " (PJRT " + info.PJRTAPIVersion + ")")
+	}
+	return results.CurrentEnvironment(info.Config, plugin)
+}
+
+// printRecorded says that a run is complete and, with table, prints its table as it was recorded and how to run
+// it afresh.
+func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) error {
+	when := ""
+	if st, err := os.Stat(filepath.Join(dir, results.SummaryFile)); err == nil {
+		when = " on " + st.ModTime().Format("2006-01-02 15:04")
+	}
+	fmt.Fprintf(out, "run %s is complete: skipping it (recorded%s in %s", s.RunID, when, dir)
+	if s.Environment != nil && s.Environment.CPU != "" {
+		fmt.Fprintf(out, " on %s, %s", s.Environment.CPU, s.Environment.Backend)
+	} else if s.Backend != "" {
+		fmt.Fprintf(out, ", backend %s", s.Backend)
+	}
+	fmt.Fprintln(out, ")")
+	if !table {
+		return nil
+	}
+	var cfg Config
+	mode := ""
+	if err := s.DecodeConfig(&cfg); err == nil {
+		mode = string(cfg.Eval.Mode)
+	}
+	var extra []results.MeasuredRow
+	for _, x := range extraScoreFiles {
+		var acc results.AccuracyTable
+		if data, err := os.ReadFile(filepath.Join(dir, x.file)); err == nil && json.Unmarshal(data, &acc) == nil {
+			extra = append(extra, results.MeasuredRow{Name: s.RunID + " (" + x.label + ")", Accuracy: acc})
+		}
+	}
+	if err := runTable(s, mode, extra).Render(out, results.Text); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "To run it afresh: -runs DIR (a fresh folder of runs) or -force (deletes this folder first).")
 	return nil
 }
 
-func writeConfig(dir string, cfg Config, b compute.Backend) error {
-	r := resolved{Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: device.Config(), Command: os.Args}
-	for name, p := range map[string]string{"data": cfg.Data, "problems": cfg.ProblemsFile, "splits": cfg.SplitsFile,
-		"model": cfg.Model, "tokenizer": cfg.Tokenizer, "clip": cfg.CLIP} {
+// writeConfig records the settings, the resolved inputs (paths and content digests) and the backend.
+func writeConfig(dir string, cfg Config, s *session) error {
+	r := resolved{record: cfg.record(), Paths: map[string]string{}, Digests: map[string]string{}, Backend: s.info.Config, Command: os.Args}
+	for name, p := range map[string]string{"data": cfg.Data.Dir, "problems": cfg.Data.ProblemsFile, "splits": cfg.Data.SplitsFile,
+		"model": s.modelPath, "tokenizer": s.tokPath, "clip": cfg.Vision.CLIP} {
 		if p == "" || p == "random" {
 			continue
 		}
@@ -270,53 +254,58 @@ func writeConfig(dir string, cfg Config, b compute.Backend) error {
 	return results.WriteFileAtomic(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o644)
 }
 
+// trained is what training reports: time, tokens and the last epoch's mean loss (from the trainer's OnEpoch
+// hook; nil when no epoch ended in this process).
+type trained struct {
+	seconds   float64
+	tokens    int
+	finalLoss *float64
+}
+
 // trainRun trains from scratch or from the folder's checkpoint, logging metrics.jsonl and showing a progress bar.
-func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, examples []train.Example, out io.Writer) (seconds float64, tokens int, err error) {
+func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, examples []train.Example, out io.Writer) (res trained, err error) {
 	ckpt := filepath.Join(dir, CheckpointFile)
 	metricsPath := filepath.Join(dir, results.MetricsFile)
 	var pos train.Position
 	if train.CheckpointExists(ckpt) {
 		if pos, err = tr.LoadCheckpoint(ckpt); err != nil {
-			return 0, 0, err
+			return res, err
 		}
 		fmt.Fprintf(out, "resuming from %s: epoch %d, batch %d, step %d\n", ckpt, pos.Epoch, pos.Batch, pos.Step)
 		if err := truncateMetrics(metricsPath, pos.Step); err != nil {
-			return 0, 0, err
+			return res, err
 		}
 	} else if err := os.Remove(metricsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, err
+		return res, err
 	}
-	if pos.Epoch >= cfg.Epochs {
-		return 0, 0, nil
+	if pos.Epoch >= cfg.Train.Epochs {
+		return res, nil
 	}
 	mw, err := results.OpenMetrics(metricsPath)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	defer mw.Close()
-	var bar *progressbar.ProgressBar
+	var bar *progress
 	start := time.Now()
-	lastLoss := 0.0
+	fmt.Fprintf(out, "training %d examples for %d epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
 	hooks := train.Hooks{
 		OnStep: func(s train.StepInfo) {
 			if bar == nil {
-				bar = progressbar.NewOptions(s.StepsTotal, progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("train"),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(24),
-					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
-				_ = bar.Set(s.Step - 1)
+				fmt.Fprintf(out, "first step done in %.1fs (compiled)\n", time.Since(start).Seconds())
+				bar = newProgress(out, "train", s.StepsTotal, s.Step-1)
 			}
-			tokens += s.Tokens
+			res.tokens += s.Tokens
 			if testAfterStep != nil {
 				testAfterStep(s.Step)
 			}
-			lastLoss = s.Loss
 			tps := float64(s.Tokens) / max(s.Seconds, 1e-9)
-			bar.Describe(fmt.Sprintf("train e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
-			_ = bar.Set(s.Step)
+			bar.set(s.Step, fmt.Sprintf("e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
 			_ = mw.Append(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
 				Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps)})
 		},
 		OnEpoch: func(e train.EpochInfo) error {
+			res.finalLoss = results.Float(e.TrainLoss)
 			return mw.Append(results.Metric{Kind: results.KindEpoch, Step: results.Int(e.Step), Epoch: results.Float(float64(e.Epoch + 1)),
 				Loss: results.Float(e.TrainLoss)})
 		},
@@ -324,13 +313,13 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	}
 	err = tr.Train(ctx, examples, pos, hooks)
 	if bar != nil {
-		_ = bar.Finish()
+		bar.finish()
 	}
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
-	_ = lastLoss
-	return time.Since(start).Seconds(), tokens, nil
+	res.seconds = time.Since(start).Seconds()
+	return res, nil
 }
 
 // testAfterStep, when set by a test, is called after each optimizer step (to simulate a kill).
@@ -356,13 +345,9 @@ func truncateMetrics(path string, step int) error {
 	return results.WriteFileAtomic(path, keep, 0o644)
 }
 
-// printTable prints the category table beside the paper's rows and saves it in the run folder.
-func printTable(out io.Writer, dir string, s *results.Summary, mode string, extra []results.MeasuredRow) error {
+// runTable is the category table of a run beside the paper's rows and the same problems' baselines.
+func runTable(s *results.Summary, mode string, extra []results.MeasuredRow) *results.Table {
 	rows := append([]results.MeasuredRow{results.SummaryRow(s)}, extra...)
 	rows = append(rows, baselineRows(s)...)
-	t := results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
-	if err := t.Render(out, results.Text); err != nil {
-		return err
-	}
-	return t.Save(filepath.Join(dir, TableFile))
+	return results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
 }

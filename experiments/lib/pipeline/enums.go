@@ -1,0 +1,245 @@
+package pipeline
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/gomlx/compute/dtypes"
+)
+
+// The configuration's enums are strings, so config.json stays readable; each implements flag.Value (flags bind
+// straight into the Config) and encoding.TextMarshaler/TextUnmarshaler (JSON accepts only the listed values).
+
+// setEnum stores s in *p when it is one of allowed; "" is the zero value (Validate rejects it where it matters).
+func setEnum[T ~string](p *T, s string, allowed []T) error {
+	for _, a := range allowed {
+		if T(s) == a {
+			*p = a
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want %s", s, enumList(allowed))
+}
+
+// enumList is "a, b or c".
+func enumList[T ~string](allowed []T) string {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Modality is text-only or multimodal (image features through the visual projection).
+type Modality string
+
+// Modalities.
+const (
+	Text       Modality = "text"
+	Multimodal Modality = "multimodal"
+)
+
+// Modalities lists the accepted values.
+var Modalities = []Modality{Text, Multimodal}
+
+func (m Modality) String() string               { return string(m) }
+func (m *Modality) Set(s string) error          { return setEnum(m, s, Modalities) }
+func (m Modality) MarshalText() ([]byte, error) { return []byte(m), nil }
+func (m *Modality) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*m = ""
+		return nil
+	}
+	return m.Set(string(b))
+}
+
+// DType is the frozen base weights' dtype.
+type DType string
+
+// DTypes.
+const (
+	Float32  DType = "float32"
+	BFloat16 DType = "bfloat16"
+)
+
+// DTypes lists the accepted values.
+var DTypes = []DType{Float32, BFloat16}
+
+func (d DType) String() string               { return string(d) }
+func (d *DType) Set(s string) error          { return setEnum(d, s, DTypes) }
+func (d DType) MarshalText() ([]byte, error) { return []byte(d), nil }
+func (d *DType) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = ""
+		return nil
+	}
+	return d.Set(string(b))
+}
+
+// GoMLX returns the compute dtype.
+func (d DType) GoMLX() dtypes.DType {
+	if d == BFloat16 {
+		return dtypes.BFloat16
+	}
+	return dtypes.Float32
+}
+
+// EvalMode chooses how the evaluation problems are answered.
+type EvalMode string
+
+// Evaluation modes.
+const (
+	// EvalLetter scores the option letters after "The answer is" (one forward pass).
+	EvalLetter EvalMode = "letter"
+	// EvalCloze scores each option's text as the continuation of a prompt that does not list the options.
+	EvalCloze EvalMode = "cloze"
+	// EvalGenerate generates greedily and parses "The answer is X" (the paper's protocol).
+	EvalGenerate EvalMode = "generate"
+	// EvalBoth is letter scoring and generation; generation's answers are the run's predictions.
+	EvalBoth EvalMode = "both"
+	// EvalAll is letter, cloze and generation; generation's answers are the run's predictions.
+	EvalAll EvalMode = "all"
+)
+
+// EvalModes lists the accepted values.
+var EvalModes = []EvalMode{EvalLetter, EvalCloze, EvalGenerate, EvalBoth, EvalAll}
+
+func (e EvalMode) String() string               { return string(e) }
+func (e *EvalMode) Set(s string) error          { return setEnum(e, s, EvalModes) }
+func (e EvalMode) MarshalText() ([]byte, error) { return []byte(e), nil }
+func (e *EvalMode) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*e = ""
+		return nil
+	}
+	return e.Set(string(b))
+}
+
+// letter, cloze and generate say which protocols the mode runs.
+func (e EvalMode) letter() bool   { return e == EvalLetter || e == EvalBoth || e == EvalAll }
+func (e EvalMode) cloze() bool    { return e == EvalCloze || e == EvalAll }
+func (e EvalMode) generate() bool { return e == EvalGenerate || e == EvalBoth || e == EvalAll }
+
+// Fallback scores generations without a parsable answer.
+type Fallback string
+
+// Fallbacks.
+const (
+	FallbackRandom Fallback = "random" // a seeded random option: the official protocol
+	FallbackWrong  Fallback = "wrong"  // counted as wrong
+)
+
+// Fallbacks lists the accepted values.
+var Fallbacks = []Fallback{FallbackRandom, FallbackWrong}
+
+func (f Fallback) String() string               { return string(f) }
+func (f *Fallback) Set(s string) error          { return setEnum(f, s, Fallbacks) }
+func (f Fallback) MarshalText() ([]byte, error) { return []byte(f), nil }
+func (f *Fallback) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*f = ""
+		return nil
+	}
+	return f.Set(string(b))
+}
+
+// scienceqa returns the dataset package's fallback.
+func (f Fallback) scienceqa() (scienceqa.Fallback, error) { return scienceqa.ParseFallback(string(f)) }
+
+// Target is how the answer is written in the training sequences.
+type Target string
+
+// Targets.
+const (
+	TargetLetter     Target = "letter"      // "The answer is B." (base_prompt.py)
+	TargetLetterText Target = "letter-text" // "The answer is B: <choice text>."
+)
+
+// Targets lists the accepted values.
+var Targets = []Target{TargetLetter, TargetLetterText}
+
+func (t Target) String() string               { return string(t) }
+func (t *Target) Set(s string) error          { return setEnum(t, s, Targets) }
+func (t Target) MarshalText() ([]byte, error) { return []byte(t), nil }
+func (t *Target) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*t = ""
+		return nil
+	}
+	return t.Set(string(b))
+}
+
+// scienceqa returns the dataset package's target ("" is letter).
+func (t Target) scienceqa() (scienceqa.Target, error) { return scienceqa.ParseTarget(string(t)) }
+
+// parsedFlag binds a flag to a string-typed field of another package (adapter.GateMode, scienceqa.Format), with
+// that package's parser as the check.
+type parsedFlag[T ~string] struct {
+	p     *T
+	parse func(string) (T, error)
+}
+
+func (f parsedFlag[T]) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return string(*f.p)
+}
+
+func (f parsedFlag[T]) Set(s string) error {
+	v, err := f.parse(s)
+	if err != nil {
+		return err
+	}
+	*f.p = v
+	return nil
+}
+
+// oneOf is a parser accepting the listed values.
+func oneOf[T ~string](allowed ...T) func(string) (T, error) {
+	return func(s string) (T, error) {
+		var v T
+		return v, setEnum(&v, s, allowed)
+	}
+}
+
+// intList binds a comma-separated list of integers (e.g. -clip-layers 8,16,24).
+type intList struct{ p *[]int }
+
+func (l intList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return formatInts(*l.p)
+}
+
+func (l intList) Set(s string) error {
+	v, err := parseInts(s)
+	if err != nil {
+		return err
+	}
+	*l.p = v
+	return nil
+}
+
+func formatInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseInts reads a CLIP layer list as clip.ParseLayers does ("" is the default: nil).
+func parseInts(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	return clip.ParseLayers(s)
+}
