@@ -2,6 +2,7 @@ package scienceqa
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,5 +155,54 @@ func TestTargetLetterText(t *testing.T) {
 	}
 	if _, err := Build(p, QCMA, PromptOptions{Target: 7}); err == nil {
 		t.Error("an unknown target built")
+	}
+}
+
+// TestTargetCloze: the cloze target trains on exactly the sequence cloze scoring reads for the gold option (prompt
+// without options, then " <choice>"), plus EOS; the loss covers the choice and EOS only; over-long sequences lose
+// context words, and an empty context stays absent (no "N/A").
+func TestTargetCloze(t *testing.T) {
+	p := sampleProblem(t, "7")
+	o := TokenOptions{PromptOptions: PromptOptions{Target: TargetCloze}}
+	ex, err := Tokenize(byteEncoder{}, p, QCMA, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := TokenizeCloze(byteEncoder{}, p, ClozeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(append([]int{}, c.Prompt...), c.Options[p.Answer]...), 2)
+	if !slices.Equal(ex.IDs, want) || ex.PromptLen != len(c.Prompt) {
+		t.Fatalf("cloze target ids differ from the cloze scorer's gold sequence + EOS:\n%q\n%q", decodeBytes(ex.IDs), decodeBytes(want))
+	}
+	var masked []int
+	for i, m := range ex.Mask {
+		if m {
+			masked = append(masked, ex.IDs[i])
+		}
+	}
+	if got := decodeBytes(masked); got != " armored catfish\x02" && got != " armored catfish" {
+		t.Errorf("masked %q", got)
+	}
+	if strings.Contains(ex.Prompt.Text, "Options:") || ex.Prompt.Target != " armored catfish" {
+		t.Errorf("prompt %q target %q", ex.Prompt.Text, ex.Prompt.Target)
+	}
+	short, err := Tokenize(byteEncoder{}, p, QCMA, TokenOptions{PromptOptions: o.PromptOptions, MaxLen: len(ex.IDs) - 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.ContextWords <= 0 || short.Prompt.Target != " armored catfish" || len(short.IDs) > len(ex.IDs)-40 {
+		t.Errorf("shortened: %d words, %d ids, target %q", short.ContextWords, len(short.IDs), short.Prompt.Target)
+	}
+	none, err := Tokenize(byteEncoder{}, p, QCMA, TokenOptions{PromptOptions: o.PromptOptions, MaxLen: len(ex.IDs) - len(Context(p, false)) - 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(none.Prompt.Text, "N/A") {
+		t.Errorf("an emptied cloze context reads %q", none.Prompt.Text)
+	}
+	if got, err := ParseTarget("cloze"); err != nil || got != TargetCloze {
+		t.Errorf("ParseTarget(cloze) = %v, %v", got, err)
 	}
 }

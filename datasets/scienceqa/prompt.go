@@ -248,6 +248,9 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 		return Example{}, err
 	}
 	context := Context(p, o.UseCaption)
+	if o.Target == TargetCloze {
+		context = clozeContext(p, o.UseCaption)
+	}
 	ex, err := tokenizeWithContext(enc, p, f, context, o.Target, o.PromptOnly)
 	if err != nil || o.MaxLen <= 0 || len(ex.IDs) <= o.MaxLen {
 		return ex, err
@@ -257,7 +260,7 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 	words := strings.Fields(context)
 	fits := func(n int) (Example, bool, error) {
 		c := strings.Join(words[:n], " ")
-		if c == "" {
+		if c == "" && o.Target != TargetCloze {
 			c = "N/A" // as base_prompt.py writes an empty context
 		}
 		e, err := tokenizeWithContext(enc, p, f, c, o.Target, o.PromptOnly)
@@ -288,8 +291,14 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 }
 
 func tokenizeWithContext(enc Encoder, p *Problem, f Format, context string, target Target, promptOnly bool) (Example, error) {
-	pr, err := buildWithContext(p, f, context, target)
-	if err != nil {
+	var pr Prompt
+	var err error
+	if target == TargetCloze {
+		if p.Answer < 0 || p.Answer >= len(p.Choices) {
+			return Example{}, fmt.Errorf("scienceqa: pid %s: answer %d out of range for %d choices", p.PID, p.Answer, len(p.Choices))
+		}
+		pr = Prompt{Text: clozePrompt(p, context), Target: ClozeContinuation(p.Choices[p.Answer])}
+	} else if pr, err = buildWithContext(p, f, context, target); err != nil {
 		return Example{}, err
 	}
 	prompt := enc.Encode(pr.Text, true)

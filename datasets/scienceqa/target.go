@@ -11,9 +11,14 @@ const (
 	// TargetLetterText also carries the option's text: "The answer is B: <choice text>." A small model learns
 	// the fact from the text even where it cannot yet bind the letter to the option.
 	TargetLetterText
+	// TargetCloze trains on what cloze scoring reads: the cloze prompt (question and context, no options; see
+	// ClozePrompt) followed by ClozeContinuation of the gold choice, then EOS. The prompt format's options and
+	// letter are not used. For models that cannot bind option letters (SmolLM2-135M), this teaches the adapter
+	// ScienceQA's answers in the form they are scored in.
+	TargetCloze
 )
 
-var targetNames = map[Target]string{TargetLetter: "letter", TargetLetterText: "letter-text"}
+var targetNames = map[Target]string{TargetLetter: "letter", TargetLetterText: "letter-text", TargetCloze: "cloze"}
 
 // String returns the target's name as ParseTarget reads it ("letter", "letter-text").
 func (t Target) String() string {
@@ -23,7 +28,7 @@ func (t Target) String() string {
 	return fmt.Sprintf("Target(%d)", int(t))
 }
 
-// ParseTarget reads a target name ("letter" or "letter-text"; "" is "letter").
+// ParseTarget reads a target name ("letter", "letter-text" or "cloze"; "" is "letter").
 func ParseTarget(s string) (Target, error) {
 	if s == "" {
 		return TargetLetter, nil
@@ -33,7 +38,7 @@ func ParseTarget(s string) (Target, error) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("scienceqa: unknown answer target %q (want letter or letter-text)", s)
+	return 0, fmt.Errorf("scienceqa: unknown answer target %q (want letter, letter-text or cloze)", s)
 }
 
 // answer is what follows "The answer is " (before the final "."), for p's gold answer.
@@ -43,6 +48,8 @@ func (t Target) answer(p *Problem) (string, error) {
 		return Letter(p.Answer), nil
 	case TargetLetterText:
 		return Letter(p.Answer) + ": " + p.Choices[p.Answer], nil
+	case TargetCloze:
+		return "", fmt.Errorf("scienceqa: pid %s: the cloze target has no \"The answer is\" sentence", p.PID)
 	}
 	return "", fmt.Errorf("scienceqa: pid %s: unknown answer target %d", p.PID, int(t))
 }
