@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -57,6 +58,11 @@ type Options struct {
 	Attention   string  `json:"attention"`
 	Seed        uint64  `json:"seed"`
 	PeakTFLOPS  float64 `json:"peak_tflops,omitempty"`
+	// Devices is the -devices value: N or "all" ("" or "1": one device). Training and letter scoring shard the
+	// batch over them; generation stays on one device.
+	Devices string `json:"devices,omitempty"`
+	// ShardWeights splits the frozen base matrices over the devices instead of replicating them.
+	ShardWeights bool `json:"shard_weights,omitempty"`
 }
 
 // Result is what one bench run measured.
@@ -81,6 +87,23 @@ type Result struct {
 	PeakRSSGiB     float64 `json:"peak_host_rss_gib"`
 	PeakDeviceGiB  float64 `json:"peak_device_gib,omitempty"`
 	LoadSeconds    float64 `json:"weights_seconds"`
+	// NumDevices is the number of devices the training and scoring graphs ran on; SplitWeights how many frozen
+	// matrices were split across them.
+	NumDevices   int `json:"num_devices"`
+	SplitWeights int `json:"split_weights,omitempty"`
+	// XLAMem is XLA's compiled memory statistics (per device, from -xla-memstats) of the compiled graph with the
+	// largest footprint (arguments + outputs − aliased + temporaries), usually the training step.
+	XLAMem *XLAMemStats `json:"xla_memory_per_device,omitempty"`
+}
+
+// XLAMemStats is one compiled program's per-device memory, as XLA reports it (MiB, rounded to 4 digits by go-xla's log).
+type XLAMemStats struct {
+	Graph        string  `json:"graph"`
+	ArgumentsMiB float64 `json:"arguments_mib"`
+	OutputsMiB   float64 `json:"outputs_mib"`
+	AliasesMiB   float64 `json:"aliases_mib"`
+	TemporaryMiB float64 `json:"temporary_mib"`
+	TotalMiB     float64 `json:"total_mib"`
 }
 
 func main() {
@@ -113,6 +136,8 @@ func run(args []string) error {
 	fs.StringVar(&o.Only, "only", "all", "what to measure: all, train, eval or gen")
 	fs.StringVar(&o.Attention, "attention", "auto", "auto: the backend's fused attention where offered; decomposed: plain ops")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fs.StringVar(&o.Devices, "devices", "1", "devices to shard training and letter scoring over: N or all (XLA CPU gets N devices unless $"+device.CPUDevicesEnvVar+" is set)")
+	fs.BoolVar(&o.ShardWeights, "shard-weights", false, "split the frozen base matrices over the devices (FSDP-style) instead of replicating them")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	memStats := fs.Bool("xla-memstats", false, "log XLA's compiled memory statistics (arguments, outputs, temporaries) of each graph")
 	if err := fs.Parse(args); err != nil {
@@ -132,6 +157,9 @@ func run(args []string) error {
 	res, err := Bench(o)
 	if err != nil {
 		return err
+	}
+	if *memStats {
+		res.XLAMem = memLog.largest()
 	}
 	printTable(res)
 	if *jsonPath != "" {
@@ -176,11 +204,19 @@ func Bench(o Options) (*Result, error) {
 	if o.Seq > cfg.MaxSeqLen {
 		return nil, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
 	}
+	if n, err := strconv.Atoi(o.Devices); err == nil && n > 1 && os.Getenv(device.CPUDevicesEnvVar) == "" {
+		device.SetCPUDevices(n) // XLA CPU: expose exactly n devices (no effect on other backends)
+		defer device.SetCPUDevices(0)
+	}
 	b, err := device.New()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Options: o, Backend: device.Config(), BackendName: b.Name(), Params: cfg.NumParams(), Device: gpuName()}
+	place, err := device.NewPlacement(b, o.Devices, o.ShardWeights)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Options: o, Backend: device.Config(), BackendName: b.Name(), Params: cfg.NumParams(), Device: gpuName(), NumDevices: place.NumDevices()}
 	if res.Options.PeakTFLOPS == 0 && dtype == dtypes.BFloat16 {
 		res.Options.PeakTFLOPS = knownBF16Peak(res.Device)
 	}
@@ -224,12 +260,12 @@ func Bench(o Options) (*Result, error) {
 		return t
 	}
 	if o.Only == "all" || o.Only == "train" {
-		if err := benchTrain(res, m, a, b, o, randomTokens, features); err != nil {
+		if err := benchTrain(res, m, a, b, place, o, randomTokens, features); err != nil {
 			return nil, err
 		}
 	}
 	if o.Only == "all" || o.Only == "eval" {
-		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.Batch, PadMultiple: 64, MaxLen: o.Seq}
+		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.Batch, PadMultiple: 64, MaxLen: o.Seq, Placement: place}
 		mk := func(n int) []evaluate.LetterExample {
 			var ex []evaluate.LetterExample
 			for i := 0; i < n; i++ {
@@ -288,13 +324,14 @@ func Bench(o Options) (*Result, error) {
 	return res, nil
 }
 
-func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, o Options, randomTokens func(int) []int32, features func() []float32) error {
+func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, place device.Placement, o Options, randomTokens func(int) []int32, features func() []float32) error {
 	tc := train.PaperConfig()
 	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps, tc.MaxLen, tc.PadMultiple = 1, 0, o.Batch, 1, o.Seq, 64
-	tr, err := train.New(m, a, b, tc)
+	tr, err := train.NewPlaced(m, a, b, tc, place)
 	if err != nil {
 		return err
 	}
+	res.SplitWeights = tr.SplitWeights
 	var ex []train.Example
 	for i := 0; i < o.Batch*(o.Warmup+o.Steps); i++ {
 		tok := randomTokens(o.Seq)
@@ -379,6 +416,9 @@ func printTable(r *Result) {
 	row("preset / dtype", fmt.Sprintf("%s / %s (%.3g B params, %d layers)", r.Options.Preset, r.Options.DType, float64(r.Params)/1e9, r.Options.Layers))
 	row("adapter", fmt.Sprintf("K=%d L=%d %s visual=%v: %d params", r.Options.K, r.Options.L, r.Options.Gate, r.Options.Visual, r.AdapterParams))
 	row("backend", r.Backend)
+	if r.NumDevices > 1 {
+		row("devices (training, scoring)", fmt.Sprintf("%d, frozen weights %s", r.NumDevices, map[bool]string{true: fmt.Sprintf("split (%d matrices)", r.SplitWeights), false: "replicated"}[r.Options.ShardWeights]))
+	}
 	row("attention (training, scoring)", map[bool]string{true: "fused (backend's)", false: "decomposed"}[r.FusedAttention])
 	if r.Device != "" {
 		row("device", r.Device)
@@ -402,6 +442,10 @@ func printTable(r *Result) {
 	row("peak host RSS", fmt.Sprintf("%.2f GiB", r.PeakRSSGiB))
 	if r.PeakDeviceGiB > 0 {
 		row("peak device memory (nvidia-smi)", fmt.Sprintf("%.2f GiB", r.PeakDeviceGiB))
+	}
+	if m := r.XLAMem; m != nil {
+		row("XLA memory per device (largest graph)", fmt.Sprintf("%.4g MiB: arguments %.4g + outputs %.4g − aliased %.4g + temporaries %.4g",
+			m.TotalMiB, m.ArgumentsMiB, m.OutputsMiB, m.AliasesMiB, m.TemporaryMiB))
 	}
 	t.Render()
 }
@@ -472,13 +516,84 @@ func (s *gpuSampler) stop() float64 {
 	return s.peak / 1024
 }
 
-// compileLogFilter passes go-xla's per-compilation log lines (compile time, memory statistics) to stderr and drops
-// the per-execution ones that verbosity 1 also enables.
+// compileLogFilter passes go-xla's per-compilation log lines (compile time, memory statistics) to stderr, records
+// the memory statistics (memLog), and drops the per-execution lines that verbosity 1 also enables.
 type compileLogFilter struct{}
 
 func (compileLogFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("Compiling")) {
+		memLog.compiling(string(p))
+	}
+	if bytes.Contains(p, []byte("Memory usage")) {
+		memLog.add(string(p))
+	}
 	if bytes.Contains(p, []byte("Compiled in")) || bytes.Contains(p, []byte("Memory usage")) {
 		return os.Stderr.Write(p)
 	}
 	return len(p), nil
+}
+
+// memLog collects the memory statistics of compiled graphs from go-xla's log.
+var memLog memStatsLog
+
+type memStatsLog struct {
+	mu    sync.Mutex
+	graph string
+	stats []XLAMemStats
+}
+
+var (
+	compilingRe = regexp.MustCompile(`Compiling "([^"]*)"`)
+	memFieldRe  = regexp.MustCompile(`(Inputs|Outputs|Aliases|Temporary):([0-9.]+) ?([kKMGT]?i?B)`)
+)
+
+func (l *memStatsLog) compiling(line string) {
+	if m := compilingRe.FindStringSubmatch(line); m != nil {
+		l.mu.Lock()
+		l.graph = m[1]
+		l.mu.Unlock()
+	}
+}
+
+// add parses "Memory usage: On Device: [Code:…, Inputs:1.2 MB, Outputs:…, Aliases:…, Temporary:…]; On Host: […]"
+// (go-xla renders sizes with binary units, KiB/MiB/GiB); only the device part is kept.
+func (l *memStatsLog) add(line string) {
+	dev, _, _ := strings.Cut(line, "On Host")
+	st := XLAMemStats{}
+	for _, m := range memFieldRe.FindAllStringSubmatch(dev, -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			continue
+		}
+		mib := v * map[string]float64{"B": 1.0 / (1 << 20), "KiB": 1.0 / (1 << 10), "MiB": 1, "GiB": 1 << 10, "TiB": 1 << 20,
+			"kB": 1e3 / (1 << 20), "MB": 1e6 / (1 << 20), "GB": 1e9 / (1 << 20), "TB": 1e12 / (1 << 20)}[m[3]]
+		switch m[1] {
+		case "Inputs":
+			st.ArgumentsMiB = mib
+		case "Outputs":
+			st.OutputsMiB = mib
+		case "Aliases":
+			st.AliasesMiB = mib
+		case "Temporary":
+			st.TemporaryMiB = mib
+		}
+	}
+	st.TotalMiB = st.ArgumentsMiB + st.OutputsMiB - st.AliasesMiB + st.TemporaryMiB
+	l.mu.Lock()
+	st.Graph = l.graph
+	l.stats = append(l.stats, st)
+	l.mu.Unlock()
+}
+
+// largest returns the recorded graph with the largest total (nil when none was recorded).
+func (l *memStatsLog) largest() *XLAMemStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var best *XLAMemStats
+	for i := range l.stats {
+		if best == nil || l.stats[i].TotalMiB > best.TotalMiB {
+			best = &l.stats[i]
+		}
+	}
+	return best
 }
