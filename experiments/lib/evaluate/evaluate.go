@@ -29,6 +29,9 @@ type Runner struct {
 	// Placement shards letter (and cloze) scoring batches over a device mesh (zero value: one device); see
 	// sharding.go. Give it the trainer's Placement: variables keep one mesh.
 	Placement device.Placement
+	// Progress, when set, is called after each batch of ScoreLetters/OptionScores and Generate with the examples
+	// (letter scoring: rows) done so far and their total.
+	Progress func(done, total int)
 
 	letterExec *model.Exec
 	clozeExec  *model.Exec // cloze.go
@@ -201,6 +204,7 @@ func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 	for i, e := range examples {
 		scores[i] = make([]float64, len(e.Options))
 	}
+	done := 0
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
 		B, S := len(b.Indices), b.Len
 		tok := make([]int32, B*S)
@@ -245,6 +249,9 @@ func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 				scores[row.example][o] = sum
 			}
 		}
+		if done += B; r.Progress != nil {
+			r.Progress(done*len(examples)/len(rows), len(examples))
+		}
 	}
 	return scores, nil
 }
@@ -269,6 +276,7 @@ func (r *Runner) Generate(examples []GenExample, maxNew int, stop func(id int) b
 		r.gens = map[int]*llama.Generator{}
 	}
 	gens := r.gens
+	done := 0
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
 		maxLen := min(r.MaxLen, r.Model.Config.MaxSeqLen, train.PadLen(b.Len+maxNew, r.PadMultiple, 0))
 		gen, ok := gens[maxLen]
@@ -304,6 +312,9 @@ func (r *Runner) Generate(examples []GenExample, maxNew int, stop func(id int) b
 		}
 		for row, i := range b.Indices {
 			out[i] = res[row]
+		}
+		if done += len(b.Indices); r.Progress != nil {
+			r.Progress(done, len(examples))
 		}
 	}
 	return out, nil

@@ -40,9 +40,9 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 		start := time.Now()
 		fmt.Fprintf(out, "letter scoring %d problems (compiling the scoring graph first)…\n", len(ex.letters))
 		bar := newProgress(out, "letter scoring", len(ex.letters), 0)
-		setProgress(r, func(done, _ int) { bar.set(done, "") })
+		r.Progress = func(done, _ int) { bar.set(done, "") }
 		choices, err := r.ScoreLetters(ex.letters)
-		setProgress(r, nil)
+		r.Progress = nil
 		bar.finish()
 		if err != nil {
 			return nil, err
@@ -84,9 +84,9 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 	start := time.Now()
 	fmt.Fprintf(out, "generating up to %d tokens for %d problems (compiling prefill and decode first)…\n", cfg.Eval.MaxNew, len(ex.gens))
 	bar := newProgress(out, "generation", len(ex.gens), 0)
-	setProgress(r, func(done, _ int) { bar.set(done, "") })
+	r.Progress = func(done, _ int) { bar.set(done, "") }
 	gens, err := r.Generate(ex.gens, cfg.Eval.MaxNew, func(id int) bool { return id == tok.EOS() })
-	setProgress(r, nil)
+	r.Progress = nil
 	bar.finish()
 	if err != nil {
 		return nil, err
@@ -245,7 +245,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	return ks
 }
-
-// setProgress connects a progress callback to the runner's batches (a no-op until evaluate.Runner has a
-// Progress field in the committed tree).
-func setProgress(r *evaluate.Runner, f func(done, total int)) {}
