@@ -97,7 +97,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.New(s.model, a, s.backend, cfg.trainConfig())
+	place, err := device.NewPlacement(s.backend, cfg.Devices, false) // -devices: the batch sharded over a mesh
+	if err != nil {
+		return nil, err
+	}
+	tr, err := train.NewPlaced(s.model, a, s.backend, cfg.trainConfig(), place)
 	if err != nil {
 		return nil, err
 	}
