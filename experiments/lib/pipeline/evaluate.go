@@ -10,6 +10,7 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
@@ -34,7 +35,11 @@ func (p *predictions) byPID() map[string]int { return p.choice }
 // evaluateRun answers every evaluation problem by the protocols cfg.Eval.Mode names, each with its progress bar.
 func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backend, tok tokenizer.Tokenizer, ex *runExamples, out io.Writer) (*predictions, error) {
 	mode := cfg.Eval.Mode
-	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen}
+	place, err := device.NewPlacement(b, cfg.Devices, false) // the trainer's mesh (device.Mesh returns one per count)
+	if err != nil {
+		return nil, err
+	}
+	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen, Placement: place}
 	p := &predictions{mode: mode, pids: ex.evalPIDs, choice: map[string]int{}}
 	if mode.letter() {
 		start := time.Now()
