@@ -136,6 +136,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	base := p.Base()
+	if !o.list && !o.report {
+		// The backend is the command line's choice (-backend, -install) for every run.
+		c := base
+		if err := setFlags(&c, o.shared, "command line"); err != nil {
+			return err
+		}
+		pipeline.EnsureBackend(c, stdout)
+	}
 	plans := make([][]plannedRun, len(sweeps))
 	var unique []plannedRun
 	seen := map[string]bool{}

@@ -155,13 +155,21 @@ func epochValues(e int) ([]string, map[string]string) {
 	return vals, paper
 }
 
+// problems says how many problems a limit leaves: "N problems", or "all problems" for 0 (no limit).
+func problems(limit int) string {
+	if limit <= 0 {
+		return "all problems"
+	}
+	return fmt.Sprintf("%d problems", limit)
+}
+
 // presets returns the built-in presets.
 func presets() map[string]*Preset {
 	le, lpe := epochValues(localBudget().Epochs)
 	local := &Preset{
 		Name: "local",
-		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %d problems of folds 0-3 and evaluated on %d of fold 4 of the 5-fold split of the ScienceQA test problems; %d epochs, max %d tokens",
-			localBudget().TrainLimit, localBudget().EvalLimit, localBudget().Epochs, localBudget().MaxLen),
+		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems; %d epochs, max %d tokens",
+			problems(localBudget().TrainLimit), problems(localBudget().EvalLimit), localBudget().Epochs, localBudget().MaxLen),
 		Base: localBase,
 		Sweeps: []Sweep{
 			{Name: "layers", Param: "layers", Values: []string{"1", "2", "3", "4", "5"},
