@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -21,6 +22,51 @@ type Config struct {
 	NormEps       float64 `json:"rms_norm_eps"`
 	RopeTheta     float64 `json:"rope_theta"`
 	TieEmbeddings bool    `json:"tie_word_embeddings"` // LM head shares the token embedding matrix
+	// RopeScaling, when set, adjusts the rotary frequencies for contexts longer than the pretraining one
+	// (Llama 3.1+). Loaders fill it: HF's config.json rope_scaling; GGUF's llama.rope.scaling.* could too.
+	RopeScaling *RopeScaling `json:"rope_scaling,omitempty"`
+}
+
+// RopeLlama3 is the rope scaling type of Llama 3.1 and later (Hugging Face's rope_type "llama3").
+const RopeLlama3 = "llama3"
+
+// RopeScaling is Llama 3's frequency-dependent rotary scaling. With wavelength λ = 2π/invFreq and
+// L = OriginalMaxPositions: λ < L/HighFreqFactor keeps invFreq; λ > L/LowFreqFactor divides it by Factor; in
+// between, s = (L/λ − LowFreqFactor)/(HighFreqFactor − LowFreqFactor) mixes the two: (1−s)·invFreq/Factor + s·invFreq.
+// The JSON names are Hugging Face's.
+type RopeScaling struct {
+	Type                 string  `json:"rope_type"` // RopeLlama3, the only one supported
+	Factor               float64 `json:"factor"`
+	LowFreqFactor        float64 `json:"low_freq_factor"`
+	HighFreqFactor       float64 `json:"high_freq_factor"`
+	OriginalMaxPositions int     `json:"original_max_position_embeddings"`
+}
+
+// Validate checks the scaling's type and parameters.
+func (r *RopeScaling) Validate() error {
+	switch {
+	case r.Type != RopeLlama3:
+		return fmt.Errorf("rope scaling type %q is unsupported (only %q)", r.Type, RopeLlama3)
+	case r.Factor <= 0 || r.LowFreqFactor <= 0 || r.OriginalMaxPositions <= 0:
+		return fmt.Errorf("rope scaling %+v: factor, low_freq_factor and original_max_position_embeddings must be positive", *r)
+	case r.HighFreqFactor <= r.LowFreqFactor:
+		return fmt.Errorf("rope scaling %+v: high_freq_factor must exceed low_freq_factor", *r)
+	}
+	return nil
+}
+
+// scale applies the scaling to one inverse frequency.
+func (r *RopeScaling) scale(invFreq float64) float64 {
+	wavelen := 2 * math.Pi / invFreq
+	orig := float64(r.OriginalMaxPositions)
+	switch {
+	case wavelen < orig/r.HighFreqFactor: // high frequencies: local patterns, unchanged
+		return invFreq
+	case wavelen > orig/r.LowFreqFactor: // low frequencies: stretched to the longer context
+		return invFreq / r.Factor
+	}
+	s := (orig/wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
+	return (1-s)*invFreq/r.Factor + s*invFreq
 }
 
 // KVDim is the width of the key/value projections (NumKVHeads·HeadDim).
@@ -53,6 +99,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("llama config: max sequence length %d must be positive", c.MaxSeqLen)
 	case c.NormEps <= 0 || c.RopeTheta <= 0:
 		return fmt.Errorf("llama config: rms_norm_eps (%g) and rope_theta (%g) must be positive", c.NormEps, c.RopeTheta)
+	}
+	if c.RopeScaling != nil {
+		if err := c.RopeScaling.Validate(); err != nil {
+			return fmt.Errorf("llama config: %w", err)
+		}
 	}
 	return nil
 }
@@ -99,22 +150,21 @@ func parseHFConfig(data []byte, path string) (Config, error) {
 	if h.AttentionBias || h.MLPBias {
 		return Config{}, fmt.Errorf("llama config %s: attention/MLP biases are unsupported", path)
 	}
-	if len(h.RopeScaling) > 0 && string(h.RopeScaling) != "null" {
-		return Config{}, fmt.Errorf("llama config %s: rope_scaling %s is unsupported", path, h.RopeScaling)
-	}
-	if len(h.RopeParameters) > 0 && string(h.RopeParameters) != "null" {
-		// transformers ≥ 5 may move rope_theta into rope_parameters.
-		var rp struct {
-			RopeTheta *float64 `json:"rope_theta"`
-			RopeType  string   `json:"rope_type"`
+	c.RopeScaling = nil
+	// transformers < 5 writes rope_scaling; ≥ 5 may write rope_parameters (which can also hold rope_theta).
+	for _, f := range []struct {
+		key string
+		raw json.RawMessage
+	}{{"rope_scaling", h.RopeScaling}, {"rope_parameters", h.RopeParameters}} {
+		rs, theta, err := parseHFRope(f.raw)
+		if err != nil {
+			return Config{}, fmt.Errorf("llama config %s: %s: %w", path, f.key, err)
 		}
-		if err := json.Unmarshal(h.RopeParameters, &rp); err == nil {
-			if rp.RopeType != "" && rp.RopeType != "default" {
-				return Config{}, fmt.Errorf("llama config %s: rope_type %q is unsupported", path, rp.RopeType)
-			}
-			if rp.RopeTheta != nil {
-				c.RopeTheta = *rp.RopeTheta
-			}
+		if theta != nil {
+			c.RopeTheta = *theta
+		}
+		if rs != nil {
+			c.RopeScaling = rs
 		}
 	}
 	c.NumKVHeads = c.NumHeads
@@ -132,6 +182,36 @@ func parseHFConfig(data []byte, path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// parseHFRope reads a rope_scaling or rope_parameters object: nil for absent, null or the default rope; the
+// scaling for rope_type llama3; an error naming any other type. theta is rope_parameters' rope_theta when present.
+func parseHFRope(raw json.RawMessage) (rs *RopeScaling, theta *float64, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil, nil
+	}
+	var r struct {
+		RopeScaling
+		LegacyType string   `json:"type"` // older configs say "type" instead of "rope_type"
+		RopeTheta  *float64 `json:"rope_theta"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, nil, fmt.Errorf("malformed %s: %w", raw, err)
+	}
+	if r.Type == "" {
+		r.Type = r.LegacyType
+	}
+	switch r.Type {
+	case "", "default":
+		return nil, r.RopeTheta, nil
+	case RopeLlama3:
+		rs := r.RopeScaling
+		if err := rs.Validate(); err != nil {
+			return nil, nil, err
+		}
+		return &rs, r.RopeTheta, nil
+	}
+	return nil, nil, fmt.Errorf("rope type %q is unsupported (only %q and the default)", r.Type, RopeLlama3)
 }
 
 // llama2cHeaderSize is the 7 int32 fields at the start of a llama2.c legacy checkpoint.

@@ -108,41 +108,66 @@ func (m *Model) NewGenerator(backend compute.Backend, maxLen int, useCache bool)
 	return &Generator{m: m, backend: backend, MaxLen: maxLen, UseCache: useCache}
 }
 
-// graphFn inputs: tokens [B,S], positions [B,S], keyMask [B,T], pos (scalar) [, 2N cache tensors] [, extra...].
-// Outputs: logits of the last position of each row [B, V] (cache mode: the last of the S new tokens; no-cache
-// mode: at index pos), then the updated cache.
-func (gen *Generator) graphFn(numExtra int) func(scope *model.Scope, inputs []*Node) []*Node {
+// stepInputs are the step graph's inputs by name. The graph's positional inputs are their flattening (pack), in
+// this order; graphFn reads them back with unpackStepInputs.
+type stepInputs[T any] struct {
+	Tokens    T   // [B, S] int32: the tokens run by this call
+	Positions T   // [B, S] int32: their rotary positions
+	KeyMask   T   // [B, MaxLen] bool: real (non-padding) key indices so far
+	Pos       T   // scalar int32: cached: where the S tokens go; uncached: the index whose logits are returned
+	Cache     []T // cached only: 2·N tensors K0, V0, K1, V1, ...
+	Extra     []T // the caller's extra inputs (the adapter's), as given to Generate
+}
+
+// pack flattens the inputs in graph order.
+func (in stepInputs[T]) pack() []T {
+	return append(append([]T{in.Tokens, in.Positions, in.KeyMask, in.Pos}, in.Cache...), in.Extra...)
+}
+
+// unpackStepInputs names a step graph's positional inputs; numCache is 2·N with a cache, else 0.
+func unpackStepInputs[T any](flat []T, numCache int) stepInputs[T] {
+	return stepInputs[T]{Tokens: flat[0], Positions: flat[1], KeyMask: flat[2], Pos: flat[3],
+		Cache: flat[4 : 4+numCache], Extra: flat[4+numCache:]}
+}
+
+// numCacheInputs is how many cache tensors the step graph takes.
+func (gen *Generator) numCacheInputs() int {
+	if gen.UseCache {
+		return 2 * gen.m.Config.NumLayers
+	}
+	return 0
+}
+
+// graphFn builds the step graph. Outputs: logits [B, V] of one position per row (cached: the last of the S new
+// tokens; uncached: index Pos), then, cached, the updated cache.
+func (gen *Generator) graphFn() func(scope *model.Scope, inputs []*Node) []*Node {
 	m := gen.m
 	return func(scope *model.Scope, inputs []*Node) []*Node {
-		g := inputs[0].Graph()
-		tokens, positions, keyMask, pos := inputs[0], inputs[1], inputs[2], inputs[3]
-		rest := inputs[4:]
-		in := Inputs{Tokens: tokens, Positions: positions, KeyMask: keyMask}
+		in := unpackStepInputs(inputs, gen.numCacheInputs())
+		g := in.Tokens.Graph()
+		fwd := Inputs{Tokens: in.Tokens, Positions: in.Positions, KeyMask: in.KeyMask, SkipLogits: true}
 		if gen.UseCache {
-			in.Cache = CacheFromNodes(rest[:2*m.Config.NumLayers], pos)
-			rest = rest[2*m.Config.NumLayers:]
+			fwd.Cache = CacheFromNodes(in.Cache, in.Pos)
 		}
 		if gen.Extension != nil {
-			in.Extension = gen.Extension(g, rest[:numExtra])
+			fwd.Extension = gen.Extension(g, in.Extra)
 		}
-		in.SkipLogits = true
-		out := m.Forward(g, in)
-		B, S := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+		out := m.Forward(g, fwd)
+		B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
 		var last *Node
 		if gen.UseCache {
 			last = Slice(out.Final, AxisRange(), AxisRange(S-1, S), AxisRange())
 		} else {
-			// Gather row b's state at index pos (the pure-Go backend has no DynamicSlice).
+			// Gather row b's state at index Pos (the pure-Go backend has no DynamicSlice).
 			idx := Concatenate([]*Node{Iota(g, shapes.Make(dtypes.Int32, B, 1), 0),
-				BroadcastToDims(Reshape(ConvertDType(pos, dtypes.Int32), 1, 1), B, 1)}, 1)
+				BroadcastToDims(Reshape(ConvertDType(in.Pos, dtypes.Int32), 1, 1), B, 1)}, 1)
 			last = Gather(out.Final, idx)
 		}
 		logits := m.LogitsFromFinal(Reshape(last, B, m.Config.Dim))
-		outs := []*Node{logits}
 		if gen.UseCache {
-			outs = append(outs, out.Cache.Nodes()...)
+			return append([]*Node{logits}, out.Cache.Nodes()...)
 		}
-		return outs
+		return []*Node{logits}
 	}
 }
 
@@ -152,8 +177,8 @@ type Step func(row, prev, next int) bool
 
 // Generate continues each prompt (token ids, usually starting with BOS) greedily or with the sampler for up to
 // maxNew tokens per row, or until onToken returns false for that row. (llama2.c's "steps" count the prompt too:
-// maxNew = steps − len(prompt) + 1: its last forward pass is at position steps−1.) Prompts of different lengths are left-padded. It returns the generated ids per row
-// (prompt excluded; a token refused by onToken is not included).
+// maxNew = steps − len(prompt) + 1: its last forward pass is at position steps−1.) Prompts of different lengths are
+// left-padded. It returns the generated ids per row (prompt excluded; a token refused by onToken is not included).
 func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, onToken Step, extra ...*tensors.Tensor) ([][]int, error) {
 	m := gen.m
 	B := len(prompts)
@@ -174,29 +199,20 @@ func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, on
 	}
 	// The longest prompt ends at index P-1; generated token k (0-based) sits at index P+k, and the last one is never
 	// fed back, so the cache needs P+maxNew-1 positions.
-	need := P + maxNew - 1
-	if need > gen.MaxLen {
+	if need := P + maxNew - 1; need > gen.MaxLen {
 		return nil, fmt.Errorf("generate: prompt of %d tokens and %d new tokens need %d positions, more than the maximum %d",
 			P, maxNew, need, gen.MaxLen)
 	}
-	T := gen.MaxLen
 	if gen.step == nil {
-		exec, err := model.NewExec(gen.backend, m.Store, gen.graphFn(len(extra)))
+		exec, err := model.NewExec(gen.backend, m.Store, gen.graphFn())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("generate: %w", err)
 		}
 		gen.step = exec
 	}
-	// Left padding: row b's token j sits at index pad[b]+j; its rotary position is j.
-	pad := make([]int, B)
-	tokens := make([]int32, B*T)
-	keyMask := make([]bool, B*T)
-	for b, p := range prompts {
-		pad[b] = P - len(p)
-		for j, id := range p {
-			tokens[b*T+pad[b]+j] = int32(id)
-			keyMask[b*T+pad[b]+j] = true
-		}
+	d := gen.newDecoding(prompts, P, extra)
+	if err := d.prefill(); err != nil {
+		return nil, err
 	}
 	out := make([][]int, B)
 	done := make([]bool, B)
@@ -204,73 +220,9 @@ func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, on
 	for b, p := range prompts {
 		cur[b] = p[len(p)-1]
 	}
-	var cache []*tensors.Tensor
-	if gen.UseCache {
-		cache = m.NewCacheTensors(B, T)
-	}
-	call := func(start, n int) ([]float32, error) {
-		// Run positions [start, start+n) of the padded sequence; returns logits [B, V] of index start+n-1.
-		tok := make([]int32, B*n)
-		posIDs := make([]int32, B*n)
-		for b := 0; b < B; b++ {
-			for j := 0; j < n; j++ {
-				tok[b*n+j] = tokens[b*T+start+j]
-				posIDs[b*n+j] = int32(max(0, start+j-pad[b]))
-			}
-		}
-		mask := tensors.FromFlatDataAndDimensions(append([]bool(nil), keyMask...), B, T)
-		var args []any
-		if gen.UseCache {
-			args = []any{tensors.FromFlatDataAndDimensions(tok, B, n), tensors.FromFlatDataAndDimensions(posIDs, B, n), mask,
-				tensors.FromScalar(int32(start))}
-			// The cache is dead once passed in (the step returns its successor), so its device buffers are donated:
-			// the step can reuse them instead of holding two caches at once.
-			for _, c := range cache {
-				d, err := DonateTensorBuffer(c, gen.backend, 0)
-				if err != nil {
-					return nil, fmt.Errorf("generate: donating the KV cache: %w", err)
-				}
-				args = append(args, d)
-			}
-		} else {
-			// Whole padded sequence every time; logits are read at index start+n-1.
-			allPos := make([]int32, B*T)
-			for b := 0; b < B; b++ {
-				for j := 0; j < T; j++ {
-					allPos[b*T+j] = int32(max(0, j-pad[b]))
-				}
-			}
-			args = []any{tensors.FromFlatDataAndDimensions(append([]int32(nil), tokens...), B, T),
-				tensors.FromFlatDataAndDimensions(allPos, B, T), mask, tensors.FromScalar(int32(start + n - 1))}
-		}
-		for _, e := range extra {
-			args = append(args, e)
-		}
-		outs, err := gen.step.Exec(args...)
-		if err != nil {
-			return nil, err
-		}
-		if gen.UseCache {
-			cache = outs[1:]
-		}
-		return tensors.CopyFlatData[float32](outs[0])
-	}
-	// Prefill all but the last prompt token of the longest row together, then one token per step.
-	pos := P - 1
-	if gen.UseCache && P > 1 {
-		if _, err := call(0, P-1); err != nil {
-			return nil, err
-		}
-	}
 	V := m.Config.VocabSize
-	for ; maxNew > 0; pos++ {
-		var logits []float32
-		var err error
-		if gen.UseCache {
-			logits, err = call(pos, 1)
-		} else {
-			logits, err = call(0, pos+1)
-		}
+	for pos := P - 1; maxNew > 0; pos++ {
+		logits, err := d.decodeStep(pos)
 		if err != nil {
 			return nil, err
 		}
@@ -295,10 +247,134 @@ func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, on
 		if !alive {
 			break
 		}
-		for b := 0; b < B; b++ {
-			tokens[b*T+pos+1] = int32(cur[b])
-			keyMask[b*T+pos+1] = true
-		}
+		d.append(pos+1, cur)
 	}
 	return out, nil
+}
+
+// decoding is one Generate call's state: the left-padded token rows [B, T] (T = MaxLen) filled as tokens are
+// chosen, their key mask, and the KV cache when there is one.
+type decoding struct {
+	gen     *Generator
+	B, T    int
+	pad     []int // row b's token j sits at index pad[b]+j; its rotary position is j
+	tokens  []int32
+	keyMask []bool
+	last    int // index of the last prompt token of the longest row
+	cache   []*tensors.Tensor
+	extra   []*tensors.Tensor
+}
+
+func (gen *Generator) newDecoding(prompts [][]int, P int, extra []*tensors.Tensor) *decoding {
+	B, T := len(prompts), gen.MaxLen
+	d := &decoding{gen: gen, B: B, T: T, pad: make([]int, B), tokens: make([]int32, B*T), keyMask: make([]bool, B*T),
+		last: P - 1, extra: extra}
+	for b, p := range prompts {
+		d.pad[b] = P - len(p)
+		for j, id := range p {
+			d.tokens[b*T+d.pad[b]+j] = int32(id)
+			d.keyMask[b*T+d.pad[b]+j] = true
+		}
+	}
+	if gen.UseCache {
+		d.cache = gen.m.NewCacheTensors(B, T)
+	}
+	return d
+}
+
+// append records the chosen tokens at index pos of every row.
+func (d *decoding) append(pos int, tokens []int) {
+	for b, id := range tokens {
+		d.tokens[b*d.T+pos] = int32(id)
+		d.keyMask[b*d.T+pos] = true
+	}
+}
+
+// prefill runs, cached, all prompt indices but the last (0..P-2) at once to fill the cache; the last prompt token
+// goes through the first decodeStep, which gives the first logits. Uncached there is nothing to keep.
+func (d *decoding) prefill() error {
+	if !d.gen.UseCache || d.last == 0 {
+		return nil
+	}
+	_, err := d.runCached(0, d.last)
+	return err
+}
+
+// decodeStep returns the logits [B·V] that predict index pos+1: cached, by feeding the one token at pos; uncached,
+// by rerunning the whole padded sequence (the reference the cache is checked against).
+func (d *decoding) decodeStep(pos int) ([]float32, error) {
+	if d.gen.UseCache {
+		return d.runCached(pos, 1)
+	}
+	return d.runUncached(pos)
+}
+
+// runCached feeds indices [start, start+n) of every row, writing their keys/values into the cache, and returns the
+// logits of index start+n-1.
+func (d *decoding) runCached(start, n int) ([]float32, error) {
+	tok := make([]int32, d.B*n)
+	posIDs := make([]int32, d.B*n)
+	for b := 0; b < d.B; b++ {
+		for j := 0; j < n; j++ {
+			tok[b*n+j] = d.tokens[b*d.T+start+j]
+			posIDs[b*n+j] = int32(max(0, start+j-d.pad[b]))
+		}
+	}
+	in := stepInputs[any]{
+		Tokens:    tensors.FromFlatDataAndDimensions(tok, d.B, n),
+		Positions: tensors.FromFlatDataAndDimensions(posIDs, d.B, n),
+		KeyMask:   d.keyMaskTensor(),
+		Pos:       tensors.FromScalar(int32(start)),
+	}
+	// The cache is dead once passed in (the step returns its successor), so its device buffers are donated: the
+	// step can reuse them instead of holding two caches at once.
+	for _, c := range d.cache {
+		buf, err := DonateTensorBuffer(c, d.gen.backend, 0)
+		if err != nil {
+			return nil, fmt.Errorf("generate: donating the KV cache: %w", err)
+		}
+		in.Cache = append(in.Cache, buf)
+	}
+	outs, err := d.exec(in)
+	if err != nil {
+		return nil, err
+	}
+	d.cache = outs[1:]
+	return tensors.CopyFlatData[float32](outs[0])
+}
+
+// runUncached runs the whole padded sequence and returns the logits of index pos.
+func (d *decoding) runUncached(pos int) ([]float32, error) {
+	allPos := make([]int32, d.B*d.T)
+	for b := 0; b < d.B; b++ {
+		for j := 0; j < d.T; j++ {
+			allPos[b*d.T+j] = int32(max(0, j-d.pad[b]))
+		}
+	}
+	outs, err := d.exec(stepInputs[any]{
+		Tokens:    tensors.FromFlatDataAndDimensions(append([]int32(nil), d.tokens...), d.B, d.T),
+		Positions: tensors.FromFlatDataAndDimensions(allPos, d.B, d.T),
+		KeyMask:   d.keyMaskTensor(),
+		Pos:       tensors.FromScalar(int32(pos)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tensors.CopyFlatData[float32](outs[0])
+}
+
+func (d *decoding) keyMaskTensor() *tensors.Tensor {
+	return tensors.FromFlatDataAndDimensions(append([]bool(nil), d.keyMask...), d.B, d.T)
+}
+
+// exec runs the step graph on named inputs (the caller's extra ones added).
+func (d *decoding) exec(in stepInputs[any]) ([]*tensors.Tensor, error) {
+	for _, e := range d.extra {
+		in.Extra = append(in.Extra, e)
+	}
+	outs, err := d.gen.step.Exec(in.pack()...)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	return outs, nil
 }

@@ -1,7 +1,12 @@
 // Package llama is a frozen LLaMA decoder for GoMLX: configuration (Hugging Face config.json, llama2.c header,
-// Meta params.json), streaming weight loaders (HF safetensors single or sharded in f32/f16/bf16, llama2.c legacy
-// .bin, Meta consolidated .pth), the decoder graph (RMSNorm, rotary embeddings in HF's rotate-half layout,
-// grouped-query attention, SwiGLU MLP, final norm, LM head with optional tied embeddings) and KV-cache decoding.
+// Meta params.json, GGUF metadata), streaming weight loaders (HF safetensors single or sharded in f32/f16/bf16,
+// llama2.c legacy .bin, Meta consolidated .pth, GGUF), the decoder graph (RMSNorm, rotary embeddings in HF's
+// rotate-half layout with optional Llama 3 frequency scaling, grouped-query attention, SwiGLU MLP, final norm, LM
+// head with optional tied embeddings) and KV-cache decoding.
+//
+// Reading order: Forward (embed, N blocks, final norm, head); block, one layer, x + attention(norm(x)) then
+// + mlp(norm(x)); attention, where the extension's term is added; rope.go for the rotary tables, cache.go for the
+// KV cache, generate.go for prefill and decode steps.
 //
 // Why the project's own graph rather than GoMLX's ml/zoo/transformer: the adapter needs one seam inside
 // attention, a per-layer extension that sees the layer's rotated queries and its frozen k/v projections and adds a
@@ -56,58 +61,53 @@ type Model struct {
 
 	embed, norm, lmHead *model.Variable
 	layers              []layerVars
+	slotByName          map[string]**model.Variable // built on first setVariable
 }
 
+// layerVars holds one decoder layer's frozen weights.
 type layerVars struct {
-	attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3 *model.Variable
+	attnNorm, wq, wk, wv, wo, ffnNorm, gate, down, up *model.Variable
 }
 
+// weightSlot ties a canonical weight name to the field that holds its variable.
+type weightSlot struct {
+	name string
+	v    **model.Variable
+}
+
+// slots lists the layer's weights in load order (the order of layerWeightNames).
+func (lv *layerVars) slots() []weightSlot {
+	return []weightSlot{{wAttnNorm, &lv.attnNorm}, {wQ, &lv.wq}, {wK, &lv.wk}, {wV, &lv.wv}, {wO, &lv.wo},
+		{wFFNNorm, &lv.ffnNorm}, {wGate, &lv.gate}, {wDown, &lv.down}, {wUp, &lv.up}}
+}
+
+// slots maps every canonical weight name ("embed", "layers.3.wq", ...) to the field that holds it: the one table
+// every loader (and RandomModel) stores through, via setVariable.
+func (m *Model) slots() map[string]**model.Variable {
+	s := map[string]**model.Variable{wEmbed: &m.embed, wNorm: &m.norm, wLMHead: &m.lmHead}
+	for i := range m.layers {
+		for _, w := range m.layers[i].slots() {
+			s[fmt.Sprintf("layers.%d.%s", i, w.name)] = w.v
+		}
+	}
+	return s
+}
+
+// setVariable stores t as the non-trainable variable of a canonical weight name.
 func (m *Model) setVariable(name string, t *tensors.Tensor) error {
-	path := Scope + "/" + strings.ReplaceAll(name, ".", "/")
-	v, err := m.Store.CreateVariable(path, t)
+	if m.slotByName == nil {
+		m.slotByName = m.slots()
+	}
+	slot, ok := m.slotByName[name]
+	if !ok {
+		return fmt.Errorf("llama %s: unexpected weight name %q", m.Source, name)
+	}
+	v, err := m.Store.CreateVariable(Scope+"/"+strings.ReplaceAll(name, ".", "/"), t)
 	if err != nil {
 		return fmt.Errorf("llama %s: %s: %w", m.Source, name, err)
 	}
 	v.SetTrainable(false)
-	switch name {
-	case wEmbed:
-		m.embed = v
-		return nil
-	case wNorm:
-		m.norm = v
-		return nil
-	case wLMHead:
-		m.lmHead = v
-		return nil
-	}
-	var i int
-	var base string
-	if _, err := fmt.Sscanf(strings.ReplaceAll(name, ".", " "), "layers %d %s", &i, &base); err != nil || i < 0 || i >= len(m.layers) {
-		return fmt.Errorf("llama: unexpected weight name %q", name)
-	}
-	lv := &m.layers[i]
-	switch base {
-	case wAttnNorm:
-		lv.attnNorm = v
-	case wQ:
-		lv.wq = v
-	case wK:
-		lv.wk = v
-	case wV:
-		lv.wv = v
-	case wO:
-		lv.wo = v
-	case wFFNNorm:
-		lv.ffnNorm = v
-	case wGate:
-		lv.w1 = v
-	case wDown:
-		lv.w2 = v
-	case wUp:
-		lv.w3 = v
-	default:
-		return fmt.Errorf("llama: unexpected weight name %q", name)
-	}
+	*slot = v
 	return nil
 }
 
@@ -206,64 +206,6 @@ type Outputs struct {
 	Cache  *Cache  // the updated cache, when one was given
 }
 
-// Cache is a fixed-length key/value cache for incremental decoding: per layer K and V [B, MaxLen, KVH, D] and the
-// position Pos (scalar int32) where the next tokens go. Fixed shapes keep one compiled graph per (B, S).
-type Cache struct {
-	K, V []*Node
-	Pos  *Node
-}
-
-// CacheShape is the shape of one layer's K (or V) cache.
-func (m *Model) CacheShape(batch, maxLen int) shapes.Shape {
-	return shapes.Make(m.DType, batch, maxLen, m.Config.NumKVHeads, m.Config.HeadDim)
-}
-
-// NewCacheTensors makes zeroed cache tensors (2 per layer: K then V) for a batch and length.
-func (m *Model) NewCacheTensors(batch, maxLen int) []*tensors.Tensor {
-	ts := make([]*tensors.Tensor, 0, 2*m.Config.NumLayers)
-	for i := 0; i < 2*m.Config.NumLayers; i++ {
-		ts = append(ts, tensors.FromShape(m.CacheShape(batch, maxLen)))
-	}
-	return ts
-}
-
-// CacheFromNodes builds a Cache from 2·N nodes (K0, V0, K1, V1, ...) and a position.
-func CacheFromNodes(kv []*Node, pos *Node) *Cache {
-	c := &Cache{Pos: pos}
-	for i := 0; i+1 < len(kv); i += 2 {
-		c.K = append(c.K, kv[i])
-		c.V = append(c.V, kv[i+1])
-	}
-	return c
-}
-
-// Nodes flattens the cache as K0, V0, K1, V1, ...
-func (c *Cache) Nodes() []*Node {
-	var ns []*Node
-	for i := range c.K {
-		ns = append(ns, c.K[i], c.V[i])
-	}
-	return ns
-}
-
-// writeCache writes update [B, S, KVH, D] into cache [B, T, KVH, D] at index pos along axis 1. Backends with
-// DynamicUpdateSlice (XLA) use it; the pure-Go backend lacks it, so there a one-hot [T, S] selection does the same.
-func writeCache(cache, update, pos *Node) *Node {
-	g := cache.Graph()
-	pos = ConvertDType(pos, dtypes.Int32)
-	if g.Backend().Capabilities().Operations[compute.OpTypeDynamicUpdateSlice] {
-		zero := ScalarZero(g, dtypes.Int32)
-		return DynamicUpdateSlice(cache, update, []*Node{zero, pos, zero, zero})
-	}
-	T, S := cache.Shape().Dimensions[1], update.Shape().Dimensions[1]
-	t := Iota(g, shapes.Make(dtypes.Int32, T, S), 0)
-	s := Add(Iota(g, shapes.Make(dtypes.Int32, T, S), 1), pos)
-	sel := ConvertDType(Equal(t, s), cache.DType())            // [T, S]
-	keep := OneMinus(ReduceAndKeep(sel, ReduceSum, 1))         // [T, 1]: 0 where written
-	written := Einsum("ts,bskd->btkd", sel, update)            // [B, T, KVH, D]
-	return Add(Mul(cache, Reshape(keep, 1, T, 1, 1)), written) // exact: one term is zero
-}
-
 // negBig is added to masked attention scores: finite, so a fully masked row (a padding query) gives a uniform
 // distribution instead of NaN.
 const negBig = -1e30
@@ -283,150 +225,17 @@ func linear(x, w *Node) *Node {
 	return DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
 }
 
-// ropeTables returns cos and sin [maxLen, D] (float32) for HF's rotate-half layout: angle_j = pos·θ^(-2j/D) for
-// j < D/2, repeated for the second half. Computed on the host in float64 once per graph.
-func (m *Model) ropeTables(g *Graph, maxLen int) (cos, sin *Node) {
-	D := m.Config.HeadDim
-	c := make([]float32, maxLen*D)
-	s := make([]float32, maxLen*D)
-	for p := 0; p < maxLen; p++ {
-		for j := 0; j < D/2; j++ {
-			// Same frequency as HF (computed there in float32) and llama2.c.
-			invFreq := 1.0 / math.Pow(m.Config.RopeTheta, float64(2*j)/float64(D))
-			a := float64(p) * float64(float32(invFreq))
-			c[p*D+j], c[p*D+j+D/2] = float32(math.Cos(a)), float32(math.Cos(a))
-			s[p*D+j], s[p*D+j+D/2] = float32(math.Sin(a)), float32(math.Sin(a))
-		}
-	}
-	cos = Const(g, tensors.FromFlatDataAndDimensions(c, maxLen, D))
-	sin = Const(g, tensors.FromFlatDataAndDimensions(s, maxLen, D))
-	return
-}
-
-// applyRope rotates x [B, S, heads, D] by per-position cos/sin [B, S, D] (rotate-half layout).
-func applyRope(x, cos, sin *Node) *Node {
-	dtype := x.DType()
-	D := x.Shape().Dimensions[3]
-	xf := ConvertDType(x, dtypes.Float32)
-	x1 := Slice(xf, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, D/2))
-	x2 := Slice(xf, AxisRange(), AxisRange(), AxisRange(), AxisRange(D/2, D))
-	rot := Concatenate([]*Node{Neg(x2), x1}, -1)
-	cos = InsertAxes(cos, 2)
-	sin = InsertAxes(sin, 2)
-	return ConvertDType(Add(Mul(xf, cos), Mul(rot, sin)), dtype)
-}
-
-// Forward builds the decoder graph.
+// Forward builds the decoder graph: embed, N blocks, final norm, LM head.
 func (m *Model) Forward(g *Graph, in Inputs) Outputs {
-	cfg := m.Config
-	B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
-	H, KVH, D := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
-	R := H / KVH
-
-	// Positions and the rotary tables.
-	positions := in.Positions
-	T := S // keys seen
-	if in.Cache != nil {
-		T = in.Cache.K[0].Shape().Dimensions[1]
-	}
-	if positions == nil {
-		positions = Iota(g, shapes.Make(dtypes.Int32, B, S), 1)
-		if in.Cache != nil {
-			positions = Add(positions, ConvertDType(in.Cache.Pos, dtypes.Int32))
-		}
-	}
-	tableLen := cfg.MaxSeqLen
-	if T > tableLen {
-		tableLen = T
-	}
-	cosT, sinT := m.ropeTables(g, tableLen)
-	cos := Gather(cosT, InsertAxes(positions, -1)) // [B, S, D]
-	sin := Gather(sinT, InsertAxes(positions, -1))
-
-	// Attention mask [B, 1, 1, S, T]: causal over absolute key index vs query position, and padding.
-	qIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 1)
-	if in.Cache != nil {
-		qIdx = Add(qIdx, ConvertDType(in.Cache.Pos, dtypes.Int32))
-	}
-	kIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 2)
-	mask := LessOrEqual(kIdx, qIdx)
-	keyMask := in.KeyMask
-	if in.SeqLens != nil {
-		if keyMask != nil || in.Cache != nil {
-			panic("llama.Forward: SeqLens excludes KeyMask and Cache")
-		}
-		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(ConvertDType(in.SeqLens, dtypes.Int32), -1))
-	}
-	fused := in.SeqLens != nil && in.Positions == nil && m.FusedAttention(g.Backend())
-	if in.ForceCoreAttention && in.SeqLens != nil {
-		fused = true
-	}
-	if keyMask != nil {
-		mask = LogicalAnd(mask, BroadcastToDims(InsertAxes(keyMask, 1), B, S, T))
-	}
-	bias := Where(mask, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, negBig))
-	bias = Reshape(bias, B, 1, 1, S, T)
-
+	ctx := m.newAttnContext(g, in)
 	x := Gather(m.embed.NodeValue(g), InsertAxes(in.Tokens, -1)) // [B, S, C]
 	var out Outputs
 	if in.Hidden {
 		out.Hidden = append(out.Hidden, x)
 	}
-	var newCache *Cache
-	if in.Cache != nil {
-		newCache = &Cache{Pos: in.Cache.Pos}
-	}
-	scale := 1 / math.Sqrt(float64(D))
-	for i := 0; i < cfg.NumLayers; i++ {
-		lv := &m.layers[i]
-		h := m.rmsNorm(x, lv.attnNorm.NodeValue(g))
-		q := Reshape(linear(h, lv.wq.NodeValue(g)), B, S, H, D)
-		k := Reshape(linear(h, lv.wk.NodeValue(g)), B, S, KVH, D)
-		v := Reshape(linear(h, lv.wv.NodeValue(g)), B, S, KVH, D)
-		q = applyRope(q, cos, sin)
-		k = applyRope(k, cos, sin)
-		keys, values := k, v
-		if in.Cache != nil {
-			keys = writeCache(in.Cache.K[i], k, in.Cache.Pos)
-			values = writeCache(in.Cache.V[i], v, in.Cache.Pos)
-			newCache.K = append(newCache.K, keys)
-			newCache.V = append(newCache.V, values)
-		}
-		// Grouped-query attention without materializing repeated heads: query head h uses kv head h/R.
-		var attn *Node
-		if fused {
-			seqLens := ConvertDType(in.SeqLens, dtypes.Int32)
-			attn, _ = attention.Core(q, keys, values, attention.LayoutBSHD, attention.CoreOptions{
-				Scale: scale, UseCausalMask: true, QuerySeqLen: seqLens, KVSeqLen: seqLens})
-		} else {
-			// Scores and softmax in float32 whatever the weights' dtype (as HF's eager attention).
-			qg := Reshape(q, B, S, KVH, R, D)
-			scores := Einsum("bskrd,btkd->bkrst", qg, keys)
-			scores = Add(MulScalar(ConvertDType(scores, dtypes.Float32), scale), bias)
-			probs := ConvertDType(Softmax(scores, -1), m.DType)
-			attn = Reshape(Einsum("bkrst,btkd->bskrd", probs, values), B, S, H, D)
-		}
-		if in.Extension != nil {
-			wk, wv := lv.wk.NodeValue(g), lv.wv.NodeValue(g)
-			proj := KVProjector{
-				Layer: i, NumHeads: H, NumKVHeads: KVH, HeadDim: D,
-				Project: func(p *Node) (*Node, *Node) {
-					dims := p.Shape().Dimensions[:p.Rank()-1]
-					kd := append(append([]int{}, dims...), KVH, D)
-					return Reshape(linear(p, wk), kd...), Reshape(linear(p, wv), kd...)
-				},
-			}
-			if extra := in.Extension.Extend(q, proj); extra != nil {
-				attn = Add(attn, ConvertDType(extra, attn.DType()))
-			}
-		}
-		x = Add(x, linear(Reshape(attn, B, S, H*D), lv.wo.NodeValue(g)))
-
-		h = m.rmsNorm(x, lv.ffnNorm.NodeValue(g))
-		gate := linear(h, lv.w1.NodeValue(g))
-		up := linear(h, lv.w3.NodeValue(g))
-		x = Add(x, linear(Mul(Mul(gate, Sigmoid(gate)), up), lv.w2.NodeValue(g)))
-		if in.Hidden && i < cfg.NumLayers-1 {
+	for i := range m.layers {
+		x = m.block(i, x, ctx)
+		if in.Hidden && i < len(m.layers)-1 {
 			out.Hidden = append(out.Hidden, x)
 		}
 	}
@@ -437,8 +246,148 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 	if !in.SkipLogits {
 		out.Logits = m.LogitsFromFinal(out.Final)
 	}
-	out.Cache = newCache
+	out.Cache = ctx.nextCache
 	return out
+}
+
+// block is one decoder layer (pre-norm residual): x + attention(norm(x)), then + mlp(norm(x)).
+func (m *Model) block(i int, x *Node, ctx *attnContext) *Node {
+	lv := &m.layers[i]
+	g := x.Graph()
+	x = Add(x, m.attention(i, m.rmsNorm(x, lv.attnNorm.NodeValue(g)), ctx))
+	return Add(x, m.mlp(lv, m.rmsNorm(x, lv.ffnNorm.NodeValue(g))))
+}
+
+// attnContext is what every layer's attention shares within one forward pass.
+type attnContext struct {
+	cos, sin  *Node // [B, S, D] rotary tables at each token's position
+	bias      *Node // [B, 1, 1, S, T] float32: 0 where a query may see a key, negBig elsewhere
+	seqLens   *Node // [B] int32, only when the fused attention.Core path runs
+	cache     *Cache
+	nextCache *Cache // the updated cache, filled layer by layer
+	ext       AttentionExtension
+}
+
+func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
+	B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
+	ctx := &attnContext{cache: in.Cache, ext: in.Extension}
+	T := S           // keys seen
+	var offset *Node // absolute index of the first new token: the cache position, or 0
+	if in.Cache != nil {
+		T = in.Cache.length()
+		offset = ConvertDType(in.Cache.Pos, dtypes.Int32)
+		ctx.nextCache = &Cache{Pos: in.Cache.Pos}
+	}
+	positions := in.Positions
+	if positions == nil {
+		positions = Iota(g, shapes.Make(dtypes.Int32, B, S), 1)
+		if offset != nil {
+			positions = Add(positions, offset)
+		}
+	}
+	ctx.cos, ctx.sin = m.rotary(positions, T)
+
+	keyMask := in.KeyMask
+	if in.SeqLens != nil {
+		if keyMask != nil || in.Cache != nil {
+			panic("llama.Forward: SeqLens excludes KeyMask and Cache")
+		}
+		seqLens := ConvertDType(in.SeqLens, dtypes.Int32)
+		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(seqLens, -1))
+		if in.ForceCoreAttention || (in.Positions == nil && m.FusedAttention(g.Backend())) {
+			ctx.seqLens = seqLens
+		}
+	}
+	ctx.bias = attentionBias(g, B, S, T, offset, keyMask)
+	return ctx
+}
+
+// attentionBias returns [B, 1, 1, S, T] float32: 0 where query s may attend key t (causal over the absolute key
+// index vs the query's index offset+s, and keyMask [B, T] when given), negBig elsewhere.
+func attentionBias(g *Graph, B, S, T int, offset, keyMask *Node) *Node {
+	qIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 1)
+	if offset != nil {
+		qIdx = Add(qIdx, offset)
+	}
+	kIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 2)
+	mask := LessOrEqual(kIdx, qIdx)
+	if keyMask != nil {
+		mask = LogicalAnd(mask, BroadcastToDims(InsertAxes(keyMask, 1), B, S, T))
+	}
+	bias := Where(mask, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, negBig))
+	return Reshape(bias, B, 1, 1, S, T)
+}
+
+// attention is layer i's self-attention on normalized states h [B, S, C], plus the extension's term (the
+// adapter), projected back by wo.
+func (m *Model) attention(i int, h *Node, ctx *attnContext) *Node {
+	cfg, lv, g := m.Config, &m.layers[i], h.Graph()
+	B, S := h.Shape().Dimensions[0], h.Shape().Dimensions[1]
+	H, KVH, D := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
+	q := applyRope(Reshape(linear(h, lv.wq.NodeValue(g)), B, S, H, D), ctx.cos, ctx.sin)
+	k := applyRope(Reshape(linear(h, lv.wk.NodeValue(g)), B, S, KVH, D), ctx.cos, ctx.sin)
+	v := Reshape(linear(h, lv.wv.NodeValue(g)), B, S, KVH, D)
+	keys, values := k, v
+	if ctx.cache != nil {
+		keys, values = ctx.cache.write(ctx.nextCache, i, k, v)
+	}
+	var out *Node // [B, S, H, D]
+	if ctx.seqLens != nil {
+		out = fusedAttention(q, keys, values, ctx.seqLens)
+	} else {
+		out = explicitAttention(q, keys, values, ctx.bias)
+	}
+	if ctx.ext != nil {
+		if extra := ctx.ext.Extend(q, m.kvProjector(i)); extra != nil {
+			out = Add(out, ConvertDType(extra, out.DType())) // the adapter's term
+		}
+	}
+	return linear(Reshape(out, B, S, H*D), lv.wo.NodeValue(g))
+}
+
+// kvProjector exposes layer i's frozen wk/wv to an AttentionExtension.
+func (m *Model) kvProjector(i int) KVProjector {
+	cfg := m.Config
+	KVH, D := cfg.NumKVHeads, cfg.HeadDim
+	lv := &m.layers[i]
+	return KVProjector{
+		Layer: i, NumHeads: cfg.NumHeads, NumKVHeads: KVH, HeadDim: D,
+		Project: func(p *Node) (*Node, *Node) {
+			g := p.Graph()
+			dims := append(append([]int{}, p.Shape().Dimensions[:p.Rank()-1]...), KVH, D)
+			return Reshape(linear(p, lv.wk.NodeValue(g)), dims...), Reshape(linear(p, lv.wv.NodeValue(g)), dims...)
+		},
+	}
+}
+
+// fusedAttention is causal grouped-query attention over right-padded rows of lengths seqLens through GoMLX's
+// attention.Core (the backend's fused kernel where it has one): q [B, S, H, D], k/v [B, S, KVH, D].
+func fusedAttention(q, k, v, seqLens *Node) *Node {
+	scale := 1 / math.Sqrt(float64(q.Shape().Dimensions[3]))
+	out, _ := attention.Core(q, k, v, attention.LayoutBSHD, attention.CoreOptions{
+		Scale: scale, UseCausalMask: true, QuerySeqLen: seqLens, KVSeqLen: seqLens})
+	return out
+}
+
+// explicitAttention is grouped-query attention in plain ops: q [B, S, H, D] against keys/values [B, T, KVH, D]
+// with an additive bias [B, 1, 1, S, T]. Query head h uses kv head h/R without materializing repeated heads; scores
+// and softmax run in float32 whatever the weights' dtype (as HF's eager attention).
+func explicitAttention(q, k, v, bias *Node) *Node {
+	B, S, H, D := q.Shape().Dimensions[0], q.Shape().Dimensions[1], q.Shape().Dimensions[2], q.Shape().Dimensions[3]
+	KVH := k.Shape().Dimensions[2]
+	qg := Reshape(q, B, S, KVH, H/KVH, D)
+	scores := Einsum("bskrd,btkd->bkrst", qg, k)
+	scores = Add(MulScalar(ConvertDType(scores, dtypes.Float32), 1/math.Sqrt(float64(D))), bias)
+	probs := ConvertDType(Softmax(scores, -1), q.DType())
+	return Reshape(Einsum("bkrst,btkd->bskrd", probs, v), B, S, H, D)
+}
+
+// mlp is the SwiGLU feed-forward: down(silu(gate(h)) · up(h)).
+func (m *Model) mlp(lv *layerVars, h *Node) *Node {
+	g := h.Graph()
+	gate := linear(h, lv.gate.NodeValue(g))
+	up := linear(h, lv.up.NodeValue(g))
+	return linear(Mul(Mul(gate, Sigmoid(gate)), up), lv.down.NodeValue(g))
 }
 
 // LogitsFromFinal applies the LM head to final-norm states [..., C], returning float32 logits [..., V]. Callers

@@ -38,8 +38,14 @@ const (
 	wUp       = "w3"        // [F, C]
 )
 
-// layerWeightNames lists the per-layer weights in a fixed order.
-var layerWeightNames = []string{wAttnNorm, wQ, wK, wV, wO, wFFNNorm, wGate, wDown, wUp}
+// layerWeightNames lists the per-layer weights in load order, as layerVars.slots gives them.
+var layerWeightNames = func() []string {
+	var names []string
+	for _, s := range (&layerVars{}).slots() {
+		names = append(names, s.name)
+	}
+	return names
+}()
 
 // expectedShape returns the shape the config implies for a canonical weight name ("embed", "layers.3.wq", ...).
 func (c Config) expectedShape(name string) []int {
