@@ -2,15 +2,16 @@
 // LLaMA, attended by the word tokens through zero-initialized gates, and the visual projection that adds one
 // image token to every prompt.
 //
-// The gate formula, per adapted layer l (prompts P_l [K, C], optional visual token v [C]):
+// The gate formula, per adapted layer l (prompts P_l [K, C], optional visual token v [C] per example):
 //
 //	Kp, Vp = Wk·(P_l + v), Wv·(P_l + v)          frozen projections of the layer, no rotary embedding
 //	A      = softmax(Q·Kpᵀ / √D)                 over the K prompts only, apart from the causal scores
-//	out   += g(gate_l) · A·Vp                    added to the attention output before Wo
+//	out   += tanh(gate_l) · A·Vp                 added to the attention output before Wo
 //
-// with g = tanh applied per head (GateHeadTanh, the official training code: gate [1, H, 1, 1]) or the identity
-// on one scalar per layer (GateLayer, peft's AdaptionPrompt). Gates start at zero, so at step 0 the model is exactly
-// the pretrained one: the added term is 0·A·Vp = 0.
+// tanh(gate_l) is per head (GateHeadTanh, the official training code: gate [1, H, 1, 1]); GateLayer (peft's
+// AdaptionPrompt) uses one scalar per layer as is, without tanh. Gates start at zero, so at step 0 the model is
+// exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
+// gateValue.
 package adapter
 
 import (
@@ -233,16 +234,28 @@ type extension struct {
 	prompts, gates, visual *Node
 }
 
-// gateValue returns the layer's gate as [KVH, R] (per head) or a scalar (per layer), after tanh where it applies.
+// gateValue returns layer j's gate, tanh(gate) [1, KVH, R, 1, 1] per head or the scalar gate per layer, ready to
+// scale probabilities [B, KVH, R, S, K].
 func (e *extension) gateValue(j int, kvh, r int) *Node {
 	gate := Slice(e.gates, AxisElem(j)) // [1, H] or [1]
 	if e.a.Config.Gate == GateHeadTanh {
-		return Reshape(Tanh(gate), kvh, r)
+		return Reshape(Tanh(gate), 1, kvh, r, 1, 1)
 	}
 	return Reshape(gate)
 }
 
-// Extend implements llama.AttentionExtension.
+// layerPrompts returns adapted layer j's prompts [b, K, C] (float32): b = 1 shared by the batch, or the batch size
+// when a visual token is added to every prompt of its example.
+func (e *extension) layerPrompts(j int) *Node {
+	p := Slice(e.prompts, AxisElem(j)) // [1, K, C]
+	if e.visual != nil {
+		p = Add(p, InsertAxes(ConvertDType(e.visual, p.DType()), 1))
+	}
+	return p
+}
+
+// Extend implements llama.AttentionExtension: the word tokens' queries q [B, S, H, D] attend layer j's K prompts
+// on their own, and the result is scaled by the gate: tanh(gate) · softmax(q·Kpᵀ/√D) · Vp.
 func (e *extension) Extend(q *Node, kv llama.KVProjector) *Node {
 	j := kv.Layer - e.a.Config.FirstLayer(e.a.Model)
 	if j < 0 {
@@ -252,30 +265,14 @@ func (e *extension) Extend(q *Node, kv llama.KVProjector) *Node {
 	H, KVH, D := kv.NumHeads, kv.NumKVHeads, kv.HeadDim
 	R, K := H/KVH, e.a.Config.PromptLen
 	dtype := q.DType()
-	p := Reshape(Slice(e.prompts, AxisElem(j)), K, e.a.Model.Dim) // [K, C] float32
-	var pk, pv, scores *Node
-	qg := Reshape(q, B, S, KVH, R, D)
-	if e.visual != nil {
-		// Per-example prompts [B, K, C].
-		p = Add(InsertAxes(p, 0), InsertAxes(ConvertDType(e.visual, p.DType()), 1))
-		pk, pv = kv.Project(ConvertDType(p, dtype)) // [B, K, KVH, D]
-		scores = Einsum("bskrd,bjkd->bkrsj", qg, pk)
-	} else {
-		pk, pv = kv.Project(ConvertDType(p, dtype)) // [K, KVH, D]
-		scores = Einsum("bskrd,jkd->bkrsj", qg, pk)
-	}
+	pk, pv := kv.Project(ConvertDType(e.layerPrompts(j), dtype)) // [b, K, KVH, D]
+	// Shared prompts are projected once, then broadcast to the batch (cheaper than projecting B copies).
+	pk, pv = BroadcastToDims(pk, B, K, KVH, D), BroadcastToDims(pv, B, K, KVH, D)
+
+	qg := Reshape(q, B, S, KVH, R, D) // query head h uses kv head h/R
+	scores := Einsum("bskrd,bjkd->bkrsj", qg, pk)
 	scores = MulScalar(ConvertDType(scores, dtypes.Float32), 1/math.Sqrt(float64(D)))
 	probs := Softmax(scores, -1) // over the K prompts only
-	gate := e.gateValue(j, KVH, R)
-	if gate.Rank() == 2 {
-		gate = Reshape(gate, 1, KVH, R, 1, 1)
-	}
-	probs = ConvertDType(Mul(probs, gate), dtype)
-	var out *Node
-	if e.visual != nil {
-		out = Einsum("bkrsj,bjkd->bskrd", probs, pv)
-	} else {
-		out = Einsum("bkrsj,jkd->bskrd", probs, pv)
-	}
-	return Reshape(out, B, S, H, D)
+	probs = ConvertDType(Mul(probs, e.gateValue(j, KVH, R)), dtype)
+	return Reshape(Einsum("bkrsj,bjkd->bskrd", probs, pv), B, S, H, D)
 }

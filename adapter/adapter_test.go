@@ -240,12 +240,18 @@ func TestOfficialImportExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sameVariables(t, a, b, "export/import")
+}
+
+// sameVariables checks that two adapters' variables are bit-identical.
+func sameVariables(t *testing.T, a, b *Adapter, what string) {
+	t.Helper()
 	for i, v := range a.Variables() {
 		x := tensors.MustCopyFlatData[float32](v.MustValue())
 		y := tensors.MustCopyFlatData[float32](b.Variables()[i].MustValue())
 		for k := range x {
 			if math.Float32bits(x[k]) != math.Float32bits(y[k]) {
-				t.Fatalf("variable %s differs after export/import at %d", v.Name(), k)
+				t.Fatalf("variable %s differs after %s at %d", v.Name(), what, k)
 			}
 		}
 	}
@@ -267,15 +273,7 @@ func TestSaveLoadAndMismatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range a.Variables() {
-		x := tensors.MustCopyFlatData[float32](v.MustValue())
-		y := tensors.MustCopyFlatData[float32](b.Variables()[i].MustValue())
-		for k := range x {
-			if x[k] != y[k] {
-				t.Fatalf("%s differs after save/load", v.Name())
-			}
-		}
-	}
+	sameVariables(t, a, b, "save/load")
 	// Models the adapter does not fit.
 	mk := func(mut func(c *llama.Config)) llama.Config {
 		c := m.Config
