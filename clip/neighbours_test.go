@@ -33,14 +33,18 @@ var questionKinds = []struct {
 //
 // All 2,017 images are used when $DINOV2_FEATURE_CACHE names a cache root holding their features (the `features`
 // command's -cache, e.g. /tmp/dinov2-cache; reads take about a second); otherwise the first 300 by pid are
-// computed (about 30 s on 2 CPU cores).
+// computed (about 50 s on 2 busy CPU cores; 120 under -short).
 func TestDINOv2Neighbours(t *testing.T) {
 	probPath := assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
 	paths := testImages(t)
 	cacheRoot := os.Getenv("DINOV2_FEATURE_CACHE")
 	if cacheRoot == "" {
 		sort.Slice(paths, func(i, j int) bool { return pidOf(paths[i]) < pidOf(paths[j]) })
-		paths = paths[:min(300, len(paths))]
+		k := 300
+		if testing.Short() {
+			k = 120
+		}
+		paths = paths[:min(k, len(paths))]
 		cacheRoot = t.TempDir()
 	}
 	data, err := os.ReadFile(probPath)
