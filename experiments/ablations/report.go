@@ -194,17 +194,11 @@ func seedNote(groups []group) string {
 // describeConfig summarizes the settings the measured runs share; skip is the swept flag, left out.
 func describeConfig(c pipeline.Config, skip string) string {
 	var parts []string
-	add := func(flag, text string) {
-		if flag != skip {
-			parts = append(parts, text)
+	for _, p := range params {
+		if p.Describe != nil && p.Flag != skip {
+			parts = append(parts, p.Describe(c))
 		}
 	}
-	add("model", "model "+filepath.Base(c.Model.Path))
-	add("modality", string(c.Vision.Modality))
-	add("K", fmt.Sprintf("K=%d", c.Adapter.PromptLen))
-	add("L", fmt.Sprintf("L=%d", c.Adapter.Layers))
-	add("init", string(c.Adapter.Init)+"-init "+string(c.Adapter.Gate)+" gates")
-	add("epochs", fmt.Sprintf("epochs=%d", c.Train.Epochs))
 	parts = append(parts, fmt.Sprintf("batch %d×%d, lr %g, max %d tokens, %s scoring", c.Train.BatchSize, c.Train.AccumSteps, c.Train.BaseLR, c.Train.MaxLen, c.Eval.Mode))
 	return fmt.Sprintf("Measured runs: %s; %s.", strings.Join(parts, ", "), evalDescription(c))
 }
@@ -242,80 +236,23 @@ func orString(a, b string) string {
 	return b
 }
 
-// buildTable renders a sweep's measured groups as its table: Table 4, 5 or 6 of the paper for L, init and
-// epochs, the same style for any other setting.
+// buildTable renders a sweep's measured groups as its table: the parameter's own (Tables 4, 5 and 6 of the paper
+// for L, init and epochs) or the generic one in the same style.
 func buildTable(s *Sweep, groups []group) (*results.Table, error) {
 	acc := make([]stat, len(groups))
 	for i, g := range groups {
 		acc[i] = g.measure(valAcc)
 	}
+	p := s.param()
 	var t *results.Table
-	switch s.flagName() {
-	case "L":
-		rows := make([]results.LayersResult, len(groups))
-		for i, g := range groups {
-			l, err := strconv.Atoi(g.Value)
-			if err != nil {
-				return nil, fmt.Errorf("sweep %s: L=%q: %w", s.Name, g.Value, err)
-			}
-			p, err := g.params()
-			if err != nil {
-				return nil, err
-			}
-			rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i].Mean, TrainLoss: g.measure(trainLoss).Mean,
-				ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
-		}
-		t = results.Table4(rows)
-		insertColumn(t, 2, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
-		t.Notes = append(t.Notes, "Params: trainable adapter parameters of the measured model (adapter.Count: L·K·C prompts + L·H gates, + the visual projection in multimodal runs).")
-	case "init":
-		var zero, rand *group
-		for i := range groups {
-			switch groups[i].Value {
-			case "zero":
-				zero = &groups[i]
-			case "random":
-				rand = &groups[i]
-			}
-		}
-		if zero == nil || rand == nil {
-			return nil, fmt.Errorf("sweep %s: Table 5 needs init values zero and random, have %v", s.Name, s.Values)
-		}
-		zs, rs := zero.measure(valAcc), rand.measure(valAcc)
-		t = results.Table5(results.InitResult{RandInit: rs.Mean, ZeroInit: zs.Mean})
-		// The gain's spread pairs the runs of equal seed.
-		var gains []*float64
-		for i := range min(len(zero.Runs), len(rand.Runs)) {
-			z, r := valAcc(zero.Runs[i]), valAcc(rand.Runs[i])
-			if z != nil && r != nil {
-				gains = append(gains, results.Float(*z-*r))
-			}
-		}
-		insertColumn(t, 1, stdColumn("Val Acc (%)", "%.2f"), []*float64{rs.Std, zs.Std, newStat(gains).Std})
-		// Table has one format per column or per row; the gain row's "%+.2f" override would print its spread as a
-		// signed number, so the row keeps the column formats (a negative gain still shows its sign).
-		t.Rows[2].Format = ""
-		t.Rows[2].Label = "Gain (Zero − Rand)"
-	case "epochs":
-		rows := make([]results.EpochsResult, len(groups))
-		tl, vl := make([]stat, len(groups)), make([]stat, len(groups))
-		for i, g := range groups {
-			e, err := strconv.Atoi(g.Value)
-			if err != nil {
-				return nil, fmt.Errorf("sweep %s: epochs=%q: %w", s.Name, g.Value, err)
-			}
-			tl[i], vl[i] = g.measure(trainLoss), g.measure(valLoss)
-			rows[i] = results.EpochsResult{Epochs: e, TrainLoss: tl[i].Mean, ValLoss: vl[i].Mean, ValAcc: acc[i].Mean, PaperEpochs: paperValue(s, g.Value, e)}
-		}
-		t = results.Table6(rows)
-		insertColumn(t, 3, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
-		insertColumn(t, 2, stdColumn("Val Loss", "%.3f"), stds(vl))
-		insertColumn(t, 1, stdColumn("Train Loss", "%.3f"), stds(tl))
-	default:
-		var err error
-		if t, err = genericTable(s, groups); err != nil {
-			return nil, err
-		}
+	var err error
+	if p.Table != nil {
+		t, err = p.Table(s, groups, acc)
+	} else {
+		t, err = genericTable(s, p, groups)
+	}
+	if err != nil {
+		return nil, err
 	}
 	c := groups[0].Runs[0].Config
 	// Tables 4-6 are titled "(ScienceQA val)", the paper's split; say what the measured rows used.
@@ -326,6 +263,81 @@ func buildTable(s *Sweep, groups []group) (*results.Table, error) {
 	if s.Note != "" {
 		t.Notes = append(t.Notes, s.Note)
 	}
+	return t, nil
+}
+
+// table4 is the paper's Table 4 (adapted layers) with the spread over seeds.
+func table4(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
+	var t *results.Table
+	rows := make([]results.LayersResult, len(groups))
+	for i, g := range groups {
+		l, err := strconv.Atoi(g.Value)
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s: L=%q: %w", s.Name, g.Value, err)
+		}
+		p, err := g.params()
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i].Mean, TrainLoss: g.measure(trainLoss).Mean,
+			ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
+	}
+	t = results.Table4(rows)
+	insertColumn(t, 2, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
+	t.Notes = append(t.Notes, "Params: trainable adapter parameters of the measured model (adapter.Count: L·K·C prompts + L·H gates, + the visual projection in multimodal runs).")
+	return t, nil
+}
+
+// table5 is the paper's Table 5 (zero- vs random-init gating) with the spread over seeds.
+func table5(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
+	var t *results.Table
+	var zero, rand *group
+	for i := range groups {
+		switch groups[i].Value {
+		case "zero":
+			zero = &groups[i]
+		case "random":
+			rand = &groups[i]
+		}
+	}
+	if zero == nil || rand == nil {
+		return nil, fmt.Errorf("sweep %s: Table 5 needs init values zero and random, have %v", s.Name, s.Values)
+	}
+	zs, rs := zero.measure(valAcc), rand.measure(valAcc)
+	t = results.Table5(results.InitResult{RandInit: rs.Mean, ZeroInit: zs.Mean})
+	// The gain's spread pairs the runs of equal seed.
+	var gains []*float64
+	for i := range min(len(zero.Runs), len(rand.Runs)) {
+		z, r := valAcc(zero.Runs[i]), valAcc(rand.Runs[i])
+		if z != nil && r != nil {
+			gains = append(gains, results.Float(*z-*r))
+		}
+	}
+	insertColumn(t, 1, stdColumn("Val Acc (%)", "%.2f"), []*float64{rs.Std, zs.Std, newStat(gains).Std})
+	// Table has one format per column or per row; the gain row's "%+.2f" override would print its spread as a
+	// signed number, so the row keeps the column formats (a negative gain still shows its sign).
+	t.Rows[2].Format = ""
+	t.Rows[2].Label = "Gain (Zero − Rand)"
+	return t, nil
+}
+
+// table6 is the paper's Table 6 (epochs) with the spread over seeds.
+func table6(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
+	var t *results.Table
+	rows := make([]results.EpochsResult, len(groups))
+	tl, vl := make([]stat, len(groups)), make([]stat, len(groups))
+	for i, g := range groups {
+		e, err := strconv.Atoi(g.Value)
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s: epochs=%q: %w", s.Name, g.Value, err)
+		}
+		tl[i], vl[i] = g.measure(trainLoss), g.measure(valLoss)
+		rows[i] = results.EpochsResult{Epochs: e, TrainLoss: tl[i].Mean, ValLoss: vl[i].Mean, ValAcc: acc[i].Mean, PaperEpochs: paperValue(s, g.Value, e)}
+	}
+	t = results.Table6(rows)
+	insertColumn(t, 3, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
+	insertColumn(t, 2, stdColumn("Val Loss", "%.3f"), stds(vl))
+	insertColumn(t, 1, stdColumn("Train Loss", "%.3f"), stds(tl))
 	return t, nil
 }
 
@@ -353,94 +365,39 @@ func paperRow(name string) map[string]float64 {
 	return nil
 }
 
-// genericTable is the K, modality (and any other setting's) table, in the style of Tables 4-6: the value, the
-// trainable parameters, final train and val loss and val accuracy (mean and ± over seeds), and the paper's
-// figure where it reports one.
-func genericTable(s *Sweep, groups []group) (*results.Table, error) {
-	flagName := s.flagName()
-	t := &results.Table{Label: "-" + flagName}
-	t.Columns = []results.Column{
+// genericTable is the table of a setting without a paper table of its own, in the style of Tables 4-6: the value,
+// the trainable parameters, final train and val loss and val accuracy (mean and ± over seeds), then the
+// parameter's own columns (p.Generic).
+func genericTable(s *Sweep, p *param, groups []group) (*results.Table, error) {
+	st := p.Generic
+	t := &results.Table{Label: "-" + p.Flag, Title: fmt.Sprintf("Sweep %s: -%s", s.Name, p.Flag)}
+	if st.Title != "" {
+		t.Title = st.Title
+	}
+	if st.Label != "" {
+		t.Label = st.Label
+	}
+	t.Columns = append([]results.Column{
 		{Name: "Params", Format: "%.0f"},
 		{Name: "Train Loss", Format: "%.3f"}, stdColumn("Train Loss", "%.3f"),
 		{Name: "Val Loss", Format: "%.3f"}, stdColumn("Val Loss", "%.3f"),
 		{Name: "Val Acc (%)", Format: "%.2f"}, stdColumn("Val Acc (%)", "%.2f"),
-	}
-	switch flagName {
-	case "K":
-		t.Title = "Adaption prompt length K (the paper has no such table)"
-		t.Label = "K"
-		t.Columns = append(t.Columns, results.Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
-	case "modality":
-		t.Title = "Text vs multimodal (paper: Table 1, LLaMA-Adapter_T vs LLaMA-Adapter, test split)"
-		t.Label = "Modality"
-		t.Columns = append(t.Columns, results.Column{Name: "IMG Acc (%)", Format: "%.2f"}, stdColumn("IMG Acc (%)", "%.2f"),
-			results.Column{Name: "Paper Acc (%)", Format: "%.2f"}, results.Column{Name: "Paper IMG Acc (%)", Format: "%.2f"})
-	default:
-		t.Title = fmt.Sprintf("Sweep %s: -%s", s.Name, flagName)
-	}
-	accs := map[string]stat{}
-	imgs := map[string]stat{}
+	}, st.Columns...)
 	for _, g := range groups {
-		p, err := g.params()
+		n, err := g.params()
 		if err != nil {
 			return nil, err
 		}
 		tl, vl, acc := g.measure(trainLoss), g.measure(valLoss), g.measure(valAcc)
-		accs[g.Value] = acc
 		row := results.Row{Label: g.label(), Source: results.SourceMeasured,
-			Values: []*float64{results.Float(float64(p)), tl.Mean, tl.Std, vl.Mean, vl.Std, acc.Mean, acc.Std}}
-		switch flagName {
-		case "K":
-			var ref *float64
-			if g.Value == "10" {
-				ref = results.Float(results.PaperTable5().ZeroInit)
-			}
-			row.Values = append(row.Values, ref)
-		case "modality":
-			img := g.measure(imgAcc)
-			imgs[g.Value] = img
-			name := map[string]string{"text": "LLaMA-Adapter_T", "multimodal": "LLaMA-Adapter"}[g.Value]
-			ref := paperRow(name)
-			var pa, pi *float64
-			if ref != nil {
-				pa, pi = results.Float(ref["Avg"]), results.Float(ref["IMG"])
-			}
-			row.Values = append(row.Values, img.Mean, img.Std, pa, pi)
+			Values: []*float64{results.Float(float64(n)), tl.Mean, tl.Std, vl.Mean, vl.Std, acc.Mean, acc.Std}}
+		if st.Values != nil {
+			row.Values = append(row.Values, st.Values(g)...)
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	switch flagName {
-	case "K":
-		t.Notes = append(t.Notes, "Paper Val Acc: the paper's K=10, L=30 result on ScienceQA val (Tables 4-6), for scale only.")
-	case "modality":
-		text, mm := groups[0], groups[0]
-		haveText, haveMM := false, false
-		for _, g := range groups {
-			if g.Value == "text" {
-				text, haveText = g, true
-			}
-			if g.Value == "multimodal" {
-				mm, haveMM = g, true
-			}
-		}
-		if haveText && haveMM {
-			pt, pm := paperRow("LLaMA-Adapter_T"), paperRow("LLaMA-Adapter")
-			gain := func(f func(measuredRun) *float64) stat {
-				var gs []*float64
-				for i := range min(len(text.Runs), len(mm.Runs)) {
-					a, b := f(mm.Runs[i]), f(text.Runs[i])
-					if a != nil && b != nil {
-						gs = append(gs, results.Float(*a-*b))
-					}
-				}
-				return newStat(gs)
-			}
-			ga, gi := gain(valAcc), gain(imgAcc)
-			t.Rows = append(t.Rows, results.Row{Label: "Gain (multimodal − text)", Source: results.SourceMeasured,
-				Values: []*float64{nil, nil, nil, nil, nil, ga.Mean, ga.Std, gi.Mean, gi.Std,
-					results.Float(pm["Avg"] - pt["Avg"]), results.Float(pm["IMG"] - pt["IMG"])}})
-		}
-		t.Notes = append(t.Notes, "IMG: problems with an image context. Paper columns: ScienceQA test split (Table 1); the gain row's ± is the spread of the per-seed gain.")
+	if st.Finish != nil {
+		st.Finish(t, groups)
 	}
 	return t, nil
 }
@@ -464,9 +421,10 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	written = append(written, filepath.Join(dir, "table.{txt,md,json}"))
 
 	// Loss curves of every value (for the init sweep: the paper's Figure 5).
-	name, title := "loss_curves", fmt.Sprintf("Training loss by -%s (sweep %s)", s.flagName(), s.Name)
-	if s.flagName() == "init" {
-		name, title = "figure5", "Figure 5: training loss, zero-init vs random-init attention"
+	p := s.param()
+	name, title := "loss_curves", fmt.Sprintf("Training loss by -%s (sweep %s)", p.Flag, s.Name)
+	if p.Figure != "" {
+		name, title = p.Figure, p.FigureTitle
 	}
 	curves := make([]runCurves, len(groups))
 	for i, g := range groups {
@@ -484,7 +442,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	}
 	written = append(written, fmt.Sprintf("%s.{png,svg} (x: %s)", filepath.Join(dir, name), mode))
 
-	if s.flagName() == "L" {
+	if p.LayersFigure {
 		rows := make([]results.LayersResult, len(groups))
 		for i, g := range groups {
 			l, _ := strconv.Atoi(g.Value)
@@ -534,13 +492,12 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	return nil
 }
 
-// curveLabel names a value's curve: the paper's wording for init, the row label otherwise.
+// curveLabel names a value's curve: the parameter's wording, else "-flag=<row label>".
 func curveLabel(s *Sweep, g group) string {
-	switch {
-	case s.flagName() == "init" && g.Value == "zero":
-		return "zero-init attention"
-	case s.flagName() == "init" && g.Value == "random":
-		return "random-init attention"
+	if p := s.param(); p.Curve != nil {
+		if l := p.Curve(g.Value); l != "" {
+			return l
+		}
 	}
 	return "-" + s.flagName() + "=" + g.label()
 }

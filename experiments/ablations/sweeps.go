@@ -33,16 +33,11 @@ type Sweep struct {
 	Note string `json:"note,omitempty"`
 }
 
-// paramAliases maps the names used in sweeps (and the brief's wording) to pipeline flag names.
-var paramAliases = map[string]string{"layers": "L", "prompt-len": "K", "prompt_len": "K"}
+// param is the sweep's parameter as data (params.go).
+func (s *Sweep) param() *param { return paramOf(s.Param) }
 
 // flagName is the pipeline flag a sweep varies.
-func (s *Sweep) flagName() string {
-	if f, ok := paramAliases[s.Param]; ok {
-		return f
-	}
-	return s.Param
-}
+func (s *Sweep) flagName() string { return s.param().Flag }
 
 // validate checks the sweep against the pipeline's flags.
 func (s *Sweep) validate() error {

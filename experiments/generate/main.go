@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
@@ -118,9 +119,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if tok.VocabSize() != m.Config.VocabSize {
 		return fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", *tokPath, tok.VocabSize(), *modelPath, m.Config.VocabSize)
 	}
-	b, err := device.New()
+	b, info, err := device.NewWithInfo()
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(stderr, "backend: %s\n", info)
+	if note := pipeline.SlowBackendNotice(info); note != "" {
+		fmt.Fprintln(stderr, note)
 	}
 	ids := tok.Encode(text, addBOS)
 	if len(ids) == 0 {
