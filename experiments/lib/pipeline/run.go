@@ -48,26 +48,44 @@ type Result struct {
 
 // Run performs the run cfg describes in its folder <RunsDir>/<ID>, resuming a partial one. A complete one is not
 // run again (unless cfg.Force): its recorded table is printed. Progress and tables go to out.
-func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
+func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	id := cfg.ID()
 	cfg.RunID = id
 	dir := filepath.Join(cfg.RunsDir, id)
-	if s, err := results.ReadSummary(dir); err == nil && s.Complete {
-		if !cfg.Force {
-			return &Result{Dir: dir, Summary: s, Skipped: true}, printRecorded(out, dir, s, !cfg.SkipTable)
-		}
-		fmt.Fprintf(out, "-force: deleting the complete run %s to run it again\n", dir)
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("-force: %w", err)
-		}
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
+	rf, err := openRunFolder(ctx, cfg, dir, out)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("run %s: %w", id, err)
+	defer rf.close(&err)
+	done, complete, err := rf.complete()
+	if err != nil {
+		return nil, err
+	}
+	if complete && cfg.Force {
+		fmt.Fprintf(out, "-force: deleting the complete run %s to run it again\n", dir)
+		if err := rf.clearForRerun(); err != nil {
+			return nil, err
+		}
+		complete = false
+	}
+	// The folder's record is checked against the current inputs before anything in it is written.
+	modelPath, tokPath, err := resolveModel(cfg, out)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := currentRecord(cfg, modelPath, tokPath, "")
+	if err != nil {
+		return nil, err
+	}
+	forced, err := rf.checkRecord(cfg, cur, out)
+	if err != nil {
+		return nil, err
+	}
+	if complete {
+		return &Result{Dir: dir, Summary: done, Skipped: true}, printRecorded(out, dir, done, !cfg.SkipTable)
 	}
 	fmt.Fprintf(out, "run %s in %s\n", id, dir)
 	s, err := open(cfg, out)
@@ -75,7 +93,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
-	if err := writeConfig(dir, cfg, s); err != nil {
+	cur.Backend = s.info.Config
+	if err := rf.writeRecord(cur, forced); err != nil {
 		return nil, err
 	}
 
@@ -115,7 +134,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	summary.Split = evalSplitName(cfg)
 
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
-	if err != nil {
+	if errors.Is(err, train.ErrNonFinite) {
+		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", dir, err, rf.keptMessage())
+	} else if err != nil {
 		return nil, err
 	}
 	summary.Timings.TrainSeconds = tres.seconds
@@ -178,8 +199,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err := t.Save(filepath.Join(dir, TableFile)); err != nil {
 		return nil, err
 	}
+	if err := rf.markComplete(); err != nil {
+		return nil, err
+	}
 	// The checkpoint is only needed to resume; the adapter and summary are the run's record.
-	_ = os.Remove(filepath.Join(dir, CheckpointFile))
+	if err := os.Remove(filepath.Join(dir, CheckpointFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
 	return &Result{Dir: dir, Summary: summary}, nil
 }
 
@@ -231,33 +257,6 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 	return nil
 }
 
-// writeConfig records the settings, the resolved inputs (paths and content digests) and the backend.
-func writeConfig(dir string, cfg Config, s *session) error {
-	r := resolved{record: cfg.record(), Paths: map[string]string{}, Digests: map[string]string{}, Backend: s.info.Config, Command: os.Args}
-	for name, p := range map[string]string{"data": cfg.Data.Dir, "problems": cfg.Data.ProblemsFile, "splits": cfg.Data.SplitsFile,
-		"model": s.modelPath, "tokenizer": s.tokPath, "clip": cfg.Vision.CLIP} {
-		if p == "" || p == "random" {
-			continue
-		}
-		abs, err := filepath.Abs(p)
-		if err == nil {
-			r.Paths[name] = abs
-		}
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			d, err := fileDigest(p)
-			if err != nil {
-				return fmt.Errorf("hashing %s: %w", p, err)
-			}
-			r.Digests[name] = d
-		}
-	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return results.WriteFileAtomic(filepath.Join(dir, ConfigFile), append(data, '\n'), 0o644)
-}
-
 // trained is what training reports: time, tokens and the last epoch's mean loss (from the trainer's OnEpoch
 // hook; nil when no epoch ended in this process).
 type trained struct {
@@ -282,7 +281,16 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	} else if err := os.Remove(metricsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, err
 	}
+	// Training time and tokens are totals over every process of the run: continue from what the log kept.
+	baseSeconds, baseTokens := 0.0, 0
+	if pos.Step > 0 {
+		if ms, err := results.ReadMetrics(metricsPath); err == nil {
+			baseSeconds, baseTokens = results.RunTotals(ms)
+		}
+	}
+	res.tokens = baseTokens
 	if pos.Epoch >= cfg.Train.Epochs {
+		res.seconds = baseSeconds
 		return res, nil
 	}
 	mw, err := results.OpenMetrics(metricsPath)
@@ -290,6 +298,22 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 		return res, err
 	}
 	defer mw.Close()
+	// A metrics line that cannot be written stops the run: OnStep cannot return an error, so it records it and
+	// cancels; the checkpoint hook refuses to save a state whose log lost a line.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var logErr error
+	appendLine := func(m results.Metric) error {
+		err := mw.Append(m)
+		if err == nil && testMetricsError != nil {
+			err = testMetricsError(m)
+		}
+		if err != nil && logErr == nil {
+			logErr = err
+			cancel()
+		}
+		return err
+	}
 	var bar *progress
 	start := time.Now()
 	fmt.Fprintf(out, "training %d examples for %d epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
@@ -305,29 +329,51 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 			}
 			tps := float64(s.Tokens) / max(s.Seconds, 1e-9)
 			bar.set(s.Step, fmt.Sprintf("e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
-			_ = mw.Append(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
-				Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps)})
+			if logErr == nil {
+				_ = appendLine(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
+					Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps),
+					TrainSeconds: results.Float(baseSeconds + time.Since(start).Seconds()), TrainTokens: results.Int(res.tokens)})
+			}
 		},
 		OnEpoch: func(e train.EpochInfo) error {
+			if logErr != nil {
+				return logErr
+			}
 			res.finalLoss = results.Float(e.TrainLoss)
-			return mw.Append(results.Metric{Kind: results.KindEpoch, Step: results.Int(e.Step), Epoch: results.Float(float64(e.Epoch + 1)),
-				Loss: results.Float(e.TrainLoss)})
+			return appendLine(results.Metric{Kind: results.KindEpoch, Step: results.Int(e.Step), Epoch: results.Float(float64(e.Epoch + 1)),
+				Loss: results.Float(e.TrainLoss), TrainSeconds: results.Float(baseSeconds + time.Since(start).Seconds()),
+				TrainTokens: results.Int(res.tokens)})
 		},
-		Checkpoint: func(p train.Position) error { return tr.SaveCheckpoint(ckpt, p) },
+		Checkpoint: func(p train.Position) error {
+			if logErr != nil {
+				return logErr
+			}
+			return tr.SaveCheckpoint(ckpt, p)
+		},
 	}
 	err = tr.Train(ctx, examples, pos, hooks)
 	if bar != nil {
 		bar.finish()
 	}
+	if logErr != nil {
+		return res, fmt.Errorf("training stopped: %w", logErr)
+	}
 	if err != nil {
 		return res, err
 	}
-	res.seconds = time.Since(start).Seconds()
+	if err := mw.Close(); err != nil {
+		return res, err
+	}
+	res.seconds = baseSeconds + time.Since(start).Seconds()
 	return res, nil
 }
 
 // testAfterStep, when set by a test, is called after each optimizer step (to simulate a kill).
 var testAfterStep func(step int)
+
+// testMetricsError, when set by a test, is called after each metrics line is written; an error it returns is
+// handled as the line's write error (to simulate a full disk).
+var testMetricsError func(m results.Metric) error
 
 // truncateMetrics drops metric lines logged after the checkpoint's step (a killed run logged steps it lost), so the
 // resumed run's log has each step once.
