@@ -3,6 +3,7 @@ package evaluate
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/llama"
@@ -60,22 +61,20 @@ func (r *Runner) clozeGraph(scope *model.Scope, inputs []*Node) *Node {
 	return Gather(logp, idx) // [B, W]
 }
 
-// ScoreCloze scores every option of every example as a continuation of its prompt: one forward pass per
-// example, its options as the rows of one right-padded batch (as lm-evaluation-harness scores ARC or SciQ).
-// progress, when not nil, is called with (done, total) after each example.
+// ScoreCloze scores every option of every example as a continuation of its prompt, as lm-evaluation-harness
+// scores ARC or SciQ: each option is one row (shared prompt + that option's tokens, right-padded), and the rows of
+// several examples are packed into one batch of max(BatchSize, most options) rows, examples ordered by length so
+// a batch pads little. progress, when not nil, is called with (done, total) after each batch.
 func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
 	r.defaults()
 	if r.clozeExec == nil {
-		exec, err := model.NewExec(r.Backend, r.Model.Store, r.clozeGraph)
+		exec, err := r.placedExec(r.clozeGraph)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: cloze graph: %w", err)
 		}
-		exec.SetMaxCache(64)
 		r.clozeExec = exec
 	}
-	// Every batch has as many rows as the example with the most options (ScienceQA: 5), so the batch dimension
-	// does not multiply the compiled shapes; the spare rows repeat row 0 and are ignored.
-	B := 0
+	R := r.BatchSize
 	V := r.Model.Config.VocabSize
 	for _, e := range examples {
 		if len(e.Prompt) == 0 {
@@ -97,38 +96,93 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 				}
 			}
 		}
-		B = max(B, len(e.Options))
+		R = max(R, len(e.Options))
 	}
+	// Examples with image features apart from those without (a batch has features for every row or none), then
+	// longest first, so each batch's padded length fits its examples closely.
+	order := make([]int, len(examples))
+	for i := range order {
+		order[i] = i
+	}
+	hasFeat := func(i int) bool { return len(examples[i].Features) > 0 }
+	sort.SliceStable(order, func(a, b int) bool {
+		if fa, fb := hasFeat(order[a]), hasFeat(order[b]); fa != fb {
+			return fa
+		}
+		return clozeLen(examples[order[a]]) > clozeLen(examples[order[b]])
+	})
 	res := make([]ClozeResult, len(examples))
-	for i, e := range examples {
-		var err error
-		if res[i], err = r.scoreClozeExample(e, B); err != nil {
+	done := 0
+	for start := 0; start < len(order); {
+		end, rows := start, 0
+		for end < len(order) && rows+len(examples[order[end]].Options) <= R && hasFeat(order[end]) == hasFeat(order[start]) {
+			rows += len(examples[order[end]].Options)
+			end++
+		}
+		batch := make([]ClozeExample, 0, end-start)
+		for _, i := range order[start:end] {
+			batch = append(batch, examples[i])
+		}
+		out, err := r.scoreClozeBatch(batch, R)
+		if err != nil {
 			return nil, err
 		}
+		for k, i := range order[start:end] {
+			res[i] = out[k]
+		}
+		done += end - start
+		start = end
 		if progress != nil {
-			progress(i+1, len(examples))
+			progress(done, len(examples))
 		}
 	}
 	return res, nil
 }
 
-func (r *Runner) scoreClozeExample(e ClozeExample, B int) (ClozeResult, error) {
-	P, L := len(e.Prompt), 0
+// clozeLen is the longest row of e: prompt plus its longest option.
+func clozeLen(e ClozeExample) int {
+	L := 0
 	for _, c := range e.Options {
 		L = max(L, len(c))
 	}
-	S := train.PadLen(P+L, r.PadMultiple, r.MaxLen) // P+L <= MaxLen was checked
-	W := (L + clozeWindowMultiple - 1) / clozeWindowMultiple * clozeWindowMultiple
-	tok := make([]int32, B*S)
-	lens := make([]int32, B)
-	pos := make([]int32, B*W)
-	tgt := make([]int32, B*W)
-	var feats []float32
-	for b := 0; b < B; b++ {
-		c := e.Options[0] // spare rows repeat option 0
-		if b < len(e.Options) {
-			c = e.Options[b]
+	return len(e.Prompt) + L
+}
+
+// scoreClozeBatch scores the examples' options as the first rows of one batch of R rows; spare rows repeat row 0
+// and are ignored.
+func (r *Runner) scoreClozeBatch(batch []ClozeExample, R int) ([]ClozeResult, error) {
+	S, L := 0, 0
+	for _, e := range batch {
+		S = max(S, clozeLen(e))
+		for _, c := range e.Options {
+			L = max(L, len(c))
 		}
+	}
+	S = train.PadLen(S, r.PadMultiple, r.MaxLen) // every row was checked to fit MaxLen
+	W := (L + clozeWindowMultiple - 1) / clozeWindowMultiple * clozeWindowMultiple
+	tok := make([]int32, R*S)
+	lens := make([]int32, R)
+	pos := make([]int32, R*W)
+	tgt := make([]int32, R*W)
+	type rowOf struct{ example, option int }
+	var rows []rowOf
+	for k, e := range batch {
+		for o := range e.Options {
+			rows = append(rows, rowOf{k, o})
+		}
+	}
+	withFeatures := len(batch[0].Features) > 0
+	var feats []float32
+	for b := 0; b < R; b++ {
+		ro := rows[0]
+		if b < len(rows) {
+			ro = rows[b]
+		}
+		e := batch[ro.example]
+		if (len(e.Features) > 0) != withFeatures {
+			return nil, fmt.Errorf("evaluate: cloze example %s: image features on some examples of a batch only", e.ID)
+		}
+		c, P := e.Options[ro.option], len(e.Prompt)
 		copy(tok[b*S:], e.Prompt)
 		copy(tok[b*S+P:], c)
 		lens[b] = int32(P + len(c))
@@ -139,39 +193,46 @@ func (r *Runner) scoreClozeExample(e ClozeExample, B int) (ClozeResult, error) {
 		}
 		feats = append(feats, e.Features...)
 	}
-	args := []any{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B),
-		tensors.FromFlatDataAndDimensions(pos, B, W), tensors.FromFlatDataAndDimensions(tgt, B, W)}
-	if len(feats) > 0 {
+	args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, R, S), tensors.FromFlatDataAndDimensions(lens, R),
+		tensors.FromFlatDataAndDimensions(pos, R, W), tensors.FromFlatDataAndDimensions(tgt, R, W)}
+	if withFeatures {
 		if r.Adapter == nil || r.Adapter.Config.Visual == nil {
-			return ClozeResult{}, fmt.Errorf("evaluate: cloze example %s has image features but the adapter has no visual projection", e.ID)
+			return nil, fmt.Errorf("evaluate: cloze example %s has image features but the adapter has no visual projection", batch[0].ID)
 		}
 		vc := r.Adapter.Config.Visual
-		if len(e.Features) != vc.Scales*vc.FeatureDim {
-			return ClozeResult{}, fmt.Errorf("evaluate: cloze example %s: %d feature values, the visual projection wants %d×%d", e.ID, len(e.Features), vc.Scales, vc.FeatureDim)
+		for _, e := range batch {
+			if len(e.Features) != vc.Scales*vc.FeatureDim {
+				return nil, fmt.Errorf("evaluate: cloze example %s: %d feature values, the visual projection wants %d×%d", e.ID, len(e.Features), vc.Scales, vc.FeatureDim)
+			}
 		}
-		args = append(args, tensors.FromFlatDataAndDimensions(feats, B, vc.Scales, vc.FeatureDim))
+		args = append(args, tensors.FromFlatDataAndDimensions(feats, R, vc.Scales, vc.FeatureDim))
 	}
-	outs, err := r.clozeExec.Exec(args...)
+	outs, err := r.runBatch(r.clozeExec, args...)
 	if err != nil {
-		return ClozeResult{}, fmt.Errorf("evaluate: cloze example %s: %w", e.ID, err)
+		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
 	logp, err := tensors.CopyFlatData[float32](outs[0])
 	if err != nil {
-		return ClozeResult{}, fmt.Errorf("evaluate: cloze example %s: %w", e.ID, err)
+		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
-	res := ClozeResult{ID: e.ID, LogProbs: make([]float64, len(e.Options)), Tokens: make([]int, len(e.Options))}
-	bestNorm := math.Inf(-1)
-	for o, c := range e.Options {
-		sum := 0.0
-		for w := range c {
-			sum += float64(logp[o*W+w])
-		}
-		res.LogProbs[o], res.Tokens[o] = sum, len(c)
-		if sum > res.LogProbs[res.Sum] {
-			res.Sum = o
-		}
-		if n := sum / float64(len(c)); n > bestNorm {
-			res.Norm, bestNorm = o, n
+	res := make([]ClozeResult, len(batch))
+	b := 0
+	for k, e := range batch {
+		res[k] = ClozeResult{ID: e.ID, LogProbs: make([]float64, len(e.Options)), Tokens: make([]int, len(e.Options))}
+		bestNorm := math.Inf(-1)
+		for o, c := range e.Options {
+			sum := 0.0
+			for w := range c {
+				sum += float64(logp[b*W+w])
+			}
+			b++
+			res[k].LogProbs[o], res[k].Tokens[o] = sum, len(c)
+			if sum > res[k].LogProbs[res[k].Sum] {
+				res[k].Sum = o
+			}
+			if n := sum / float64(len(c)); n > bestNorm {
+				res[k].Norm, bestNorm = o, n
+			}
 		}
 	}
 	return res, nil
