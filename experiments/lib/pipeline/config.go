@@ -251,9 +251,7 @@ func backendHelp() string {
 // an empty value means; the flag package prints the actual default.
 func (c *Config) Flags(fs *flag.FlagSet) {
 	d, m, a, v, t, e := &c.Data, &c.Model, &c.Adapter, &c.Vision, &c.Train, &c.Eval
-	fs.StringVar(&d.Dir, "data", d.Dir, "data folder: official layout (problems.json, pid_splits.json, images/) or Hugging Face parquet files")
-	fs.StringVar(&d.ProblemsFile, "problems", d.ProblemsFile, "problems JSON file; empty: <data>/problems.json")
-	fs.StringVar(&d.SplitsFile, "splits", d.SplitsFile, "pid_splits.json; empty: <data>/pid_splits.json")
+	bindDataFlags(fs, d)
 	fs.BoolVar(&d.Captions, "captions", d.Captions, "append the generated image caption (captions.json) to the context")
 	fs.StringVar(&d.TrainSplit, "train-split", d.TrainSplit, "official split to train on; empty: the k-fold split")
 	fs.StringVar(&d.EvalSplit, "split", d.EvalSplit, "official split to evaluate on; empty: the k-fold split")

@@ -27,7 +27,9 @@ type runData struct {
 func loadData(cfg Config) (*runData, error) {
 	// scienceqa.Open detects the layout (official, <split>-*.parquet, a Hugging Face snapshot's data/*.parquet, one
 	// .parquet file); -problems and -splits override what it finds.
-	src, err := scienceqa.Open(cfg.Data.Dir, scienceqa.OpenOptions{Problems: cfg.Data.ProblemsFile, Splits: cfg.Data.SplitsFile})
+	// A text-only run reads no image, so it needs none of the files (the references still set the IMG category).
+	src, err := scienceqa.Open(cfg.Data.Dir, scienceqa.OpenOptions{Problems: cfg.Data.ProblemsFile, Splits: cfg.Data.SplitsFile,
+		NoImageCheck: cfg.Vision.Modality != Multimodal})
 	if err != nil {
 		return nil, fmt.Errorf("ScienceQA data (-data %s): %w", cfg.Data.Dir, err)
 	}
