@@ -105,10 +105,12 @@ const (
 	EvalBoth EvalMode = "both"
 	// EvalAll is letter, cloze and generation; generation's answers are the run's predictions.
 	EvalAll EvalMode = "all"
+	// EvalScores is letter and cloze scoring (no generation); letter scoring's answers are the run's predictions.
+	EvalScores EvalMode = "letter+cloze"
 )
 
 // EvalModes lists the accepted values.
-var EvalModes = []EvalMode{EvalLetter, EvalCloze, EvalGenerate, EvalBoth, EvalAll}
+var EvalModes = []EvalMode{EvalLetter, EvalCloze, EvalGenerate, EvalBoth, EvalAll, EvalScores}
 
 func (e EvalMode) String() string               { return string(e) }
 func (e *EvalMode) Set(s string) error          { return setEnum(e, s, EvalModes) }
@@ -122,8 +124,10 @@ func (e *EvalMode) UnmarshalText(b []byte) error {
 }
 
 // letter, cloze and generate say which protocols the mode runs.
-func (e EvalMode) letter() bool   { return e == EvalLetter || e == EvalBoth || e == EvalAll }
-func (e EvalMode) cloze() bool    { return e == EvalCloze || e == EvalAll }
+func (e EvalMode) letter() bool {
+	return e == EvalLetter || e == EvalBoth || e == EvalAll || e == EvalScores
+}
+func (e EvalMode) cloze() bool    { return e == EvalCloze || e == EvalAll || e == EvalScores }
 func (e EvalMode) generate() bool { return e == EvalGenerate || e == EvalBoth || e == EvalAll }
 
 // Fallback scores generations without a parsable answer.
@@ -159,10 +163,11 @@ type Target string
 const (
 	TargetLetter     Target = "letter"      // "The answer is B." (base_prompt.py)
 	TargetLetterText Target = "letter-text" // "The answer is B: <choice text>."
+	TargetCloze      Target = "cloze"       // the cloze prompt (no options) + " <choice text>": what cloze scoring reads
 )
 
 // Targets lists the accepted values.
-var Targets = []Target{TargetLetter, TargetLetterText}
+var Targets = []Target{TargetLetter, TargetLetterText, TargetCloze}
 
 func (t Target) String() string               { return string(t) }
 func (t *Target) Set(s string) error          { return setEnum(t, s, Targets) }

@@ -61,7 +61,11 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 			p.choice = letter
 			return p, nil
 		}
-		p.letter = letter
+		if mode == EvalScores {
+			p.choice = letter // the primary; cloze goes beside it
+		} else {
+			p.letter = letter
+		}
 	}
 	if mode.cloze() {
 		start := time.Now()
@@ -80,6 +84,9 @@ func evaluateRun(cfg Config, m *llama.Model, a *adapter.Adapter, b compute.Backe
 			return p, nil
 		}
 		p.cloze = sum
+		if mode == EvalScores {
+			return p, nil
+		}
 	}
 	fallback, err := cfg.Eval.Fallback.scienceqa()
 	if err != nil {
