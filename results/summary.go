@@ -174,6 +174,9 @@ type Summary struct {
 	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
 	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`
 	TrainableParams int64    `json:"trainable_params,omitempty"`
+	// SkippedImages are the pids whose image did not decode and that were run without image features
+	// (only with the pipeline's explicit -skip-bad-images; otherwise such an image stops the run).
+	SkippedImages []string `json:"skipped_images,omitempty"`
 	// Baselines are reference accuracies on the same problems (name → category → percent), e.g. the
 	// majority-class answer and random guessing.
 	Baselines map[string]map[string]float64 `json:"baselines,omitempty"`

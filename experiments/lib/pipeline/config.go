@@ -62,6 +62,9 @@ type Config struct {
 	ForceResume bool
 	// Wait waits for another process working in the same run folder to finish, instead of refusing to start.
 	Wait bool
+	// SkipBadImages runs problems whose image does not decode without image features (recorded in summary.json
+	// and the table); without it such an image is an error.
+	SkipBadImages bool
 	// SkipTable makes a complete run print only that it is complete, not its table (sweeps print their own).
 	SkipTable bool
 }
@@ -301,6 +304,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Force, "force", c.Force, "delete a complete run folder of the same settings and run it again")
 	fs.BoolVar(&c.ForceResume, "force-resume", c.ForceResume, "continue a run folder recorded with other inputs or settings (recorded in its config.json)")
 	fs.BoolVar(&c.Wait, "wait", c.Wait, "wait for another process working in the same run folder instead of exiting")
+	fs.BoolVar(&c.SkipBadImages, "skip-bad-images", c.SkipBadImages, "run problems whose image does not decode without image features (listed in summary.json and the table) instead of stopping")
 }
 
 // Validate checks every setting that can be checked without reading files.

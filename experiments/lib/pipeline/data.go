@@ -21,6 +21,8 @@ import (
 type runData struct {
 	train, eval []*scienceqa.Problem
 	describe    string
+	// skippedImages are the pids whose image did not decode (-skip-bad-images), set by imageFeatures.
+	skippedImages []string
 }
 
 // loadData reads the problems (official layout or parquet) and picks the training and evaluation problems.
@@ -328,15 +330,22 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil && !errors.As(err, &batchErr) {
 		return nil, 0, 0, err
 	}
-	if batchErr != nil {
-		// A bad image is reported, its problem stays text-only; the others' features are kept.
-		fmt.Fprintf(out, "warning: %v\n", batchErr)
+	if batchErr != nil && !cfg.SkipBadImages {
+		// Like a missing image: a problem counted as IMG must not silently run without its image.
+		return nil, 0, 0, fmt.Errorf("%w (-skip-bad-images runs such problems without image features and records them)", batchErr)
 	}
 	feats := map[string][]float32{}
+	d.skippedImages = nil
 	for i, f := range fs {
 		if f != nil {
 			feats[pids[i]] = f
+		} else {
+			d.skippedImages = append(d.skippedImages, pids[i])
 		}
+	}
+	if batchErr != nil {
+		fmt.Fprintf(out, "warning: -skip-bad-images: %d images did not decode, their problems run without image features: %v\n",
+			len(batchErr.Failed), batchErr)
 	}
 	fmt.Fprintf(out, "image features: %d images (%d cached, %d computed, %d failed), %d layers × %d\n",
 		len(srcs), x.Stats.Hits, x.Stats.Computed, x.Stats.Failed, len(enc.Options.Layers), enc.Dim()/len(enc.Options.Layers))

@@ -132,6 +132,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 	summary.Split = evalSplitName(cfg)
+	summary.SkippedImages = s.data.skippedImages
 
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
 	if errors.Is(err, train.ErrNonFinite) {
@@ -399,5 +400,10 @@ func truncateMetrics(path string, step int) error {
 func runTable(s *results.Summary, mode string, extra []results.MeasuredRow) *results.Table {
 	rows := append([]results.MeasuredRow{results.SummaryRow(s)}, extra...)
 	rows = append(rows, baselineRows(s)...)
-	return results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
+	t := results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
+	if n := len(s.SkippedImages); n > 0 {
+		t.Notes = append(t.Notes, fmt.Sprintf("%d problems ran without image features: their image did not decode (-skip-bad-images); pids %s.",
+			n, strings.Join(s.SkippedImages, ", ")))
+	}
+	return t
 }
