@@ -12,6 +12,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/adapterlab/llama-adapter/models/atomicfile"
 )
 
 // The feature cache stores one file per image under Dir/<key digest>/<aa>/<image sha256>.feat, where the key
@@ -38,6 +40,9 @@ const (
 	cacheMagic   = "CLIPFEAT"
 	cacheVersion = 1
 	headerSize   = 8 + 4 + 4 + 4 + 32
+
+	// cacheFileMode is the mode of entries and key.json: private, as the cache has always written them.
+	cacheFileMode = 0o600
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -83,7 +88,7 @@ func OpenCache(root string, key CacheKey) (*Cache, error) {
 		return nil, fmt.Errorf("clip cache: %w", err)
 	}
 	desc, _ := json.MarshalIndent(key, "", " ")
-	if err := writeFileAtomic(filepath.Join(c.Dir, "key.json"), desc); err != nil {
+	if err := atomicfile.Write(filepath.Join(c.Dir, "key.json"), desc, cacheFileMode); err != nil {
 		return nil, fmt.Errorf("clip cache: %w", err)
 	}
 	return c, nil
@@ -196,32 +201,8 @@ func (c *Cache) Put(imgKey string, feat []float32) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("clip cache: %w", err)
 	}
-	if err := writeFileAtomic(p, buf); err != nil {
+	if err := atomicfile.Write(p, buf, cacheFileMode); err != nil {
 		return fmt.Errorf("clip cache: image %s: %w", imgKey, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

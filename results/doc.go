@@ -6,8 +6,9 @@
 // line by MetricsWriter; ReadMetrics tolerates the truncated last line of a killed process and reports
 // a malformed line as "file:line: ..."). ListRuns reads every summary under a root.
 //
-// Every file the project writes goes through WriteFileAtomic / WriteJSONAtomic: a temporary file in the
-// same directory, fsync, rename. Readers see the old file or the new one, never a part.
+// Every file the project writes goes through models/atomicfile (here as WriteFileAtomic / WriteJSONAtomic):
+// a temporary file in the same directory, fsync, rename, directory fsync. Readers see the old file or the
+// new one, never a part.
 //
 // Tables (github.com/olekukonko/tablewriter) print measured results beside the paper's: the ScienceQA
 // category table (NAT SOC LAN TXT IMG NO G1-6 G7-12 Avg) with the paper's reference rows, and the

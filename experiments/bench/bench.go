@@ -29,6 +29,7 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
+	"github.com/adapterlab/llama-adapter/models/atomicfile"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
@@ -163,12 +164,13 @@ func run(args []string) error {
 	}
 	printTable(res)
 	if *jsonPath != "" {
-		data, _ := json.MarshalIndent(res, "", "  ")
-		tmp := *jsonPath + ".tmp"
-		if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-			return err
+		data, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return fmt.Errorf("bench: encode %s: %w", *jsonPath, err)
 		}
-		return os.Rename(tmp, *jsonPath)
+		if err := atomicfile.Write(*jsonPath, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ import (
 
 	"github.com/gomlx/compute/dtypes/bfloat16"
 	"github.com/gomlx/compute/dtypes/float16"
+
+	"github.com/adapterlab/llama-adapter/models/atomicfile"
 )
 
 // maxHeaderSize bounds the JSON header (the format's own limit is 100 MB).
@@ -571,7 +573,8 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	for len(hdr)%8 != 0 {
 		hdr = append(hdr, ' ')
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	// 0644: a checkpoint gets the usual permissions (CreateTemp alone would leave it private).
+	err = atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error {
 		var lenBuf [8]byte
 		binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hdr)))
 		if _, err := w.Write(lenBuf[:]); err != nil {
@@ -587,6 +590,10 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	return nil
 }
 
 // writeChecksum computes the checksum a reader will compute for these header entries, metadata and tensors. The
@@ -614,35 +621,4 @@ func writeChecksum(header map[string]any, metadata map[string]string, tensors []
 		readers[i] = bytes.NewReader(t.Data)
 	}
 	return checksum(entries, meta, io.MultiReader(readers...))
-}
-
-// writeAtomic writes through fill into a temporary file next to path, syncs it and renames it over path.
-func writeAtomic(path string, fill func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600 files
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -25,6 +25,11 @@ func TestRoundTripDTypes(t *testing.T) {
 	if err := Write(path, ts, map[string]string{"format": "pt", "k": "v"}); err != nil {
 		t.Fatal(err)
 	}
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm() != 0o644 {
+		t.Errorf("written file has mode %v, want 0644", st.Mode().Perm())
+	}
 	f, err := Open(path)
 	if err != nil {
 		t.Fatal(err)

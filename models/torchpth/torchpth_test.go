@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/models/atomicfile"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes/bfloat16"
 )
@@ -379,7 +380,7 @@ func writeCustom(t *testing.T, body func(p *pickler), storages ...[]byte) string
 		tensors[i] = Tensor{Data: s}
 	}
 	out := filepath.Join(t.TempDir(), "custom.pth")
-	if err := writeAtomic(out, func(w io.Writer) error { return writeZip(w, p.buf.Bytes(), tensors) }); err != nil {
+	if err := atomicfile.WriteFunc(out, 0o644, func(w io.Writer) error { return writeZip(w, p.buf.Bytes(), tensors) }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -689,7 +690,7 @@ func FuzzPickle(f *testing.F) {
 	f.Add(p.buf.Bytes())
 	data, _ := f32Bytes(6)
 	f.Fuzz(func(t *testing.T, pkl []byte) {
-		var buf bytes.Buffer // (no writeAtomic: its fsync would dominate the fuzzing time)
+		var buf bytes.Buffer // (no atomicfile.WriteFunc: its fsync would dominate the fuzzing time)
 		if err := writeZip(&buf, pkl, []Tensor{{Data: data}, {Data: data[:8]}}); err != nil {
 			t.Fatal(err)
 		}

@@ -8,10 +8,9 @@ import (
 	"hash/crc64"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/adapterlab/llama-adapter/models/atomicfile"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 )
 
@@ -65,7 +64,11 @@ func Write(path string, tensors []Tensor) error {
 		seen[t.Name] = true
 	}
 	pkl := encodeStateDict(tensors)
-	return writeAtomic(path, func(w io.Writer) error { return writeZip(w, pkl, tensors) })
+	// 0644: a checkpoint gets the usual permissions (CreateTemp alone would leave it private).
+	if err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error { return writeZip(w, pkl, tensors) }); err != nil {
+		return fmt.Errorf("torchpth: %w", err)
+	}
+	return nil
 }
 
 // countWriter tracks the file offset, which the zip writer does not expose, to align storage data.
@@ -282,35 +285,4 @@ func encodeStateDict(tensors []Tensor) []byte {
 	}
 	p.op('.')
 	return p.buf.Bytes()
-}
-
-// writeAtomic writes through fill into a temporary file next to path, syncs it and renames it over path.
-func writeAtomic(path string, fill func(w io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file private; a checkpoint gets the usual permissions.
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	if err = fill(tmp); err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("torchpth: writing %s: %w", path, err)
-	}
-	return nil
 }
