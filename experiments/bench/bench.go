@@ -40,25 +40,25 @@ import (
 
 // Options are the bench settings.
 type Options struct {
-	Preset      string  `json:"preset"`
-	Layers      int     `json:"layers,omitempty"`
-	DType       string  `json:"dtype"`
-	Batch       int     `json:"batch"`
-	Seq         int     `json:"seq"`
-	K           int     `json:"K"`
-	L           int     `json:"L"`
-	Gate        string  `json:"gate"`
-	Visual      bool    `json:"visual"`
-	Steps       int     `json:"steps"`
-	Warmup      int     `json:"warmup"`
-	EvalBatches int     `json:"eval_batches"`
-	GenBatch    int     `json:"gen_batch"`
-	GenPrompt   int     `json:"gen_prompt"`
-	GenTokens   int     `json:"gen_tokens"`
-	Only        string  `json:"only"`
-	Attention   string  `json:"attention"`
-	Seed        uint64  `json:"seed"`
-	PeakTFLOPS  float64 `json:"peak_tflops,omitempty"`
+	Preset      string       `json:"preset"`
+	Layers      int          `json:"layers,omitempty"`
+	DType       device.DType `json:"dtype"`
+	Batch       int          `json:"batch"`
+	Seq         int          `json:"seq"`
+	K           int          `json:"K"`
+	L           int          `json:"L"`
+	Gate        string       `json:"gate"`
+	Visual      bool         `json:"visual"`
+	Steps       int          `json:"steps"`
+	Warmup      int          `json:"warmup"`
+	EvalBatches int          `json:"eval_batches"`
+	GenBatch    int          `json:"gen_batch"`
+	GenPrompt   int          `json:"gen_prompt"`
+	GenTokens   int          `json:"gen_tokens"`
+	Only        string       `json:"only"`
+	Attention   string       `json:"attention"`
+	Seed        uint64       `json:"seed"`
+	PeakTFLOPS  float64      `json:"peak_tflops,omitempty"`
 	// Devices is the -devices value: N or "all" ("" or "1": one device). Training and letter scoring shard the
 	// batch over them; generation stays on one device.
 	Devices string `json:"devices,omitempty"`
@@ -121,7 +121,7 @@ func run(args []string) error {
 	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: 7b, 13b, stories260K or tiny")
 	fs.IntVar(&o.Layers, "layers", 0, "override the preset's depth (a quick check of a big model's layer shapes)")
 	fs.Float64Var(&o.PeakTFLOPS, "peak-tflops", 0, "the device's dense peak TFLOP/s for the weight dtype (0: known NVIDIA cards' bf16 peak from nvidia-smi's name)")
-	fs.StringVar(&o.DType, "dtype", "", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
+	fs.Var(&o.DType, "dtype", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
 	fs.IntVar(&o.Batch, "batch", 4, "training batch size")
 	fs.IntVar(&o.Seq, "seq", 512, "tokens per training sequence")
 	fs.IntVar(&o.K, "K", 10, "adapter prompt length")
@@ -182,19 +182,15 @@ func Bench(o Options) (*Result, error) {
 		return nil, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
 	}
 	if o.DType == "" {
-		o.DType = "float32"
+		o.DType = device.Float32
 		if cfg.Dim >= 2048 {
-			o.DType = "bfloat16"
+			o.DType = device.BFloat16
 		}
 	}
-	dtype := dtypes.Float32
-	switch o.DType {
-	case "bfloat16":
-		dtype = dtypes.BFloat16
-	case "float32":
-	default:
-		return nil, fmt.Errorf("unknown dtype %q", o.DType)
+	if _, err := device.ParseDType(string(o.DType)); err != nil {
+		return nil, fmt.Errorf("dtype %w", err)
 	}
+	dtype := o.DType.GoMLX()
 	if o.Attention != "auto" && o.Attention != "" && o.Attention != "decomposed" {
 		return nil, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
 	}

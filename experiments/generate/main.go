@@ -28,7 +28,6 @@ import (
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
-	"github.com/gomlx/compute/dtypes"
 )
 
 func main() {
@@ -50,7 +49,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	temperature := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
 	topP := fs.Float64("topp", 0.9, "nucleus sampling threshold (with a temperature)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
-	dtypeName := fs.String("dtype", "float32", "weight dtype: float32 or bfloat16")
+	dtype := device.Float32
+	fs.Var(&dtype, "dtype", "weight dtype: float32 or bfloat16")
 	noCache := fs.Bool("no-cache", false, "recompute the whole sequence each step instead of using the KV cache")
 	stopEOS := fs.Bool("stop-eos", true, "stop at EOS as well as BOS (llama2.c's run.c stops at BOS only)")
 	chat := fs.Bool("chat", false, "wrap -prompt in the model's chat template (one user turn, then the assistant's header)")
@@ -71,12 +71,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	} else if *tokPath, err = assets.EnsureModel(*tokPath, *install, stderr); err != nil {
 		return err
-	}
-	dtype := dtypes.Float32
-	if *dtypeName == "bfloat16" {
-		dtype = dtypes.BFloat16
-	} else if *dtypeName != "float32" {
-		return fmt.Errorf("unknown -dtype %q", *dtypeName)
 	}
 	tok, err := tokenizer.Load(*tokPath)
 	if err != nil {
@@ -112,7 +106,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		text = tmpl.Apply([]tokenizer.Message{{Role: "user", Content: *prompt}}, true)
 	}
-	m, err := llama.Load(*modelPath, dtype)
+	m, err := llama.Load(*modelPath, dtype.GoMLX())
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/clip/precompute"
-	"github.com/gomlx/compute/dtypes"
+	"github.com/adapterlab/llama-adapter/models/device"
 )
 
 // runFeatures is the `features` subcommand: it precomputes the CLIP feature cache of a data set.
@@ -24,7 +24,9 @@ func runFeatures(args []string) error {
 	splits := fs.String("splits", "", "comma-separated splits to process (default: every folder under images/)")
 	postNorm := fs.Bool("postnorm", false, "apply CLIP's post-layernorm to each class token")
 	project := fs.Bool("project", false, "apply CLIP's visual projection (needs -postnorm)")
-	dtype := fs.String("dtype", "float32", "weights dtype: float32 or bfloat16 (part of the cache key)")
+	var dtype device.DType
+	device.DTypeVar(fs, &dtype, "dtype", device.Float32, "weights dtype: float32, bfloat16 or float16 (part of the cache key)",
+		device.Float32, device.BFloat16, device.Float16)
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -45,11 +47,7 @@ func runFeatures(args []string) error {
 	if *splits != "" {
 		o.Splits = strings.Split(*splits, ",")
 	}
-	dt, err := dtypes.DTypeString(*dtype)
-	if err != nil || (dt != dtypes.Float32 && dt != dtypes.BFloat16 && dt != dtypes.Float16) {
-		return fmt.Errorf("features: -dtype %q: want float32, bfloat16 or float16", *dtype)
-	}
-	o.DType = dt
-	_, err = precompute.Run(o, os.Stderr)
+	o.DType = dtype.GoMLX()
+	_, err := precompute.Run(o, os.Stderr)
 	return err
 }

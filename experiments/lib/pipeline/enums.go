@@ -7,7 +7,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/gomlx/compute/dtypes"
+	"github.com/adapterlab/llama-adapter/models/device"
 )
 
 // The configuration's enums are strings, so config.json stays readable; each implements flag.Value (flags bind
@@ -59,36 +59,17 @@ func (m *Modality) UnmarshalText(b []byte) error {
 	return m.Set(string(b))
 }
 
-// DType is the frozen base weights' dtype.
-type DType string
+// DType is the frozen base weights' dtype: the one -dtype parser, models/device.DType.
+type DType = device.DType
 
 // DTypes.
 const (
-	Float32  DType = "float32"
-	BFloat16 DType = "bfloat16"
+	Float32  = device.Float32
+	BFloat16 = device.BFloat16
 )
 
 // DTypes lists the accepted values.
-var DTypes = []DType{Float32, BFloat16}
-
-func (d DType) String() string               { return string(d) }
-func (d *DType) Set(s string) error          { return setEnum(d, s, DTypes) }
-func (d DType) MarshalText() ([]byte, error) { return []byte(d), nil }
-func (d *DType) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*d = ""
-		return nil
-	}
-	return d.Set(string(b))
-}
-
-// GoMLX returns the compute dtype.
-func (d DType) GoMLX() dtypes.DType {
-	if d == BFloat16 {
-		return dtypes.BFloat16
-	}
-	return dtypes.Float32
-}
+var DTypes = device.DTypes
 
 // EvalMode chooses how the evaluation problems are answered.
 type EvalMode string
