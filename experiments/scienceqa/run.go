@@ -79,9 +79,9 @@ func checkInputs(cfg pipeline.Config, preset string) error {
 			missing = append(missing, fmt.Sprintf("  problems (-problems): %s", cfg.Data.ProblemsFile))
 		}
 	}
-	if cfg.Vision.Modality == pipeline.Multimodal && cfg.Vision.CLIP != "random" {
+	if cfg.Vision.Modality == pipeline.Multimodal && cfg.Vision.CLIP != "random" && !assets.IsModelName(cfg.Vision.CLIP) {
 		if _, err := os.Stat(cfg.Vision.CLIP); err != nil {
-			missing = append(missing, fmt.Sprintf("  CLIP vision model (-clip): %s", cfg.Vision.CLIP))
+			missing = append(missing, fmt.Sprintf("  vision model (-clip): %s", cfg.Vision.CLIP))
 		}
 	}
 	if len(missing) == 0 {

@@ -119,6 +119,9 @@ type EvalConfig struct {
 	Fallback Fallback // for generations without a parsable answer
 	MaxNew   int      // generated tokens per answer
 	Batch    int
+	// ZeroShot adds the pretrained model's own scores on the same problems to the run's baselines (measured once
+	// per inputs and cached, see zeroshot.go). Not part of the run id or record: it changes no trained result.
+	ZeroShot bool
 }
 
 // adapterConfig is the adapter's configuration for a model of numLayers layers (L capped at its depth), with the
@@ -210,6 +213,7 @@ func SmolLM2() Config {
 	c.Adapter.Layers, c.Adapter.PromptLen = 30, 10
 	c.Train.Epochs, c.Train.BatchSize, c.Train.MaxLen = 1, 8, 384
 	c.Data.TrainLimit, c.Data.EvalFold = 1200, 4
+	c.Eval.Mode, c.Eval.ZeroShot = EvalScores, true
 	return c
 }
 
@@ -264,7 +268,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&d.TrainLimit, "train-limit", d.TrainLimit, "use at most this many training problems (0: all)")
 	fs.IntVar(&d.EvalLimit, "eval-limit", d.EvalLimit, "evaluate at most this many problems (0: all)")
 	fs.Var(parsedFlag[scienceqa.Format]{&d.Format, scienceqa.ParseFormat}, "format", formatHelp())
-	fs.Var(&d.Target, "target", "answer in the training sequences: "+enumList(Targets)+" (\"The answer is B: <choice text>.\")")
+	fs.Var(&d.Target, "target", "answer in the training sequences: "+enumList(Targets)+" (letter-text: \"The answer is B: <choice text>.\"; cloze: the cloze prompt without options, then the choice text)")
 	fs.BoolVar(&d.NoEOSTarget, "no-eos-target", d.NoEOSTarget, "do not train on the EOS after the answer (for models whose EOS was never trained)")
 	fs.StringVar(&m.Path, "model", m.Path, "model: a pinned name ("+strings.Join(assets.ModelNames(), ", ")+"; installed on demand) or a path: HF folder, llama2.c .bin, Meta .pth folder or GGUF file")
 	fs.StringVar(&m.Tokenizer, "tokenizer", m.Tokenizer, "tokenizer: a pinned model name, SentencePiece .model, llama2.c tokenizer.bin, HF tokenizer.json or GGUF file")
@@ -277,12 +281,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&a.GateStd, "gate-std", a.GateStd, "std of random gates (0: 1)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the adapter init and data order")
 	fs.Var(&v.Modality, "modality", "input: "+enumList(Modalities))
-	fs.StringVar(&v.CLIP, "clip", v.CLIP, "CLIP vision model (HF safetensors folder) for multimodal runs, or random (random weights)")
+	fs.StringVar(&v.CLIP, "clip", v.CLIP, "vision tower for multimodal runs: dinov2-s14 (the pinned DINOv2 ViT-S/14, installed on demand), a DINOv2 .onnx, a Hugging Face CLIP safetensors folder, or random (random weights)")
 	fs.IntVar(&v.Projection.Hidden, "visual-hidden", v.Projection.Hidden, "hidden width of the visual projection MLP (0: sized to ≈0.6M parameters, the paper's)")
 	fs.IntVar(&v.Projection.Depth, "visual-depth", v.Projection.Depth, "linear layers of the visual projection (0: 2)")
 	fs.Var(intList{&v.Layers}, "clip-layers", "CLIP layers for multi-scale features, e.g. 8,16,24; empty: 3 evenly spaced")
 	fs.StringVar(&v.FeatureCache, "feature-cache", v.FeatureCache, "feature cache folder; empty: <runs>/../features")
-	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "training epochs")
+	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "training epochs (0: evaluate the initial adapter; with zero-init gates that is the pretrained model, zero-shot)")
 	fs.Float64Var(&t.WarmupEpochs, "warmup", t.WarmupEpochs, "warmup epochs")
 	fs.IntVar(&t.BatchSize, "batch", t.BatchSize, "examples per micro-batch")
 	fs.IntVar(&t.AccumSteps, "accum", t.AccumSteps, "micro-batches per optimizer step")
@@ -292,10 +296,11 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&t.ClipNorm, "clip-norm", t.ClipNorm, "gradient clipping by global norm (0: off)")
 	fs.IntVar(&t.MaxLen, "max-len", t.MaxLen, "maximum tokens per example (the context is truncated first)")
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "optimizer steps between checkpoints (and every epoch end)")
-	fs.Var(&e.Mode, "eval", "evaluation: letter, cloze (option texts as continuations), generate (the paper's), both (letter + generate) or all")
+	fs.Var(&e.Mode, "eval", "evaluation: letter, cloze (option texts as continuations), generate (the paper's), both (letter + generate), letter+cloze, or all")
 	fs.Var(&e.Fallback, "fallback", "unparsable generations: random (official, seeded) or wrong")
 	fs.IntVar(&e.MaxNew, "max-new", e.MaxNew, "generated tokens per answer")
 	fs.IntVar(&e.Batch, "eval-batch", e.Batch, "evaluation batch size")
+	fs.BoolVar(&e.ZeroShot, "zero-shot", e.ZeroShot, "also score the pretrained model (no adapter) on the same problems, as a baseline row (cached in <runs>/../zero-shot)")
 	fs.StringVar(&c.Devices, "devices", c.Devices, "devices to shard the batch over: a number or all (not part of the run id)")
 	fs.StringVar(&c.RunsDir, "runs", c.RunsDir, "folder of run folders (a fresh one runs everything afresh)")
 	fs.StringVar(&c.RunID, "run", c.RunID, "run id; empty: derived from the settings")

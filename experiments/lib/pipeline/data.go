@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/clip"
+	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
@@ -23,6 +24,8 @@ type runData struct {
 	describe    string
 	// skippedImages are the pids whose image did not decode (-skip-bad-images), set by imageFeatures.
 	skippedImages []string
+	// vision names the vision tower of a multimodal run (set by imageFeatures).
+	vision string
 }
 
 // loadData reads the problems (official layout or parquet) and picks the training and evaluation problems.
@@ -292,11 +295,18 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if cfg.Vision.CLIP == "random" {
 		m, err = clip.RandomWeights(randomCLIP(), cfg.Seed, dtypes.Float32)
 	} else {
-		m, err = clip.Load(cfg.Vision.CLIP, dtypes.Float32)
+		// A pinned name (dinov2-s14) is installed on demand; .onnx files load as DINOv2, folders as HF CLIP.
+		path, perr := assets.EnsureModel(cfg.Vision.CLIP, cfg.Install, out)
+		if perr != nil {
+			return nil, 0, 0, perr
+		}
+		m, err = clip.LoadVision(path, dtypes.Float32)
 	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	d.vision = visionName(cfg, m)
+	fmt.Fprintf(out, "vision tower: %s\n", d.vision)
 	o := clip.FeatureOptions{}
 	o.Layers = cfg.Vision.Layers
 	enc, err := m.NewEncoder(b, o)
@@ -360,4 +370,15 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 		}
 	}
 	return feats, scales, dim, nil
+}
+
+// visionName names the vision tower for logs and tables: the model's own name, or that of the random-weight ViT.
+func visionName(cfg Config, m *clip.Model) string {
+	if cfg.Vision.CLIP == "random" {
+		return "random-weight ViT (not pretrained)"
+	}
+	if m != nil && m.Name != "" {
+		return m.Name
+	}
+	return cfg.Vision.CLIP
 }

@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	}
 	summary.Split = evalSplitName(cfg)
 	summary.SkippedImages = s.data.skippedImages
+	summary.Vision = s.data.vision
 
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
 	if errors.Is(err, train.ErrNonFinite) {
@@ -172,6 +173,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 	summary.Baselines = baselines(s.data.train, s.data.eval)
+	if cfg.Eval.ZeroShot {
+		zs, err := zeroShotBaselines(cfg, s, cur, ex, out)
+		if err != nil {
+			return nil, err
+		}
+		for name, row := range zs {
+			summary.Baselines[name] = row
+		}
+	}
 	if ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile)); err == nil {
 		if summary.FinalTrainLoss == nil {
 			// Resumed after its last epoch: no epoch ended in this process, the log has the last one.
@@ -401,6 +411,9 @@ func runTable(s *results.Summary, mode string, extra []results.MeasuredRow) *res
 	rows := append([]results.MeasuredRow{results.SummaryRow(s)}, extra...)
 	rows = append(rows, baselineRows(s)...)
 	t := results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
+	if s.Vision != "" {
+		t.Notes = append(t.Notes, "Image features: "+s.Vision+".")
+	}
 	if n := len(s.SkippedImages); n > 0 {
 		t.Notes = append(t.Notes, fmt.Sprintf("%d problems ran without image features: their image did not decode (-skip-bad-images); pids %s.",
 			n, strings.Join(s.SkippedImages, ", ")))

@@ -57,11 +57,12 @@ func (c Config) EffectiveBatch() int { return c.BatchSize * c.AccumSteps }
 // LR is the absolute peak learning rate.
 func (c Config) LR() float64 { return ScaledLR(c.BaseLR, c.EffectiveBatch()) }
 
-// Validate checks the recipe.
+// Validate checks the recipe. Epochs may be 0: the trainer then trains nothing, and the adapter stays as
+// initialized (zero gates: exactly the pretrained model), which is how a zero-shot baseline is measured.
 func (c Config) Validate() error {
 	switch {
-	case c.Epochs < 1, c.BatchSize < 1, c.AccumSteps < 1, c.MaxLen < 2:
-		return fmt.Errorf("train: epochs, batch size, accumulation steps must be ≥ 1 and max length ≥ 2: %+v", c)
+	case c.Epochs < 0, c.BatchSize < 1, c.AccumSteps < 1, c.MaxLen < 2:
+		return fmt.Errorf("train: epochs must be ≥ 0, batch size and accumulation steps ≥ 1 and max length ≥ 2: %+v", c)
 	case c.BaseLR <= 0 || c.MinLR < 0 || c.WarmupEpochs < 0:
 		return fmt.Errorf("train: base lr must be positive, min lr and warmup non-negative: %+v", c)
 	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || c.Eps <= 0:

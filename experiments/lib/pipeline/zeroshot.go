@@ -1,0 +1,167 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
+	"github.com/adapterlab/llama-adapter/results"
+)
+
+// The zero-shot baseline is the pretrained model itself, scored by the run's protocols on the run's evaluation
+// problems: the row every trained adapter is read against. A zero-init adapter at step 0 is exactly this model
+// (its gates are 0), so it is measured without an adapter at all, and image features play no part. It depends only
+// on the model, tokenizer, data, evaluation problems and prompt settings, not on the recipe, so it is computed
+// once and kept in <runs>/../zero-shot/<key>.json, shared by every run (and sweep) of the same inputs.
+
+// zeroShotVersion names the cache layout and scoring code; bump it when either changes.
+const zeroShotVersion = "zero-shot v1"
+
+// zeroShotRecord is one cached zero-shot evaluation.
+type zeroShotRecord struct {
+	Key      string `json:"key"`
+	Model    string `json:"model"`
+	Problems int    `json:"problems"`
+	// Scores holds, per protocol ("letter scoring", "cloze scoring", ...), the accuracy by category.
+	Scores map[string]results.AccuracyTable `json:"scores"`
+}
+
+// zeroShotKey hashes everything a zero-shot score depends on: the inputs' content digests, the evaluation problems
+// and the prompt settings the protocols read.
+func zeroShotKey(cfg Config, cur resolved, ex *runExamples, protocols []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", zeroShotVersion)
+	for _, name := range []string{"model", "tokenizer", "problems", "splits", "captions"} {
+		fmt.Fprintf(h, "%s=%s\n", name, cur.Digests[name])
+	}
+	for _, name := range sortedKeys(cur.Digests) {
+		if strings.HasPrefix(name, "parquet:") {
+			fmt.Fprintf(h, "%s=%s\n", name, cur.Digests[name])
+		}
+	}
+	fmt.Fprintf(h, "dtype=%s format=%s captions=%v maxlen=%d protocols=%s\n", cfg.Model.DType, cfg.Data.Format,
+		cfg.Data.Captions, cfg.Train.MaxLen, strings.Join(protocols, ","))
+	fmt.Fprintf(h, "pids=%s\n", strings.Join(ex.evalPIDs, ","))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// zeroShotProtocols lists the scoring protocols of mode that the zero-shot baseline measures (generation is left
+// out: it is the slowest and the scorers already show what the pretrained model knows).
+func zeroShotProtocols(mode EvalMode) []string {
+	var ps []string
+	if mode.letter() {
+		ps = append(ps, "letter scoring")
+	}
+	if mode.cloze() {
+		ps = append(ps, "cloze scoring", "cloze scoring, per-token mean")
+	}
+	return ps
+}
+
+// zeroShotBaselines returns the zero-shot accuracies for the run's baselines ("zero-shot, <protocol>" → category →
+// percent), from the shared cache or measured now (and cached). It returns nil when the mode has no scoring
+// protocol.
+func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, out io.Writer) (map[string]map[string]float64, error) {
+	protocols := zeroShotProtocols(cfg.Eval.Mode)
+	if len(protocols) == 0 {
+		return nil, nil
+	}
+	key := zeroShotKey(cfg, cur, ex, protocols)
+	dir := filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "zero-shot")
+	path := filepath.Join(dir, key+".json")
+	rec, err := readZeroShot(path, key)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), path)
+		mode := EvalLetter
+		switch {
+		case cfg.Eval.Mode.letter() && cfg.Eval.Mode.cloze():
+			mode = EvalScores
+		case cfg.Eval.Mode.cloze():
+			mode = EvalCloze
+		}
+		zcfg := cfg
+		zcfg.Eval.Mode = mode
+		preds, err := evaluateRun(zcfg, s.model, nil, s.backend, s.tok, textOnly(ex), out)
+		if err != nil {
+			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+		}
+		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs), Scores: map[string]results.AccuracyTable{}}
+		byProtocol := map[string]map[string]int{"cloze scoring, per-token mean": preds.norm}
+		switch mode {
+		case EvalLetter:
+			byProtocol["letter scoring"] = preds.choice
+		case EvalCloze:
+			byProtocol["cloze scoring"] = preds.choice
+		case EvalScores:
+			byProtocol["letter scoring"], byProtocol["cloze scoring"] = preds.choice, preds.cloze
+		}
+		for _, p := range protocols {
+			if byProtocol[p] == nil {
+				continue
+			}
+			if rec.Scores[p], err = scoreRun(s.data.eval, byProtocol[p]); err != nil {
+				return nil, fmt.Errorf("zero-shot baseline: %w", err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+		}
+		if err := results.WriteJSONAtomic(path, rec); err != nil {
+			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+		}
+	} else {
+		fmt.Fprintf(out, "zero-shot baseline: from %s\n", path)
+	}
+	b := map[string]map[string]float64{}
+	for p, t := range rec.Scores {
+		row := map[string]float64{}
+		for c, v := range t {
+			row[c] = v.Accuracy
+		}
+		b["zero-shot, "+p] = row
+	}
+	return b, nil
+}
+
+// readZeroShot reads a cached zero-shot record; (nil, nil) when there is none.
+func readZeroShot(path, key string) (*zeroShotRecord, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	var rec zeroShotRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("zero-shot baseline %s: %w (delete it to measure again)", path, err)
+	}
+	if rec.Key != key || len(rec.Scores) == 0 {
+		return nil, fmt.Errorf("zero-shot baseline %s: key %q, want %q, or no scores (delete it to measure again)", path, rec.Key, key)
+	}
+	return &rec, nil
+}
+
+// textOnly returns the evaluation examples without image features (the pretrained model has no visual input).
+func textOnly(ex *runExamples) *runExamples {
+	c := *ex
+	c.letters = append([]evaluate.LetterExample(nil), ex.letters...)
+	for i := range c.letters {
+		c.letters[i].Features = nil
+	}
+	c.clozes = append([]evaluate.ClozeExample(nil), ex.clozes...)
+	for i := range c.clozes {
+		c.clozes[i].Features = nil
+	}
+	return &c
+}
