@@ -122,6 +122,8 @@ type EvalConfig struct {
 	// ZeroShot adds the pretrained model's own scores on the same problems to the run's baselines (measured once
 	// per inputs and cached, see zeroshot.go). Not part of the run id or record: it changes no trained result.
 	ZeroShot bool
+	// ZeroShotCache is the folder of cached zero-shot scores ("": DefaultZeroShotCache, results/zero-shot).
+	ZeroShotCache string
 }
 
 // adapterConfig is the adapter's configuration for a model of numLayers layers (L capped at its depth), with the
@@ -300,7 +302,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var(&e.Fallback, "fallback", "unparsable generations: random (official, seeded) or wrong")
 	fs.IntVar(&e.MaxNew, "max-new", e.MaxNew, "generated tokens per answer")
 	fs.IntVar(&e.Batch, "eval-batch", e.Batch, "evaluation batch size")
-	fs.BoolVar(&e.ZeroShot, "zero-shot", e.ZeroShot, "also score the pretrained model (no adapter) on the same problems, as a baseline row (cached in <runs>/../zero-shot)")
+	fs.BoolVar(&e.ZeroShot, "zero-shot", e.ZeroShot, "also score the pretrained model (no adapter) on the same problems, as a baseline row (measured once per inputs, cached)")
+	fs.StringVar(&e.ZeroShotCache, "zero-shot-cache", e.ZeroShotCache, "folder of cached zero-shot scores (default: results/zero-shot in the repository)")
 	fs.StringVar(&c.Devices, "devices", c.Devices, "devices to shard the batch over: a number or all (not part of the run id)")
 	fs.StringVar(&c.RunsDir, "runs", c.RunsDir, "folder of run folders (a fresh one runs everything afresh)")
 	fs.StringVar(&c.RunID, "run", c.RunID, "run id; empty: derived from the settings")

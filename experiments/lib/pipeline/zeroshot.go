@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -20,7 +21,11 @@ import (
 // problems: the row every trained adapter is read against. A zero-init adapter at step 0 is exactly this model
 // (its gates are 0), so it is measured without an adapter at all, and image features play no part. It depends only
 // on the model, tokenizer, data, evaluation problems and prompt settings, not on the recipe, so it is computed
-// once and kept in <runs>/../zero-shot/<key>.json, shared by every run (and sweep) of the same inputs.
+// once and kept in results/zero-shot/<key>.json (DefaultZeroShotCache; -zero-shot-cache moves it), shared by every
+// run and sweep of the same inputs, whatever their runs folder: the key names contents, not paths.
+
+// DefaultZeroShotCache is results/zero-shot in the repository (committed beside the runs that use it).
+func DefaultZeroShotCache() string { return filepath.Join(assets.RepoRoot(), "results", "zero-shot") }
 
 // zeroShotVersion names the cache layout and scoring code; bump it when either changes.
 const zeroShotVersion = "zero-shot v1"
@@ -75,7 +80,10 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 		return nil, nil
 	}
 	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "zero-shot")
+	dir := cfg.Eval.ZeroShotCache
+	if dir == "" {
+		dir = DefaultZeroShotCache()
+	}
 	path := filepath.Join(dir, key+".json")
 	rec, err := readZeroShot(path, key)
 	if err != nil {
