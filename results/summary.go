@@ -163,6 +163,9 @@ type Summary struct {
 	// Split names the evaluation split the accuracy was measured on (e.g. "test", "val", "fold 0/5").
 	Split    string        `json:"split,omitempty"`
 	Accuracy AccuracyTable `json:"accuracy,omitempty"`
+	// Scorings holds the accuracy of the other protocols that ran beside the primary one (by protocol name, e.g.
+	// "cloze", "cloze-norm", "letter"), on the same problems.
+	Scorings map[string]AccuracyTable `json:"scorings,omitempty"`
 	Timings  Timings       `json:"timings"`
 	Versions Versions      `json:"versions"`
 	Backend  string        `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"

@@ -89,7 +89,8 @@ func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out i
 	if err := saveExtraPredictions(outDir, preds); err != nil {
 		return nil, err
 	}
-	extra, err := extraRows(outDir, sum.RunID, s.data.eval, preds)
+	sum.Scorings = map[string]results.AccuracyTable{}
+	extra, err := extraRows(outDir, sum.RunID, s.data.eval, preds, sum.Scorings)
 	if err != nil {
 		return nil, err
 	}

@@ -149,7 +149,8 @@ func saveExtraPredictions(dir string, p *predictions) error {
 }
 
 // extraRows scores the secondary protocols (table rows beside the primary one), saving each score file in dir.
-func extraRows(dir, id string, problems []*scienceqa.Problem, p *predictions) ([]results.MeasuredRow, error) {
+// When scorings is not nil, each protocol's accuracy is also stored in it by name.
+func extraRows(dir, id string, problems []*scienceqa.Problem, p *predictions, scorings map[string]results.AccuracyTable) ([]results.MeasuredRow, error) {
 	var rows []results.MeasuredRow
 	ex := p.extra()
 	for _, x := range extraScoreFiles {
@@ -162,6 +163,9 @@ func extraRows(dir, id string, problems []*scienceqa.Problem, p *predictions) ([
 			return nil, err
 		}
 		rows = append(rows, results.MeasuredRow{Name: id + " (" + x.label + ")", Accuracy: acc})
+		if scorings != nil {
+			scorings[x.name] = acc
+		}
 		if dir != "" {
 			if err := results.WriteJSONAtomic(filepath.Join(dir, x.file), acc); err != nil {
 				return nil, err

@@ -195,7 +195,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 			}
 		}
 	}
-	extra, err := extraRows(dir, id, s.data.eval, preds)
+	summary.Scorings = map[string]results.AccuracyTable{}
+	extra, err := extraRows(dir, id, s.data.eval, preds, summary.Scorings)
 	if err != nil {
 		return nil, err
 	}
