@@ -39,6 +39,7 @@ func TestDINOv2Neighbours(t *testing.T) {
 	paths := testImages(t)
 	cacheRoot := os.Getenv("DINOV2_FEATURE_CACHE")
 	if cacheRoot == "" {
+		device.SkipSlowOnPureGo(t, "DINOv2 features of 120-300 images")
 		sort.Slice(paths, func(i, j int) bool { return pidOf(paths[i]) < pidOf(paths[j]) })
 		k := 300
 		if testing.Short() {
