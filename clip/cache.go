@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/adapterlab/llama-adapter/models/atomicfile"
+	"github.com/adapterlab/llama-adapter/models/safetensors"
 )
 
 // The feature cache stores one file per image under Dir/<key digest>/<aa>/<image sha256>.feat, where the key
@@ -175,8 +175,8 @@ func (c *Cache) read(f *os.File) ([]float32, string) {
 		return nil, "checksum mismatch"
 	}
 	feat := make([]float32, n)
-	for i := range feat {
-		feat[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	if err := safetensors.DecodeFloat32(feat, buf, safetensors.F32); err != nil {
+		return nil, err.Error()
 	}
 	return feat, ""
 }
@@ -193,9 +193,7 @@ func (c *Cache) Put(imgKey string, feat []float32) error {
 	binary.LittleEndian.PutUint32(buf[12:], uint32(c.Key.M))
 	binary.LittleEndian.PutUint32(buf[16:], uint32(c.Key.D))
 	copy(buf[20:52], c.digest[:])
-	for i, v := range feat {
-		binary.LittleEndian.PutUint32(buf[headerSize+4*i:], math.Float32bits(v))
-	}
+	safetensors.EncodeFloat32(buf[headerSize:headerSize+4*n], feat, safetensors.F32)
 	binary.LittleEndian.PutUint32(buf[headerSize+4*n:], crc32.Checksum(buf[:headerSize+4*n], crcTable))
 	p := c.path(imgKey)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -125,9 +125,7 @@ func onnxFloats(t *onnx.TensorProto) ([]byte, error) {
 
 func decodeF32(raw []byte) []float32 {
 	v := make([]float32, len(raw)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
+	_ = safetensors.DecodeFloat32(v, raw[:4*len(v)], safetensors.F32) // the length always matches
 	return v
 }
 

@@ -43,11 +43,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -150,26 +146,10 @@ func (m *Model) finishHash(h hash.Hash) {
 	m.WeightsHash = hex.EncodeToString(h.Sum(nil))
 }
 
-// put stores a weight given as raw little-endian bytes of a safetensors dtype, converted to the model's dtype.
+// put stores a weight given as raw little-endian bytes of a safetensors dtype, converted to the model's dtype
+// (bit-exact when they agree).
 func (m *Model) put(name string, shape []int, raw []byte, diskDType string) error {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	t := tensors.FromShape(shapes.Make(m.DType, shape...))
-	same := (diskDType == safetensors.F32 && m.DType == dtypes.Float32) ||
-		(diskDType == safetensors.BF16 && m.DType == dtypes.BFloat16) ||
-		(diskDType == safetensors.F16 && m.DType == dtypes.Float16)
-	var err error
-	if same {
-		err = t.MutableBytes(func(data []byte) { copy(data, raw) })
-	} else {
-		vals := make([]float32, n)
-		if err := safetensors.DecodeFloat32(vals, raw, diskDType); err != nil {
-			return fmt.Errorf("clip %s: %s: %w", m.Source, name, err)
-		}
-		err = fillTensor(t, m.DType, vals)
-	}
+	t, err := safetensors.TensorFromRaw(m.DType, shape, raw, diskDType)
 	if err != nil {
 		return fmt.Errorf("clip %s: %s: %w", m.Source, name, err)
 	}
@@ -180,26 +160,6 @@ func (m *Model) put(name string, shape []int, raw []byte, diskDType string) erro
 	v.SetTrainable(false)
 	m.vars[name] = v
 	return nil
-}
-
-func fillTensor(t *tensors.Tensor, dtype dtypes.DType, vals []float32) error {
-	switch dtype {
-	case dtypes.Float32:
-		return tensors.MutableFlatData(t, func(flat []float32) { copy(flat, vals) })
-	case dtypes.BFloat16:
-		return tensors.MutableFlatData(t, func(flat []bfloat16.BFloat16) {
-			for i, v := range vals {
-				flat[i] = bfloat16.FromFloat32(v)
-			}
-		})
-	case dtypes.Float16:
-		return tensors.MutableFlatData(t, func(flat []float16.Float16) {
-			for i, v := range vals {
-				flat[i] = float16.FromFloat32(v)
-			}
-		})
-	}
-	return fmt.Errorf("unsupported dtype %s", dtype)
 }
 
 // Load loads a vision tower from a Hugging Face checkpoint: a folder with config.json and model.safetensors (or

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/gomlx/compute/dtypes/bfloat16"
+	"github.com/gomlx/compute/dtypes/float16"
 )
 
 // Dequantize decodes src, whole blocks of type t, into dst (len(dst) values). Block layouts follow ggml
@@ -27,7 +30,7 @@ func Dequantize(dst []float32, src []byte, t Type) error {
 	case TypeF16:
 		block = func(y []float32, x []byte) { y[0] = f16(x) }
 	case TypeBF16:
-		block = func(y []float32, x []byte) { y[0] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(x)) << 16) }
+		block = func(y []float32, x []byte) { y[0] = bfloat16.FromBits(binary.LittleEndian.Uint16(x)).Float32() }
 	case TypeQ4_0:
 		block = dequantQ4_0
 	case TypeQ4_1:
@@ -50,26 +53,9 @@ func Dequantize(dst []float32, src []byte, t Type) error {
 // f16 decodes a little-endian IEEE half.
 func f16(b []byte) float32 { return HalfToFloat32(binary.LittleEndian.Uint16(b)) }
 
-// HalfToFloat32 converts IEEE 754 binary16 bits to float32 (exactly: every half is a float32).
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf / NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0:
-		return math.Float32frombits(sign)
-	}
-	// Subnormal half: mant·2^-24, exact in float32.
-	v := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		v = -v
-	}
-	return v
-}
+// HalfToFloat32 converts IEEE 754 binary16 bits to float32 (exactly: every half is a float32), with the same
+// float16 conversion as every other reader (models/safetensors' DecodeFloat32).
+func HalfToFloat32(h uint16) float32 { return float16.FromBits(h).Float32() }
 
 // Q4_0: f16 d, 16 bytes of nibbles; value j = (low nibble of byte j − 8)·d, value j+16 = (high nibble − 8)·d.
 func dequantQ4_0(y []float32, x []byte) {

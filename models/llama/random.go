@@ -7,10 +7,8 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
-	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -48,12 +46,12 @@ func RandomModel(cfg Config, dtype dtypes.DType, seed uint64) (*Model, error) {
 				defer wg.Done()
 				shape := cfg.expectedShape(names[i])
 				if len(shape) == 1 {
-					filled[i], errs[i] = fillTensor(dtype, shape, func() float32 { return 1 })
+					filled[i], errs[i] = safetensors.FillTensor(dtype, shape, func() float32 { return 1 })
 					return
 				}
 				rng := rand.New(rand.NewPCG(seed, uint64(i)))
 				std := 1 / math.Sqrt(float64(shape[1]))
-				filled[i], errs[i] = fillTensor(dtype, shape, func() float32 { return float32(rng.NormFloat64() * std) })
+				filled[i], errs[i] = safetensors.FillTensor(dtype, shape, func() float32 { return float32(rng.NormFloat64() * std) })
 			}()
 		}
 		wg.Wait()
@@ -68,33 +66,4 @@ func RandomModel(cfg Config, dtype dtypes.DType, seed uint64) (*Model, error) {
 		}
 	}
 	return m, nil
-}
-
-// fillTensor makes a tensor of dtype (float32, bfloat16 or float16) and shape with values drawn from next, in order.
-func fillTensor(dtype dtypes.DType, shape []int, next func() float32) (*tensors.Tensor, error) {
-	t := tensors.FromShape(shapes.Make(dtype, shape...))
-	var err error
-	switch dtype {
-	case dtypes.Float32:
-		err = tensors.MutableFlatData(t, func(flat []float32) {
-			for i := range flat {
-				flat[i] = next()
-			}
-		})
-	case dtypes.BFloat16:
-		err = tensors.MutableFlatData(t, func(flat []bfloat16.BFloat16) {
-			for i := range flat {
-				flat[i] = bfloat16.FromFloat32(next())
-			}
-		})
-	case dtypes.Float16:
-		err = tensors.MutableFlatData(t, func(flat []float16.Float16) {
-			for i := range flat {
-				flat[i] = float16.FromFloat32(next())
-			}
-		})
-	default:
-		err = fmt.Errorf("unsupported dtype %s", dtype)
-	}
-	return t, err
 }

@@ -12,8 +12,6 @@ import (
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -179,15 +177,7 @@ func (l *loader) checkShape(name, diskName string, shape []int) error {
 
 // putFloat32 stores a weight given as float32 values, converted to the model's dtype.
 func (l *loader) putFloat32(name string, shape []int, values []float32) error {
-	var t *tensors.Tensor
-	var err error
-	if l.m.DType == dtypes.Float32 {
-		t = tensors.FromShape(shapes.Make(l.m.DType, shape...))
-		err = tensors.MutableFlatData(t, func(flat []float32) { copy(flat, values) })
-	} else {
-		j := 0
-		t, err = fillTensor(l.m.DType, shape, func() float32 { j++; return values[j-1] })
-	}
+	t, err := safetensors.TensorFromFloat32(l.m.DType, shape, values)
 	if err != nil {
 		return fmt.Errorf("llama %s: converting %s: %w", l.source, name, err)
 	}
@@ -197,25 +187,11 @@ func (l *loader) putFloat32(name string, shape []int, values []float32) error {
 // putRaw stores a weight given as raw little-endian bytes of a safetensors dtype. When the dtypes agree the bytes
 // are copied as they are (bit-exact); otherwise they go through float32.
 func (l *loader) putRaw(name string, shape []int, raw []byte, diskDType string) error {
-	same := (diskDType == safetensors.F32 && l.m.DType == dtypes.Float32) ||
-		(diskDType == safetensors.BF16 && l.m.DType == dtypes.BFloat16) ||
-		(diskDType == safetensors.F16 && l.m.DType == dtypes.Float16)
-	if same {
-		t := tensors.FromShape(shapes.Make(l.m.DType, shape...))
-		if err := t.MutableBytes(func(data []byte) { copy(data, raw) }); err != nil {
-			return fmt.Errorf("llama %s: %s: %w", l.source, name, err)
-		}
-		return l.m.setVariable(name, t)
-	}
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	vals := make([]float32, n)
-	if err := safetensors.DecodeFloat32(vals, raw, diskDType); err != nil {
+	t, err := safetensors.TensorFromRaw(l.m.DType, shape, raw, diskDType)
+	if err != nil {
 		return fmt.Errorf("llama %s: %s: %w", l.source, name, err)
 	}
-	return l.putFloat32(name, shape, vals)
+	return l.m.setVariable(name, t)
 }
 
 // LoadHF loads a Hugging Face LlamaForCausalLM folder (config.json + model.safetensors or a sharded index) or a

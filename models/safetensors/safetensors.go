@@ -22,14 +22,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
 
 	"github.com/adapterlab/llama-adapter/models/atomicfile"
 )
@@ -309,34 +305,6 @@ func (sf *File) ReadInt64(name string) ([]int64, []int, error) {
 	return out, info.Shape, nil
 }
 
-// DecodeFloat32 converts little-endian raw bytes of a floating dtype into dst (len(dst) elements).
-func DecodeFloat32(dst []float32, raw []byte, dtype string) error {
-	if es := ElemSize(dtype); es == 0 || len(raw) != es*len(dst) {
-		return fmt.Errorf("cannot decode %d bytes of %s into %d float32 values", len(raw), dtype, len(dst))
-	}
-	switch dtype {
-	case F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	case F16:
-		for i := range dst {
-			dst[i] = float16.FromBits(binary.LittleEndian.Uint16(raw[2*i:])).Float32()
-		}
-	case BF16:
-		for i := range dst {
-			dst[i] = bfloat16.FromBits(binary.LittleEndian.Uint16(raw[2*i:])).Float32()
-		}
-	case F64:
-		for i := range dst {
-			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
-		}
-	default:
-		return fmt.Errorf("dtype %s is not floating point", dtype)
-	}
-	return nil
-}
-
 // Set is one logical checkpoint spread over one or more files (a sharded model).
 type Set struct {
 	Files []*File
@@ -505,26 +473,6 @@ func Float32Tensor(name string, shape []int, values []float32, dtype string) Ten
 	data := make([]byte, es*len(values))
 	EncodeFloat32(data, values, dtype)
 	return Tensor{Name: name, DType: dtype, Shape: append([]int(nil), shape...), Data: data}
-}
-
-// EncodeFloat32 writes values into dst as little-endian dtype (F32, F16, BF16; round to nearest even).
-func EncodeFloat32(dst []byte, values []float32, dtype string) {
-	switch dtype {
-	case F32:
-		for i, v := range values {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
-	case F16:
-		for i, v := range values {
-			binary.LittleEndian.PutUint16(dst[2*i:], float16.FromFloat32(v).Bits())
-		}
-	case BF16:
-		for i, v := range values {
-			binary.LittleEndian.PutUint16(dst[2*i:], bfloat16.FromFloat32(v).Bits())
-		}
-	default:
-		panic(fmt.Sprintf("safetensors.EncodeFloat32: unsupported dtype %q", dtype))
-	}
 }
 
 // Write writes tensors (in the given order) and metadata to path atomically: a temporary file in the same folder

@@ -27,8 +27,6 @@ package torchpth
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -38,7 +36,6 @@ import (
 
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/gomlx/compute/dtypes/bfloat16"
-	"github.com/gomlx/compute/dtypes/float16"
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 )
@@ -549,28 +546,7 @@ func (pf *File) ReadBFloat16(name string) ([]bfloat16.BFloat16, []int, error) {
 	}
 	out := make([]bfloat16.BFloat16, info.NumElements())
 	if _, err := pf.convert(name, func(raw []byte, first int, dtype string) error {
-		dst := out[first:]
-		switch dtype {
-		case safetensors.BF16:
-			for i := 0; i < len(raw)/2; i++ {
-				dst[i] = bfloat16.BFloat16(binary.LittleEndian.Uint16(raw[2*i:]))
-			}
-		case safetensors.F32:
-			for i := 0; i < len(raw)/4; i++ {
-				dst[i] = bfloat16.FromFloat32(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
-			}
-		case safetensors.F16:
-			for i := 0; i < len(raw)/2; i++ {
-				dst[i] = bfloat16.FromFloat32(float16.FromBits(binary.LittleEndian.Uint16(raw[2*i:])).Float32())
-			}
-		case safetensors.F64:
-			for i := 0; i < len(raw)/8; i++ {
-				dst[i] = bfloat16.FromFloat32(float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))))
-			}
-		default:
-			return errors.New("dtype " + dtype + " is not floating point")
-		}
-		return nil
+		return safetensors.DecodeBFloat16(out[first:first+len(raw)/safetensors.ElemSize(dtype)], raw, dtype)
 	}); err != nil {
 		return nil, nil, err
 	}
