@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a newcomer sees first, checked: the main command's help, the default run (stories260K) at a tiny size in a
+# What a newcomer sees first, checked: the main command's help, the default run (SmolLM2, installed on demand) at a tiny size in a
 # fresh runs folder, and the same command again (a complete run prints its recorded table instead of rerunning).
 #
 # Checks: -h exits 0 and lists the train flags and the subcommands; the run prints the backend line, the compile
@@ -32,7 +32,7 @@ for f in -train-limit -eval-limit -runs -force -preset -model -backend -install 
 done
 expect "$tmp/help.txt" 'pjrt|PJRT' "-backend's help names the XLA CPU plugin"
 
-args=(-runs "$tmp/runs" -train-limit 16 -eval-limit 16 -epochs 1 "$@")
+args=(-runs "$tmp/runs" -zero-shot-cache "$tmp/zero-shot" -train-limit 16 -eval-limit 16 -epochs 1 "$@")
 echo "== scienceqa ${args[*]}"
 start=$SECONDS
 "$tmp/scienceqa" "${args[@]}" >"$tmp/run1.txt" 2>&1 || { tail -40 "$tmp/run1.txt" >&2; fail "the tiny run failed"; }
@@ -60,7 +60,7 @@ expect "$tmp/run2.txt" 'To run it afresh: -runs DIR .* -force' "the skip says ho
 if grep -q 'compiling the training step' "$tmp/run2.txt"; then fail "the second run trained"; fi
 
 # The two tables' measured rows agree (the skip prints what the run recorded).
-row() { grep -E '^│ stories260K-' "$1" | head -1; }
+row() { grep -E '^│ (smollm2|stories260K)-' "$1" | head -1; }
 [[ "$(row "$tmp/run1.txt")" == "$(row "$tmp/run2.txt")" ]] || fail "the skip's table differs from the run's"
 
 backend=$(sed -n 's/^backend: //p' "$tmp/run1.txt")

@@ -42,7 +42,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	fs.StringVar(&o.sweep, "sweep", "", "sweep to run: a name (layers, init, epochs, prompt-len, modality, or one of -sweeps), a comma-separated list, or all")
-	fs.StringVar(&o.preset, "preset", "local", "base configuration and sweeps: local (stories260K, CPU-sized) or paper (LLaMA-7B)")
+	fs.StringVar(&o.preset, "preset", "local", "base configuration and sweeps: local (SmolLM2, CPU-sized), stories260K (the first local preset) or paper (LLaMA-7B)")
 	fs.IntVar(&o.seeds, "seeds", 3, "seeds per value (seed s of N runs with -seed + s)")
 	fs.BoolVar(&o.report, "report", false, "only build the tables and figures from existing run folders")
 	fs.BoolVar(&o.list, "list", false, "print the sweeps' runs and whether each is complete; run nothing")
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ps := presets()
 	p, ok := ps[o.preset]
 	if !ok {
-		return fmt.Errorf("-preset %q: want local or paper", o.preset)
+		return fmt.Errorf("-preset %q: want local, stories260K or paper", o.preset)
 	}
 	var extra []Sweep
 	if o.sweepsFile != "" {
@@ -210,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Every sweep whose runs are all complete gets its report; the others are named in the error.
 	var errs []error
 	for i := range sweeps {
-		groups, err := collect(plans[i])
+		groups, err := collect(plans[i], p.Metric)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("report %s: %w", sweeps[i].Name, err))
 			continue
@@ -225,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // runState is "complete", "partial" (a folder without a complete summary: it will resume) or "new".
 func runState(r plannedRun) string {
 	dir := filepath.Join(r.Config.RunsDir, r.Config.ID())
-	if groups, err := collect([]plannedRun{r}); err == nil && len(groups) == 1 {
+	if groups, err := collect([]plannedRun{r}, ""); err == nil && len(groups) == 1 {
 		return "complete"
 	}
 	if _, err := os.Stat(dir); err == nil {

@@ -29,7 +29,7 @@ const tinySweeps = `[
   {"name": "tiny-init", "param": "init", "values": ["zero", "random"], "set": {"L": "2"}}
 ]`
 
-// tinyArgs is the local preset cut to seconds per run: stories260K on 24 training and 12 evaluation problems, one
+// tinyArgs is the stories260K preset cut to seconds per run: stories260K on 24 training and 12 evaluation problems, one
 // epoch, a checkpoint after every step.
 func tinyArgs(t *testing.T, dir string, extra ...string) []string {
 	t.Helper()
@@ -37,7 +37,7 @@ func tinyArgs(t *testing.T, dir string, extra ...string) []string {
 	if err := os.WriteFile(sweeps, []byte(tinySweeps), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-sweeps", sweeps, "-sweep", "tiny-layers,tiny-init", "-seeds", "2",
+	args := []string{"-preset", "stories260K", "-sweeps", sweeps, "-sweep", "tiny-layers,tiny-init", "-seeds", "2",
 		"-runs", filepath.Join(dir, "runs"), "-out", filepath.Join(dir, "out"),
 		"-train-limit", "24", "-eval-limit", "12", "-epochs", "1", "-max-len", "160", "-checkpoint-every", "1",
 		// The pure-Go backend compiles these tiny graphs faster than XLA's CPU plugin (when one is installed).

@@ -20,14 +20,48 @@ type measuredRun struct {
 	Summary *results.Summary
 	Metrics []results.Metric
 	Dir     string
+	// Metric is the scoring protocol the tables read (Preset.Metric): "" or "letter" for the run's primary accuracy.
+	Metric string
 }
 
-// accuracy returns the run's accuracy of a category in percent (nil: n/a).
+// accuracy returns the run's accuracy of a category in percent by the report's metric (nil: n/a).
 func (m measuredRun) accuracy(category string) *float64 {
-	if v, ok := m.Summary.Accuracy.Percent(category); ok {
+	t := m.Summary.Accuracy
+	if m.Metric != "" && m.Metric != "letter" {
+		t = m.Summary.Scorings[m.Metric]
+	}
+	if v, ok := t.Percent(category); ok {
 		return results.Float(v)
 	}
 	return nil
+}
+
+// primaryAccuracy is the run's primary accuracy (letter scoring for the local presets), whatever the metric.
+func (m measuredRun) primaryAccuracy() *float64 {
+	if v, ok := m.Summary.Accuracy.Percent("Avg"); ok {
+		return results.Float(v)
+	}
+	return nil
+}
+
+// zeroShot returns the run's zero-shot baseline (the pretrained model on the same problems) by the report's
+// metric and by letter scoring, in percent (nil: not measured).
+func (m measuredRun) zeroShot() (metric, letter *float64) {
+	get := func(name string) *float64 {
+		if v, ok := m.Summary.Baselines["zero-shot, "+name]["Avg"]; ok {
+			return results.Float(v)
+		}
+		return nil
+	}
+	switch m.Metric {
+	case "", "letter":
+		metric = get("letter scoring")
+	case "cloze":
+		metric = get("cloze scoring")
+	case "cloze-norm":
+		metric = get("cloze scoring, per-token mean")
+	}
+	return metric, get("letter scoring")
 }
 
 // group is the runs of one sweep value, one per seed (in seed order).
@@ -38,7 +72,7 @@ type group struct {
 
 // collect reads the run folders of a sweep's runs. Every run must be complete; otherwise the error names each
 // missing or incomplete run with its settings and folder.
-func collect(runs []plannedRun) ([]group, error) {
+func collect(runs []plannedRun, metric string) ([]group, error) {
 	var groups []group
 	index := map[string]int{}
 	var missing []string
@@ -69,7 +103,10 @@ func collect(runs []plannedRun) ([]group, error) {
 			index[r.Value] = i
 			groups = append(groups, group{Value: r.Value})
 		}
-		groups[i].Runs = append(groups[i].Runs, measuredRun{plannedRun: r, Summary: s, Metrics: ms, Dir: dir})
+		if metric != "" && metric != "letter" && s.Scorings[metric] == nil {
+			return nil, fmt.Errorf("%s: %s has no %s scores (the report reads -metric %s; evaluate with -eval letter+cloze)", r.describe(), dir, metric, metric)
+		}
+		groups[i].Runs = append(groups[i].Runs, measuredRun{plannedRun: r, Summary: s, Metrics: ms, Dir: dir, Metric: metric})
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%d of %d runs are missing or incomplete (run the sweep without -report to complete them):\n  %s",
@@ -411,6 +448,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	if err != nil {
 		return err
 	}
+	t.Notes = append(t.Notes, metricNotes(groups)...)
 	if err := t.Render(out, results.Text); err != nil {
 		return err
 	}
@@ -476,12 +514,22 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		ValLoss   *float64 `json:"final_val_loss"`
 		ValAcc    *float64 `json:"val_acc"`
 		IMGAcc    *float64 `json:"img_acc,omitempty"`
+		// Metric names the scoring val_acc and img_acc are read in; LetterAcc is letter scoring's whatever it is.
+		Metric         string   `json:"metric,omitempty"`
+		LetterAcc      *float64 `json:"letter_acc,omitempty"`
+		ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
+		ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
 	}
 	var recs []runRecord
 	for _, g := range groups {
 		for _, r := range g.Runs {
-			recs = append(recs, runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: r.Dir,
-				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)})
+			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: r.Dir,
+				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)}
+			if r.Metric != "" && r.Metric != "letter" {
+				rec.Metric, rec.LetterAcc = r.Metric, r.primaryAccuracy()
+				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
+			}
+			recs = append(recs, rec)
 		}
 	}
 	if err := results.WriteJSONAtomic(filepath.Join(dir, "runs.json"), recs); err != nil {
@@ -500,4 +548,35 @@ func curveLabel(s *Sweep, g group) string {
 		}
 	}
 	return "-" + s.flagName() + "=" + g.label()
+}
+
+// metricNotes says which scoring the table's accuracies are and gives the row every value is read against: the
+// pretrained model's zero-shot accuracy on the same problems, and the other scoring's mean per value.
+func metricNotes(groups []group) []string {
+	if len(groups) == 0 || len(groups[0].Runs) == 0 {
+		return nil
+	}
+	r0 := groups[0].Runs[0]
+	if r0.Metric == "" || r0.Metric == "letter" {
+		return nil
+	}
+	notes := []string{fmt.Sprintf("Accuracies are %s scoring (the option texts scored as continuations; letter scoring stays at chance on this model).", r0.Metric)}
+	if zm, zl := r0.zeroShot(); zm != nil {
+		line := fmt.Sprintf("Zero-shot (the pretrained model, no adapter, same problems): %s %.2f", r0.Metric, *zm)
+		if zl != nil {
+			line += fmt.Sprintf(", letter %.2f", *zl)
+		}
+		notes = append(notes, line+".")
+	}
+	var parts []string
+	for _, g := range groups {
+		st := g.measure(func(m measuredRun) *float64 { return m.primaryAccuracy() })
+		if st.Mean != nil {
+			parts = append(parts, fmt.Sprintf("%s %.2f", g.label(), *st.Mean))
+		}
+	}
+	if len(parts) > 0 {
+		notes = append(notes, "Letter scoring, mean over seeds: "+strings.Join(parts, ", ")+".")
+	}
+	return notes
 }

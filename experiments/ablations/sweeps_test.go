@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"io"
 	"math"
 	"os"
@@ -45,7 +46,7 @@ func TestEpochValues(t *testing.T) {
 }
 
 func TestPlanSharingOverridesAndSeeds(t *testing.T) {
-	local := presets()["local"]
+	local := presets()["stories260K"]
 	byName := map[string]*Sweep{}
 	for i := range local.Sweeps {
 		byName[local.Sweeps[i].Name] = &local.Sweeps[i]
@@ -159,7 +160,7 @@ func TestSweepValidation(t *testing.T) {
 	}
 	// A value the flag rejects fails at planning.
 	s := Sweep{Name: "a", Param: "layers", Values: []string{"x"}}
-	if _, err := plan(&s, presets()["local"].Base(), nil, 1); err == nil {
+	if _, err := plan(&s, presets()["stories260K"].Base(), nil, 1); err == nil {
 		t.Error("L=x planned")
 	}
 }
@@ -172,7 +173,7 @@ func TestLoadSweepsAndSelect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := presets()["local"]
+	p := presets()["stories260K"]
 	all, err := selectSweeps(p, extra, "all")
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestExampleSweeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range ss {
-		runs, err := plan(&ss[i], presets()["local"].Base(), nil, 2)
+		runs, err := plan(&ss[i], presets()["stories260K"].Base(), nil, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +318,47 @@ func TestExampleSweeps(t *testing.T) {
 			t.Errorf("sweep %s: %d runs", ss[i].Name, len(runs))
 		}
 	}
-	if r, _ := plan(&ss[2], presets()["local"].Base(), nil, 1); r[0].Config.Adapter.Init != "random" {
+	if r, _ := plan(&ss[2], presets()["stories260K"].Base(), nil, 1); r[0].Config.Adapter.Init != "random" {
 		t.Errorf("\"set\" not applied: init %s", r[0].Config.Adapter.Init)
+	}
+}
+
+// TestLocalPresetIsSmolLM2: the local preset runs the paper's L values on SmolLM2, reads its tables in cloze
+// scoring, scores the zero-shot baseline, and its multimodal runs use the pinned DINOv2 tower; stories260K keeps the
+// first local sweeps.
+func TestLocalPresetIsSmolLM2(t *testing.T) {
+	p := presets()["local"]
+	base := p.Base()
+	if base.Model.Path != "smollm2" || base.Adapter.Layers != 30 || p.Metric != "cloze" || !base.Eval.ZeroShot || base.Eval.Mode != pipeline.EvalScores {
+		t.Fatalf("local preset: model %s, L=%d, metric %q, zero-shot %v, eval %s", base.Model.Path, base.Adapter.Layers, p.Metric, base.Eval.ZeroShot, base.Eval.Mode)
+	}
+	b := localBudget()
+	if base.Data.TrainLimit != b.TrainLimit || base.Data.EvalLimit != b.EvalLimit || base.Train.Epochs != b.Epochs {
+		t.Errorf("local base not cut to the budget: %+v vs %+v", base.Data, b)
+	}
+	byName := map[string]*Sweep{}
+	for i := range p.Sweeps {
+		byName[p.Sweeps[i].Name] = &p.Sweeps[i]
+	}
+	layers, err := plan(byName["layers"], base, nil, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls []int
+	for _, r := range layers[:3] {
+		ls = append(ls, r.Config.Adapter.Layers)
+	}
+	if !reflect.DeepEqual(ls, []int{10, 20, 30}) || len(layers) != 9 {
+		t.Errorf("layers sweep: L %v, %d runs", ls, len(layers))
+	}
+	mod, err := plan(byName["modality"], base, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod[1].Config.Vision.CLIP != "dinov2-s14" || mod[0].Config.ID() != layers[2].Config.ID() {
+		t.Errorf("modality: multimodal tower %q; the text run shares the L=30 run: %v", mod[1].Config.Vision.CLIP, mod[0].Config.ID() == layers[2].Config.ID())
+	}
+	if s := presets()["stories260K"].Base(); s.Model.Tokenizer == "smollm2" || s.Adapter.Layers != 5 {
+		t.Errorf("stories260K preset changed: %+v", s.Model)
 	}
 }

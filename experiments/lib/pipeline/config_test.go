@@ -104,7 +104,7 @@ func TestRecordRoundTrip(t *testing.T) {
 // TestIDIgnoresDevicesAndNewDefaults: -devices is not hashed; settings added after the committed runs change the
 // id only when they leave their earlier implicit value.
 func TestIDIgnoresDevicesAndNewDefaults(t *testing.T) {
-	a := Default()
+	a := Stories260K()
 	b := a
 	b.Devices = "4"
 	b.Data.Target = ""
@@ -127,7 +127,7 @@ func TestIDIgnoresDevicesAndNewDefaults(t *testing.T) {
 // TestFlagsBindTypedFields: flags set the typed fields directly, enums reject unknown values, and Validate
 // collects the errors of one config.
 func TestFlagsBindTypedFields(t *testing.T) {
-	c := Default()
+	c := Stories260K()
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	c.Flags(fs)
 	if err := fs.Parse([]string{"-L", "3", "-init", "random", "-eval", "cloze", "-modality", "multimodal", "-clip", "random",
@@ -142,7 +142,7 @@ func TestFlagsBindTypedFields(t *testing.T) {
 		t.Errorf("valid config: %v", err)
 	}
 	for _, args := range [][]string{{"-eval", "bogus"}, {"-init", "half"}, {"-format", "Q-A"}, {"-modality", "audio"}} {
-		c := Default()
+		c := Stories260K()
 		fs := flag.NewFlagSet("", flag.ContinueOnError)
 		fs.SetOutput(new(strings.Builder))
 		c.Flags(fs)
@@ -150,7 +150,7 @@ func TestFlagsBindTypedFields(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 	}
-	bad := Default()
+	bad := Stories260K()
 	bad.Data.Format, bad.Devices, bad.Data.EvalFold = "QCM-LEA", "zero", 7
 	err := bad.Validate()
 	if err == nil || !strings.Contains(err.Error(), "letter scoring") || !strings.Contains(err.Error(), "-devices") || !strings.Contains(err.Error(), "-fold") {
@@ -160,7 +160,7 @@ func TestFlagsBindTypedFields(t *testing.T) {
 
 // TestHelpStatesDefaultsOnce: no flag's usage names a default that the flag package prints again.
 func TestHelpStatesDefaultsOnce(t *testing.T) {
-	c := Default()
+	c := Stories260K()
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	c.Flags(fs)
 	var out strings.Builder

@@ -42,7 +42,7 @@ func ownDataDir(t *testing.T, n int) string {
 
 func parseFlags(t *testing.T, args ...string) Config {
 	t.Helper()
-	c := Default()
+	c := Stories260K()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	c.Flags(fs)
 	if err := fs.Parse(args); err != nil {

@@ -18,7 +18,7 @@ func smallConfig(t *testing.T) Config {
 	t.Helper()
 	assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
 	assets.Require(t, assets.Path("models", "stories260K", "stories260K.bin"))
-	c := Default()
+	c := Stories260K()
 	c.RunsDir = t.TempDir()
 	c.Data.TrainLimit, c.Data.EvalLimit = 48, 24
 	c.Train.Epochs, c.Train.WarmupEpochs, c.Train.MaxLen, c.Train.CheckpointEvery = 2, 0.5, 192, 2
@@ -151,8 +151,8 @@ func TestNoEOSTarget(t *testing.T) {
 // TestIDIndependentOfCheckout: the same settings give the same id whether the assets are named by an absolute or
 // a relative path, and the backend does not enter the id.
 func TestIDIndependentOfCheckout(t *testing.T) {
-	a := Default()
-	b := Default()
+	a := Stories260K()
+	b := Stories260K()
 	rel, err := filepath.Rel(mustWd(t), a.Model.Path)
 	if err != nil {
 		t.Fatal(err)
