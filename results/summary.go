@@ -6,81 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
+
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 )
 
-// Categories are ScienceQA's evaluation categories in the column order of the paper's tables: subject
-// (NAT natural, SOC social, LAN language science), context (TXT has a hint, IMG has an image, NO neither;
-// TXT and IMG overlap), grade (G1-6, G7-12) and Avg, the accuracy over all problems (not the mean of the
-// other columns).
-var Categories = []string{"NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg"}
+// Categories are ScienceQA's evaluation categories in the column order of the paper's tables
+// (scienceqa.Categories).
+var Categories = scienceqa.Categories
 
-// Score is the accuracy of one category: Correct of Total problems, and Accuracy = 100·Correct/Total in
-// percent (stored so that summary.json is readable on its own).
-type Score struct {
-	Correct  int     `json:"correct"`
-	Total    int     `json:"total"`
-	Accuracy float64 `json:"accuracy"`
-}
+// Score is the accuracy of one category: the data set's one score type, scienceqa.CategoryScore.
+type Score = scienceqa.CategoryScore
 
-// NewScore returns the Score of correct answers out of total. total must be positive: a category with
-// no problems has no score (see AccuracyTable).
-func NewScore(correct, total int) Score {
-	return Score{Correct: correct, Total: total, Accuracy: 100 * float64(correct) / float64(total)}
-}
+// NewScore returns the Score of correct answers out of total (scienceqa.NewCategoryScore).
+func NewScore(correct, total int) Score { return scienceqa.NewCategoryScore(correct, total) }
 
-// accuracyTolerance is how far a stored Accuracy may be from 100·Correct/Total (JSON round trips of a
-// float64 are exact; this only absorbs values written by other tools with fewer digits).
-const accuracyTolerance = 1e-6
-
-func (s Score) validate() error {
-	if s.Total <= 0 {
-		return fmt.Errorf("total %d: a category without problems must be absent (n/a), not scored", s.Total)
-	}
-	if s.Correct < 0 || s.Correct > s.Total {
-		return fmt.Errorf("correct %d out of range [0, %d]", s.Correct, s.Total)
-	}
-	want := 100 * float64(s.Correct) / float64(s.Total)
-	if math.Abs(s.Accuracy-want) > accuracyTolerance {
-		return fmt.Errorf("accuracy %g does not match %d/%d = %g", s.Accuracy, s.Correct, s.Total, want)
-	}
-	return nil
-}
-
-// AccuracyTable maps a category (see Categories) to its Score. A category without problems (for example
-// no metadata for it) is absent, which tables print as n/a; it is never stored as 0.
-type AccuracyTable map[string]Score
-
-// Set records correct of total for category; total == 0 removes the category (n/a).
-func (t AccuracyTable) Set(category string, correct, total int) {
-	if total == 0 {
-		delete(t, category)
-		return
-	}
-	t[category] = NewScore(correct, total)
-}
-
-// Percent returns the accuracy of category in percent, and false when it is n/a.
-func (t AccuracyTable) Percent(category string) (float64, bool) {
-	s, ok := t[category]
-	return s.Accuracy, ok
-}
-
-// Validate checks every score: positive totals, correct within range, accuracy consistent with counts.
-func (t AccuracyTable) Validate() error {
-	for _, c := range sortedKeys(t) {
-		if err := t[c].validate(); err != nil {
-			return fmt.Errorf("category %s: %w", c, err)
-		}
-	}
-	return nil
-}
+// AccuracyTable maps a category to its Score; a category without problems is absent (n/a), never 0. It is
+// scienceqa.Accuracy, the type scienceqa.Score fills.
+type AccuracyTable = scienceqa.Accuracy
 
 // Timings are the wall-clock costs of a run. Zero means not measured (omitted from JSON).
 type Timings struct {
@@ -166,10 +114,10 @@ type Summary struct {
 	// Scorings holds the accuracy of the other protocols that ran beside the primary one (by protocol name, e.g.
 	// "cloze", "cloze-norm", "letter"), on the same problems.
 	Scorings map[string]AccuracyTable `json:"scorings,omitempty"`
-	Timings  Timings       `json:"timings"`
-	Versions Versions      `json:"versions"`
-	Backend  string        `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
-	Device   string        `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	Timings  Timings                  `json:"timings"`
+	Versions Versions                 `json:"versions"`
+	Backend  string                   `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
+	Device   string                   `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
 	// Environment is the machine and build that recorded the run: results are bit-identical only on the same
 	// CPU model, backend and plugin build (float differences elsewhere flip near-tie predictions).
 	Environment *Environment `json:"environment,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
@@ -245,6 +246,24 @@ func ScienceQATable(title string, measured []MeasuredRow, refs []ReferenceRow) *
 		t.Notes = append(t.Notes, "Paper rows: ScienceQA test split (LLaMA-Adapter Table 1; random chance and GPT-3 CoT from Lu et al. 2022).")
 	}
 	t.Notes = append(t.Notes, "Accuracy in %; n/a: no problem of that category was evaluated (or the source does not report it).")
+	return t
+}
+
+// ScoresTable is the table of one set of scores (the score command's): accuracy in % and the number of problems
+// of each category, in the paper's column order; an n/a category prints n/a and 0 problems.
+func ScoresTable(s *scienceqa.Scores) *Table {
+	t := &Table{}
+	acc := Row{Label: "accuracy %", Source: SourceMeasured}
+	num := Row{Label: "problems", Source: SourceMeasured, Format: "%.0f"}
+	for _, c := range Categories {
+		t.Columns = append(t.Columns, Column{Name: c, Format: "%.2f"})
+		if v, ok := s.Accuracy[c]; ok {
+			acc.Values, num.Values = append(acc.Values, Float(v.Accuracy)), append(num.Values, Float(float64(v.Total)))
+		} else {
+			acc.Values, num.Values = append(acc.Values, nil), append(num.Values, Float(0))
+		}
+	}
+	t.Rows = []Row{acc, num}
 	return t
 }
 

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 )
 
 func render(t *testing.T, tb *Table, f Format) string {
@@ -102,6 +104,36 @@ func TestTableJSONRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeTable([]byte(`{"columns":[{"name":"a"}],"rows":[{"label":"x","values":[]}]}`)); err == nil {
 		t.Error("a row with the wrong number of values was accepted")
+	}
+}
+
+// TestScoresTable: the score command's table (the scores of scienceqa's TestScore and TestScoreNA fixtures).
+func TestScoresTable(t *testing.T) {
+	acc := AccuracyTable{}
+	for c, n := range map[string][2]int{"NAT": {1, 2}, "SOC": {1, 1}, "LAN": {0, 1}, "TXT": {3, 3}, "IMG": {1, 2}, "NO": {0, 2},
+		"G1-6": {2, 2}, "G7-12": {0, 2}, "Avg": {3, 6}} {
+		acc.Set(c, n[0], n[1])
+	}
+	// LAN is a real 0, not n/a.
+	wantTable := `┌────────────┬───────┬────────┬──────┬────────┬───────┬──────┬────────┬───────┬───────┐
+│            │   NAT │    SOC │  LAN │    TXT │   IMG │   NO │   G1-6 │ G7-12 │   Avg │
+├────────────┼───────┼────────┼──────┼────────┼───────┼──────┼────────┼───────┼───────┤
+│ accuracy % │ 50.00 │ 100.00 │ 0.00 │ 100.00 │ 50.00 │ 0.00 │ 100.00 │  0.00 │ 50.00 │
+│ problems   │     2 │      1 │    1 │      3 │     2 │    2 │      2 │     2 │     6 │
+└────────────┴───────┴────────┴──────┴────────┴───────┴──────┴────────┴───────┴───────┘
+`
+	// Render ends every table with a blank line (tables printed one after another stay apart).
+	if got := render(t, ScoresTable(&scienceqa.Scores{Problems: 6, Accuracy: acc}), Text); got != wantTable+"\n" {
+		t.Errorf("table:\n%s\nwant\n%s", got, wantTable)
+	}
+	// Categories without problems are n/a in the table, never 0.
+	na := AccuracyTable{}
+	na.Set("TXT", 1, 1)
+	na.Set("NO", 0, 1)
+	na.Set("Avg", 1, 2)
+	table := render(t, ScoresTable(&scienceqa.Scores{Problems: 2, Accuracy: na}), Text)
+	if strings.Count(table, "n/a") != 6 || !strings.Contains(table, "│ accuracy % │ n/a │ n/a │ n/a │ 100.00 │ n/a │ 0.00 │  n/a │   n/a │ 50.00 │") {
+		t.Errorf("table:\n%s", table)
 	}
 }
 

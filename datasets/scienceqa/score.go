@@ -10,9 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 )
 
 // Categories are the columns of ScienceQA's accuracy tables, in the paper's order. As tools/evaluate_acc.py:
@@ -56,13 +53,73 @@ func CategoriesOf(p *Problem) []string {
 	return append(cs, "Avg")
 }
 
-// CategoryScore is the accuracy of one category (field names as results.Score, so the JSON reads into
-// results.AccuracyTable).
+// CategoryScore is the accuracy of one category: Correct of Total problems, and Accuracy = 100·Correct/Total in
+// percent (stored so that a scores file or summary.json is readable on its own). It is the one score type: the
+// run records (results.Score) are this type.
 type CategoryScore struct {
 	Correct int `json:"correct"`
 	Total   int `json:"total"`
 	// Accuracy is 100·Correct/Total.
 	Accuracy float64 `json:"accuracy"`
+}
+
+// NewCategoryScore returns the score of correct answers out of total. total must be positive: a category with
+// no problems has no score (see Accuracy).
+func NewCategoryScore(correct, total int) CategoryScore {
+	return CategoryScore{Correct: correct, Total: total, Accuracy: 100 * float64(correct) / float64(total)}
+}
+
+// accuracyTolerance is how far a stored Accuracy may be from 100·Correct/Total (JSON round trips of a
+// float64 are exact; this only absorbs values written by other tools with fewer digits).
+const accuracyTolerance = 1e-6
+
+// Validate checks a score: a positive total, correct within range, accuracy consistent with the counts.
+func (s CategoryScore) Validate() error {
+	if s.Total <= 0 {
+		return fmt.Errorf("total %d: a category without problems must be absent (n/a), not scored", s.Total)
+	}
+	if s.Correct < 0 || s.Correct > s.Total {
+		return fmt.Errorf("correct %d out of range [0, %d]", s.Correct, s.Total)
+	}
+	want := 100 * float64(s.Correct) / float64(s.Total)
+	if math.Abs(s.Accuracy-want) > accuracyTolerance {
+		return fmt.Errorf("accuracy %g does not match %d/%d = %g", s.Accuracy, s.Correct, s.Total, want)
+	}
+	return nil
+}
+
+// Accuracy maps a category (see Categories) to its score. A category without problems (for example no metadata
+// for it) is absent, which tables print as n/a; it is never stored as 0.
+type Accuracy map[string]CategoryScore
+
+// Set records correct of total for category; total == 0 removes the category (n/a).
+func (a Accuracy) Set(category string, correct, total int) {
+	if total == 0 {
+		delete(a, category)
+		return
+	}
+	a[category] = NewCategoryScore(correct, total)
+}
+
+// Percent returns the accuracy of category in percent, and false when it is n/a.
+func (a Accuracy) Percent(category string) (float64, bool) {
+	s, ok := a[category]
+	return s.Accuracy, ok
+}
+
+// Validate checks every score (see CategoryScore.Validate), in category name order.
+func (a Accuracy) Validate() error {
+	cats := make([]string, 0, len(a))
+	for c := range a {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		if err := a[c].Validate(); err != nil {
+			return fmt.Errorf("category %s: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // Scores are the per-category accuracies of a set of predictions.
@@ -72,23 +129,20 @@ type Scores struct {
 	// Unanswered counts predictions of -1 (unparsable answers counted as wrong).
 	Unanswered int `json:"unanswered"`
 	// Accuracy maps a category to its score; a category with no problem is absent (n/a), never 0.
-	Accuracy map[string]CategoryScore `json:"accuracy"`
+	Accuracy Accuracy `json:"accuracy"`
 	// NA lists the n/a categories in column order.
 	NA []string `json:"na,omitempty"`
 }
 
 // Percent returns the accuracy of a category in percent, and false when it is n/a.
-func (s *Scores) Percent(category string) (float64, bool) {
-	c, ok := s.Accuracy[category]
-	return c.Accuracy, ok
-}
+func (s *Scores) Percent(category string) (float64, bool) { return s.Accuracy.Percent(category) }
 
 // Score computes the category accuracies of predictions (pid → choice index; -1 counts as wrong) over
 // problems. Every problem must have a prediction, in range, as tools/evaluate_acc.py requires of a result file.
 func Score(problems []*Problem, predictions map[string]int) (*Scores, error) {
 	type tally struct{ correct, total int }
 	t := map[string]*tally{}
-	s := &Scores{Accuracy: map[string]CategoryScore{}}
+	s := &Scores{Accuracy: Accuracy{}}
 	for _, p := range problems {
 		pred, ok := predictions[p.PID]
 		if !ok {
@@ -113,59 +167,12 @@ func Score(problems []*Problem, predictions map[string]int) (*Scores, error) {
 	s.Problems = len(problems)
 	for _, c := range Categories {
 		if x := t[c]; x != nil && x.total > 0 {
-			s.Accuracy[c] = CategoryScore{Correct: x.correct, Total: x.total, Accuracy: 100 * float64(x.correct) / float64(x.total)}
+			s.Accuracy[c] = NewCategoryScore(x.correct, x.total)
 		} else {
 			s.NA = append(s.NA, c)
 		}
 	}
 	return s, nil
-}
-
-// WriteTable prints the scores as a table in the paper's column order: accuracy in % (two decimals, "n/a" for
-// a category without problems) and the number of problems of each category.
-func (s *Scores) WriteTable(w io.Writer) error {
-	header := append([]string{""}, Categories...)
-	align := tw.Alignment{tw.AlignLeft}
-	for range Categories {
-		align = append(align, tw.AlignRight)
-	}
-	tbl := tablewriter.NewTable(w,
-		// Auto-format would upper-case the headers and turn "G1-6" into "G1 6".
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithAlignment(align),
-	)
-	tbl.Header(header)
-	acc := []string{"accuracy %"}
-	num := []string{"problems"}
-	for _, c := range Categories {
-		if v, ok := s.Accuracy[c]; ok {
-			acc = append(acc, fmt.Sprintf("%.2f", v.Accuracy))
-			num = append(num, strconv.Itoa(v.Total))
-		} else {
-			acc = append(acc, "n/a")
-			num = append(num, "0")
-		}
-	}
-	if err := tbl.Append(acc); err != nil {
-		return fmt.Errorf("scienceqa: table: %w", err)
-	}
-	if err := tbl.Append(num); err != nil {
-		return fmt.Errorf("scienceqa: table: %w", err)
-	}
-	if err := tbl.Render(); err != nil {
-		return fmt.Errorf("scienceqa: table: %w", err)
-	}
-	return nil
-}
-
-// String returns the table of WriteTable.
-func (s *Scores) String() string {
-	var b bytes.Buffer
-	if err := s.WriteTable(&b); err != nil {
-		return err.Error()
-	}
-	return b.String()
 }
 
 // ReadPredictions reads a predictions file: either a JSON object pid → choice index, or ScienceQA's result

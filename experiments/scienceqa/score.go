@@ -121,7 +121,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "; %d unanswered counted wrong", scores.Unanswered)
 	}
 	fmt.Fprintln(stdout, ")")
-	if err := scores.WriteTable(stdout); err != nil {
+	if err := results.ScoresTable(scores).Render(stdout, results.Text); err != nil {
 		return err
 	}
 	coverage(stdout, scores, "subject", "NAT", "SOC", "LAN")
