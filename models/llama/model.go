@@ -183,6 +183,11 @@ type Inputs struct {
 	// With it (and default positions) a backend offering fused attention (cuDNN flash attention on XLA CUDA) runs
 	// GoMLX's attention.Core fused op; otherwise it becomes the same padding mask.
 	SeqLens *Node
+	// AttentionMask [B, S, T] bool, optional, further restricts which keys each query may attend, on top of the
+	// causal order and KeyMask (T as for KeyMask). With it, several independent continuations of one prefix can
+	// share a row, each seeing only the prefix and its own earlier tokens (cloze scoring packs a problem's options
+	// so). nil leaves attention as it was.
+	AttentionMask *Node
 	// Cache, when set, makes this an incremental step: new keys/values are written at Cache.Pos and attention sees
 	// the cache up to Cache.Pos+S.
 	Cache *Cache
@@ -289,8 +294,8 @@ func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
 
 	keyMask := in.KeyMask
 	if in.SeqLens != nil {
-		if keyMask != nil || in.Cache != nil {
-			panic("llama.Forward: SeqLens excludes KeyMask and Cache")
+		if keyMask != nil || in.Cache != nil || in.AttentionMask != nil {
+			panic("llama.Forward: SeqLens excludes KeyMask, AttentionMask and Cache")
 		}
 		seqLens := ConvertDType(in.SeqLens, dtypes.Int32)
 		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(seqLens, -1))
@@ -298,23 +303,26 @@ func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
 			ctx.seqLens = seqLens
 		}
 	}
-	ctx.bias = attentionBias(g, B, S, T, offset, keyMask)
+	ctx.bias = attentionBias(g, B, S, T, offset, keyMask, in.AttentionMask)
 	return ctx
 }
 
 // attentionBias returns [B, 1, 1, S, T] float32: 0 where query s may attend key t (causal over the absolute key
-// index vs the query's index offset+s, and keyMask [B, T] when given), negBig elsewhere.
-func attentionBias(g *Graph, B, S, T int, offset, keyMask *Node) *Node {
+// index vs the query's index offset+s, keyMask [B, T] and mask [B, S, T] when given), negBig elsewhere.
+func attentionBias(g *Graph, B, S, T int, offset, keyMask, mask *Node) *Node {
 	qIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 1)
 	if offset != nil {
 		qIdx = Add(qIdx, offset)
 	}
 	kIdx := Iota(g, shapes.Make(dtypes.Int32, B, S, T), 2)
-	mask := LessOrEqual(kIdx, qIdx)
+	allowed := LessOrEqual(kIdx, qIdx)
 	if keyMask != nil {
-		mask = LogicalAnd(mask, BroadcastToDims(InsertAxes(keyMask, 1), B, S, T))
+		allowed = LogicalAnd(allowed, BroadcastToDims(InsertAxes(keyMask, 1), B, S, T))
 	}
-	bias := Where(mask, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, negBig))
+	if mask != nil {
+		allowed = LogicalAnd(allowed, mask)
+	}
+	bias := Where(allowed, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, negBig))
 	return Reshape(bias, B, 1, 1, S, T)
 }
 

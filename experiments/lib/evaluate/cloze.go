@@ -38,33 +38,52 @@ type ClozeResult struct {
 	Sum, Norm int
 }
 
-// clozeWindowMultiple rounds the scored window up, so few distinct graph shapes are compiled.
-const clozeWindowMultiple = 8
+// clozeWindowMultiple rounds a batch's scored window up, so few distinct graph shapes are compiled (the row length
+// is rounded to PadMultiple).
+const clozeWindowMultiple = 32
 
-// clozeGraph: right-padded tokens [B,S], row lengths [B], positions [B,W] and targets [B,W] (int32), optional
-// features [B,M,D] → [B,W] log-probability of targets[b,w] predicted at positions[b,w]. Only the W gathered
-// positions go through the output projection, so the vocabulary-wide logits are never [B,S,V].
+// Segment ids of clozeGraph's rows: option o's tokens carry o.
+const (
+	clozeSegPrompt  = -2
+	clozeSegPadding = -1
+)
+
+// clozeGraph scores all the options of G problems in one pass, each prompt read once. A row is one problem: its
+// prompt (P tokens), then its options one after another, then right padding. Inputs (int32): tokens [G,S], each
+// token's segment [G,S] (clozeSegPrompt, the option's index, or clozeSegPadding) and rotary position [G,S] (i for
+// prompt token i, P+j for token j of an option), and the scored window: source positions [G,W] and targets
+// [G,W]; optional image features [G,M,D]. Output: [G,W] log-probability of targets[g,w] predicted at
+// positions[g,w].
+//
+// Attention is causal and a query sees, besides itself, only prompt keys and the earlier keys of its own segment:
+// token j of an option attends exactly the prompt and the option's tokens before it, at the same rotary positions
+// as in an unpadded prompt+option pass, so its state is that pass's (up to float rounding). Only the W window
+// states go through the output projection, so the vocabulary-wide logits are never [B,S,V].
 func (r *Runner) clozeGraph(scope *model.Scope, inputs []*Node) *Node {
 	g := inputs[0].Graph()
-	tokens, seqLens, pos, targets := inputs[0], inputs[1], inputs[2], inputs[3]
+	tokens, seg, rotary, pos, targets := inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]
 	var feats *Node
-	if len(inputs) > 4 {
-		feats = inputs[4]
+	if len(inputs) > 5 {
+		feats = inputs[5]
 	}
-	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: r.extension(g, feats), SkipLogits: true})
-	B, W := pos.Shape().Dimensions[0], pos.Shape().Dimensions[1]
-	rows := Iota(g, shapes.Make(dtypes.Int32, B, W), 0)
-	final := Gather(out.Final, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1)) // [B, W, C]
-	logp := LogSoftmax(r.Model.LogitsFromFinal(final), -1)                                          // [B, W, V]
-	cols := Iota(g, shapes.Make(dtypes.Int32, B, W), 1)
-	idx := Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(targets, -1)}, -1)
-	return Gather(logp, idx) // [B, W]
+	G, S := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
+	keySeg := BroadcastToDims(InsertAxes(seg, 1), G, S, S) // [G, query, key]
+	mask := LogicalOr(Equal(keySeg, Scalar(g, dtypes.Int32, clozeSegPrompt)), Equal(keySeg, InsertAxes(seg, -1)))
+	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: rotary, AttentionMask: mask,
+		Extension: r.extension(g, feats), SkipLogits: true})
+	W := pos.Shape().Dimensions[1]
+	rows := Iota(g, shapes.Make(dtypes.Int32, G, W), 0)
+	final := Gather(out.Final, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1)) // [G, W, C]
+	logp := LogSoftmax(r.Model.LogitsFromFinal(final), -1)                                          // [G, W, V]
+	cols := Iota(g, shapes.Make(dtypes.Int32, G, W), 1)
+	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(targets, -1)}, -1))
 }
 
 // ScoreCloze scores every option of every example as a continuation of its prompt, as lm-evaluation-harness
-// scores ARC or SciQ: each option is one row (shared prompt + that option's tokens, right-padded), and the rows of
-// several examples are packed into one batch of max(BatchSize, most options) rows, examples ordered by length so
-// a batch pads little. progress, when not nil, is called with (done, total) after each batch.
+// scores ARC or SciQ, reading each prompt once: a batch holds BatchSize examples (ordered by prompt length, so a
+// batch pads little, with image features apart); an example is one row, its prompt followed by all its options,
+// each option attending only the prompt and itself (clozeGraph). progress, when not nil, is called with (done,
+// total) after each batch.
 func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
 	r.defaults()
 	if r.clozeExec == nil {
@@ -74,7 +93,6 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 		}
 		r.clozeExec = exec
 	}
-	R := r.BatchSize
 	V := r.Model.Config.VocabSize
 	for _, e := range examples {
 		if len(e.Prompt) == 0 {
@@ -87,6 +105,7 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 			if len(c) == 0 {
 				return nil, fmt.Errorf("evaluate: cloze example %s: option %d has no tokens", e.ID, o)
 			}
+			// The rotary positions of a row stop at the prompt plus its longest option (the row may be longer).
 			if n := len(e.Prompt) + len(c); n > r.MaxLen {
 				return nil, fmt.Errorf("evaluate: cloze example %s: option %d makes %d tokens (max %d)", e.ID, o, n, r.MaxLen)
 			}
@@ -96,10 +115,9 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 				}
 			}
 		}
-		R = max(R, len(e.Options))
 	}
-	// Examples with image features apart from those without (a batch has features for every row or none), then
-	// longest first, so each batch's padded length fits its examples closely.
+	// Examples with image features apart from those without (a batch has features for every example or none),
+	// then longest row first, so each batch's padded length fits its examples closely.
 	order := make([]int, len(examples))
 	for i := range order {
 		order[i] = i
@@ -114,16 +132,15 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 	res := make([]ClozeResult, len(examples))
 	done := 0
 	for start := 0; start < len(order); {
-		end, rows := start, 0
-		for end < len(order) && rows+len(examples[order[end]].Options) <= R && hasFeat(order[end]) == hasFeat(order[start]) {
-			rows += len(examples[order[end]].Options)
+		end := start
+		for end < len(order) && end-start < r.BatchSize && hasFeat(order[end]) == hasFeat(order[start]) {
 			end++
 		}
 		batch := make([]ClozeExample, 0, end-start)
 		for _, i := range order[start:end] {
 			batch = append(batch, examples[i])
 		}
-		out, err := r.scoreClozeBatch(batch, R)
+		out, err := r.scoreClozeBatch(batch)
 		if err != nil {
 			return nil, err
 		}
@@ -139,62 +156,62 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 	return res, nil
 }
 
-// clozeLen is the longest row of e: prompt plus its longest option.
+// clozeLen is the length of e's row: prompt and every option.
 func clozeLen(e ClozeExample) int {
-	L := 0
+	n := len(e.Prompt)
 	for _, c := range e.Options {
-		L = max(L, len(c))
+		n += len(c)
 	}
-	return len(e.Prompt) + L
+	return n
 }
 
-// scoreClozeBatch scores the examples' options as the first rows of one batch of R rows; spare rows repeat row 0
-// and are ignored.
-func (r *Runner) scoreClozeBatch(batch []ClozeExample, R int) ([]ClozeResult, error) {
+// scoreClozeBatch scores the examples of one batch of BatchSize rows; spare rows repeat example 0 and are ignored.
+func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 	S, L := 0, 0
 	for _, e := range batch {
 		S = max(S, clozeLen(e))
-		for _, c := range e.Options {
-			L = max(L, len(c))
-		}
+		L = max(L, clozeLen(e)-len(e.Prompt))
 	}
-	S = train.PadLen(S, r.PadMultiple, r.MaxLen) // every row was checked to fit MaxLen
+	G := r.BatchSize
+	// Not capped at MaxLen: positions were checked to stay below it, but a row holds every option.
+	S = train.PadLen(S, r.PadMultiple, 0)
 	W := (L + clozeWindowMultiple - 1) / clozeWindowMultiple * clozeWindowMultiple
-	tok := make([]int32, R*S)
-	lens := make([]int32, R)
-	pos := make([]int32, R*W)
-	tgt := make([]int32, R*W)
-	type rowOf struct{ example, option int }
-	var rows []rowOf
-	for k, e := range batch {
-		for o := range e.Options {
-			rows = append(rows, rowOf{k, o})
-		}
-	}
+	tok, seg, rot := make([]int32, G*S), make([]int32, G*S), make([]int32, G*S)
+	pos, tgt := make([]int32, G*W), make([]int32, G*W)
 	withFeatures := len(batch[0].Features) > 0
 	var feats []float32
-	for b := 0; b < R; b++ {
-		ro := rows[0]
-		if b < len(rows) {
-			ro = rows[b]
+	for k := 0; k < G; k++ {
+		e := batch[0]
+		if k < len(batch) {
+			e = batch[k]
 		}
-		e := batch[ro.example]
 		if (len(e.Features) > 0) != withFeatures {
 			return nil, fmt.Errorf("evaluate: cloze example %s: image features on some examples of a batch only", e.ID)
 		}
-		c, P := e.Options[ro.option], len(e.Prompt)
-		copy(tok[b*S:], e.Prompt)
-		copy(tok[b*S+P:], c)
-		lens[b] = int32(P + len(c))
-		// Token c[w] is predicted by the logits at position P-1+w; spare window slots read position 0.
-		for w, t := range c {
-			pos[b*W+w] = int32(P - 1 + w)
-			tgt[b*W+w] = t
+		P, i, w := len(e.Prompt), k*S, k*W
+		for j, t := range e.Prompt {
+			tok[i], seg[i], rot[i] = t, clozeSegPrompt, int32(j)
+			i++
+		}
+		for o, c := range e.Options {
+			for j, t := range c {
+				// Token j is predicted by the prompt's last state (j = 0) or by the option's previous token.
+				pos[w], tgt[w] = int32(P-1), t
+				if j > 0 {
+					pos[w] = int32(i - k*S - 1)
+				}
+				tok[i], seg[i], rot[i] = t, int32(o), int32(P+j)
+				i, w = i+1, w+1
+			}
+		}
+		for ; i < (k+1)*S; i++ {
+			seg[i], rot[i] = clozeSegPadding, int32(i-k*S)
 		}
 		feats = append(feats, e.Features...)
 	}
-	args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, R, S), tensors.FromFlatDataAndDimensions(lens, R),
-		tensors.FromFlatDataAndDimensions(pos, R, W), tensors.FromFlatDataAndDimensions(tgt, R, W)}
+	args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, G, S), tensors.FromFlatDataAndDimensions(seg, G, S),
+		tensors.FromFlatDataAndDimensions(rot, G, S), tensors.FromFlatDataAndDimensions(pos, G, W),
+		tensors.FromFlatDataAndDimensions(tgt, G, W)}
 	if withFeatures {
 		if r.Adapter == nil || r.Adapter.Config.Visual == nil {
 			return nil, fmt.Errorf("evaluate: cloze example %s has image features but the adapter has no visual projection", batch[0].ID)
@@ -205,7 +222,7 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample, R int) ([]ClozeResult, er
 				return nil, fmt.Errorf("evaluate: cloze example %s: %d feature values, the visual projection wants %d×%d", e.ID, len(e.Features), vc.Scales, vc.FeatureDim)
 			}
 		}
-		args = append(args, tensors.FromFlatDataAndDimensions(feats, R, vc.Scales, vc.FeatureDim))
+		args = append(args, tensors.FromFlatDataAndDimensions(feats, G, vc.Scales, vc.FeatureDim))
 	}
 	outs, err := r.runBatch(r.clozeExec, args...)
 	if err != nil {
@@ -216,16 +233,16 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample, R int) ([]ClozeResult, er
 		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
 	res := make([]ClozeResult, len(batch))
-	b := 0
 	for k, e := range batch {
 		res[k] = ClozeResult{ID: e.ID, LogProbs: make([]float64, len(e.Options)), Tokens: make([]int, len(e.Options))}
 		bestNorm := math.Inf(-1)
+		slot := k * W // the window holds the options' tokens in order
 		for o, c := range e.Options {
 			sum := 0.0
-			for w := range c {
-				sum += float64(logp[b*W+w])
+			for range c {
+				sum += float64(logp[slot])
+				slot++
 			}
-			b++
 			res[k].LogProbs[o], res[k].Tokens[o] = sum, len(c)
 			if sum > res[k].LogProbs[res[k].Sum] {
 				res[k].Sum = o

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"encoding/json"
 	"os"
 	"strconv"
 	"testing"
@@ -16,7 +17,10 @@ import (
 
 // TestClozeSmolLM2 measures zero-shot cloze accuracy of the real SmolLM2-135M on the project's evaluation fold
 // (fold 4 of the 5-fold split of problems_test.json). It runs only with SQA_CLOZE_PROBLEMS=N (the first N
-// problems of the fold; 0 = all 904): a measurement, not a unit test.
+// problems of the fold; 0 = all 904): a measurement, not a unit test. With SQA_CLOZE_OUT=file it also writes the
+// results and the scoring's wall time (model loading and tokenization excluded) as JSON, to compare two builds'
+// predictions and speed; SQA_CLOZE_REPEAT=K scores the problems K times and records each time (the first includes
+// compilation).
 func TestClozeSmolLM2(t *testing.T) {
 	n, err := strconv.Atoi(os.Getenv("SQA_CLOZE_PROBLEMS"))
 	if err != nil {
@@ -58,14 +62,37 @@ func TestClozeSmolLM2(t *testing.T) {
 		ex = append(ex, e)
 	}
 	r := &Runner{Model: m, Backend: device.MustShared(), MaxLen: 512}
+	repeat := 1
+	if k, err := strconv.Atoi(os.Getenv("SQA_CLOZE_REPEAT")); err == nil && k > 1 {
+		repeat = k
+	}
+	var res []ClozeResult
+	var seconds []float64
 	start := time.Now()
-	res, err := r.ScoreCloze(ex, func(done, total int) {
-		if done%50 == 0 {
-			t.Logf("%d/%d problems, %.0fs", done, total, time.Since(start).Seconds())
+	for range repeat {
+		t0 := time.Now()
+		res, err = r.ScoreCloze(ex, func(done, total int) {
+			if done%50 == 0 {
+				t.Logf("%d/%d problems, %.0fs", done, total, time.Since(t0).Seconds())
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
+		seconds = append(seconds, time.Since(t0).Seconds())
+		t.Logf("cloze scoring of %d problems: %.1fs", len(ex), seconds[len(seconds)-1])
+	}
+	if out := os.Getenv("SQA_CLOZE_OUT"); out != "" {
+		b, err := json.MarshalIndent(struct {
+			Seconds []float64
+			Results []ClozeResult
+		}{seconds, res}, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sum, norm := ClozePredictions(res)
 	for name, preds := range map[string]map[string]int{"cloze (sum)": sum, "cloze-norm (per-token mean)": norm} {

@@ -17,8 +17,10 @@ import (
 
 // TestScoreClozeBruteForce compares the batched cloze scores with a brute-force reference: one unpadded forward
 // pass per (problem, option) over prompt+option, log-softmax of the full logits, summed over the option's
-// tokens. Options of 1 to 11 tokens and of different lengths in one problem, shared first tokens, a 5-option
-// problem, and an adapter with random gates and a visual projection (features on some problems only).
+// tokens. Options of 1 to 11 tokens and of different lengths in one problem, shared first tokens, 2- and 5-option
+// problems, prompts of 2 to 41 tokens in one batch, a row (prompt and every option) longer than MaxLen, and an
+// adapter with random gates and a visual projection (features on some problems only); batches of 8 and of 3
+// examples (spare rows, several batches of one kind).
 func TestScoreClozeBruteForce(t *testing.T) {
 	m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 5)
 	if err != nil {
@@ -51,6 +53,10 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		{ID: "five", Prompt: prompt(11), Options: [][]int32{{20, 21}, {20, 22, 23}, seq(1), seq(4), seq(5)}},
 		{ID: "long", Prompt: prompt(3), Options: [][]int32{seq(11), seq(2)}, Features: feats()},
 		{ID: "equal", Prompt: prompt(20), Options: [][]int32{seq(3), seq(3), seq(3)}},
+		{ID: "short", Prompt: prompt(1), Options: [][]int32{seq(1), seq(7)}},
+		{ID: "wide", Prompt: prompt(40), Options: [][]int32{seq(2), seq(9), {30}, seq(20), seq(4)}},
+		{ID: "two", Prompt: prompt(8), Options: [][]int32{seq(2), seq(2)}, Features: feats()},
+		{ID: "tiny", Prompt: prompt(2), Options: [][]int32{{40}, {41}}, Features: feats()},
 	}
 	var calls [][2]int
 	got, err := r.ScoreCloze(ex, func(done, total int) { calls = append(calls, [2]int{done, total}) })
@@ -59,6 +65,11 @@ func TestScoreClozeBruteForce(t *testing.T) {
 	}
 	if len(calls) == 0 || calls[len(calls)-1] != [2]int{len(ex), len(ex)} || !slices.IsSortedFunc(calls, func(a, b [2]int) int { return a[0] - b[0] }) {
 		t.Errorf("progress calls %v", calls)
+	}
+	small := &Runner{Model: m, Adapter: a, Backend: r.Backend, PadMultiple: 8, MaxLen: 64, BatchSize: 3}
+	gotSmall, err := small.ScoreCloze(ex, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
@@ -96,6 +107,9 @@ func TestScoreClozeBruteForce(t *testing.T) {
 			if math.Abs(got[i].LogProbs[o]-want[o]) > 1e-4 {
 				t.Errorf("%s option %d: log-prob %.6f, brute force %.6f", e.ID, o, got[i].LogProbs[o], want[o])
 			}
+			if math.Abs(gotSmall[i].LogProbs[o]-want[o]) > 1e-4 {
+				t.Errorf("%s option %d, batches of 3: log-prob %.6f, brute force %.6f", e.ID, o, gotSmall[i].LogProbs[o], want[o])
+			}
 			if got[i].Tokens[o] != len(c) {
 				t.Errorf("%s option %d: %d tokens, want %d", e.ID, o, got[i].Tokens[o], len(c))
 			}
@@ -105,6 +119,9 @@ func TestScoreClozeBruteForce(t *testing.T) {
 			if want[o]/float64(len(c)) > want[bestNorm]/float64(len(e.Options[bestNorm])) {
 				bestNorm = o
 			}
+		}
+		if gotSmall[i].ID != e.ID || gotSmall[i].Sum != got[i].Sum || gotSmall[i].Norm != got[i].Norm {
+			t.Errorf("%s: batches of 3 give %+v, of 8 %+v", e.ID, gotSmall[i], got[i])
 		}
 		if got[i].Sum != bestSum || got[i].Norm != bestNorm {
 			t.Errorf("%s: predictions sum %d norm %d, brute force %d %d (log-probs %v)", e.ID, got[i].Sum, got[i].Norm, bestSum, bestNorm, want)
@@ -124,6 +141,61 @@ func TestScoreClozeBruteForce(t *testing.T) {
 	} {
 		if _, err := r.ScoreCloze(bad, nil); err == nil {
 			t.Errorf("%s: no error", bad[0].ID)
+		}
+	}
+}
+
+// TestShardedClozeEqualSingleDevice: cloze scoring with a one-device Placement, and on 4 devices (batches of 3
+// rows padded to 4; frozen weights replicated, then split), gives the unplaced log-probabilities within 1e-4.
+func TestShardedClozeEqualSingleDevice(t *testing.T) {
+	b := device.MustShared()
+	examples := []ClozeExample{
+		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
+		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
+		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
+		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
+		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
+	}
+	scores := func(devices string, shard bool) []ClozeResult {
+		m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Init: adapter.InitRandom, Seed: 2}, m.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Runner{Model: m, Adapter: a, Backend: b, BatchSize: 3, PadMultiple: 8}
+		if devices != "" {
+			if r.Placement, err = device.NewPlacement(b, devices, shard); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := r.ScoreCloze(examples, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want := scores("", false)
+	type run struct {
+		devices string
+		shard   bool
+	}
+	runs := []run{{"1", false}}
+	if b.NumDevices() >= 4 {
+		runs = append(runs, run{"4", false}, run{"4", true})
+	} else {
+		t.Logf("backend %s has %d device(s): the 4-device runs need 4 (the XLA CPU plugin exposes 4)", b.Name(), b.NumDevices())
+	}
+	for _, c := range runs {
+		got := scores(c.devices, c.shard)
+		for i := range want {
+			for o := range want[i].LogProbs {
+				if d := math.Abs(got[i].LogProbs[o] - want[i].LogProbs[o]); d > 1e-4*math.Abs(want[i].LogProbs[o])+1e-6 {
+					t.Errorf("%s devices, split weights %v: example %s option %d: %v vs %v unplaced", c.devices, c.shard, want[i].ID, o, got[i].LogProbs[o], want[i].LogProbs[o])
+				}
+			}
 		}
 	}
 }
