@@ -9,7 +9,7 @@ import (
 
 // A sweep on a small model compares its measured zero-init / rand-init accuracy with the paper's.
 func ExampleTable5() {
-	t := results.Table5(results.InitResult{RandInit: results.Float(38.5), ZeroInit: results.Float(71.25)})
+	t := results.Table5(results.InitResult{RandInit: results.Single(results.Float(38.5)), ZeroInit: results.Single(results.Float(71.25))})
 	if err := t.Render(os.Stdout, results.Markdown); err != nil {
 		fmt.Println(err)
 	}

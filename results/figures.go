@@ -307,8 +307,8 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 	var acc, paperAcc, train, val plotter.XYs
 	for _, r := range rows {
 		x := float64(r.Layers)
-		if r.ValAcc != nil {
-			acc = append(acc, plotter.XY{X: x, Y: *r.ValAcc})
+		if r.ValAcc.Mean != nil {
+			acc = append(acc, plotter.XY{X: x, Y: *r.ValAcc.Mean})
 		}
 		pl := r.PaperLayers
 		if pl == 0 {
@@ -317,11 +317,11 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 		if v, ok := paper[pl]; ok {
 			paperAcc = append(paperAcc, plotter.XY{X: x, Y: v})
 		}
-		if r.TrainLoss != nil {
-			train = append(train, plotter.XY{X: x, Y: *r.TrainLoss})
+		if r.TrainLoss.Mean != nil {
+			train = append(train, plotter.XY{X: x, Y: *r.TrainLoss.Mean})
 		}
-		if r.ValLoss != nil {
-			val = append(val, plotter.XY{X: x, Y: *r.ValLoss})
+		if r.ValLoss.Mean != nil {
+			val = append(val, plotter.XY{X: x, Y: *r.ValLoss.Mean})
 		}
 	}
 	pa := newPlot("Val accuracy vs adapted layers", "adapted layers L", "val accuracy (%)")

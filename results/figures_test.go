@@ -194,9 +194,9 @@ func TestFigure5(t *testing.T) {
 
 func TestLayersFigure(t *testing.T) {
 	rows := []LayersResult{
-		{Layers: 5, ValAcc: Float(62), TrainLoss: Float(0.3), ValLoss: Float(0.5), PaperLayers: 30},
-		{Layers: 1, ValAcc: Float(45), TrainLoss: Float(0.9), ValLoss: Float(1.1), PaperLayers: 10},
-		{Layers: 3, ValAcc: Float(55), TrainLoss: Float(0.5), ValLoss: Float(0.7), PaperLayers: 20},
+		{Layers: 5, ValAcc: Single(Float(62)), TrainLoss: Single(Float(0.3)), ValLoss: Single(Float(0.5)), PaperLayers: 30},
+		{Layers: 1, ValAcc: Single(Float(45)), TrainLoss: Single(Float(0.9)), ValLoss: Single(Float(1.1)), PaperLayers: 10},
+		{Layers: 3, ValAcc: Single(Float(55)), TrainLoss: Single(Float(0.5)), ValLoss: Single(Float(0.7)), PaperLayers: 20},
 	}
 	fig, err := LayersFigure(rows)
 	if err != nil {
@@ -217,7 +217,7 @@ func TestLayersFigure(t *testing.T) {
 		}
 	}
 	// Accuracy only: one panel.
-	fig, err = LayersFigure([]LayersResult{{Layers: 10, ValAcc: Float(50)}})
+	fig, err = LayersFigure([]LayersResult{{Layers: 10, ValAcc: Single(Float(50))}})
 	if err != nil || len(fig.Plots) != 1 {
 		t.Errorf("accuracy-only figure: %v panels, %v", fig, err)
 	}

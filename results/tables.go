@@ -271,29 +271,33 @@ func ScoresTable(s *scienceqa.Scores) *Table {
 type LayersResult struct {
 	Layers int   // adapted (topmost) layers L
 	Params int64 // trainable parameters
-	ValAcc *float64
+	ValAcc MeanStd
 	// Final losses, for LayersFigure (the paper's Table 4 has no loss columns).
-	TrainLoss, ValLoss *float64
+	TrainLoss, ValLoss MeanStd
 	// PaperLayers is the paper's L this row is compared with (0: the same as Layers). Small models
 	// have fewer layers than LLaMA-7B, so a sweep maps its L to the paper's 10/20/30 explicitly.
 	PaperLayers int
 }
 
 // Table4 renders the insertion-layers ablation: each measured row beside the paper's row for its
-// PaperLayers (n/a if the paper has no such L). With no measured rows it lists the paper's rows alone.
+// PaperLayers (n/a if the paper has no such L), with a ± column when the accuracies were averaged over
+// seeds. With no measured rows it lists the paper's rows alone.
 func Table4(rows []LayersResult) *Table {
-	t := &Table{
-		Title: "Table 4: number of adapted layers (ScienceQA val)",
-		Label: "L",
-		Columns: []Column{
-			{Name: "Params", Format: "%.0f"},
-			{Name: "Val Acc (%)", Format: "%.2f"},
-			{Name: "Paper L", Format: "%.0f"},
-			{Name: "Paper Params (M)", Format: "%.2f"},
-			{Name: "Paper Val Acc (%)", Format: "%.2f"},
-		},
-		Notes: []string{"Paper: LLaMA-7B, K=10, multi-modal (params include the visual projection)."},
+	spread := false
+	for _, r := range rows {
+		spread = spread || averaged(r.ValAcc)
 	}
+	t := &Table{
+		Title:   "Table 4: number of adapted layers (ScienceQA val)",
+		Label:   "L",
+		Columns: []Column{{Name: "Params", Format: "%.0f"}},
+		Notes:   []string{"Paper: LLaMA-7B, K=10, multi-modal (params include the visual projection)."},
+	}
+	t.Columns = append(t.Columns, measureColumns("Val Acc (%)", "%.2f", spread)...)
+	t.Columns = append(t.Columns,
+		Column{Name: "Paper L", Format: "%.0f"},
+		Column{Name: "Paper Params (M)", Format: "%.2f"},
+		Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
 	paper := PaperTable4()
 	if len(rows) == 0 {
 		for _, p := range paper {
@@ -305,76 +309,95 @@ func Table4(rows []LayersResult) *Table {
 		if pl == 0 {
 			pl = r.Layers
 		}
-		row := Row{Label: fmt.Sprint(r.Layers), Source: SourceMeasured}
 		var params *float64
 		if r.Params > 0 {
 			params = Float(float64(r.Params))
 		}
-		row.Values = []*float64{params, r.ValAcc, nil, nil, nil}
+		ref := []*float64{nil, nil, nil}
 		for _, p := range paper {
 			if p.Layers == pl {
-				row.Values[2], row.Values[3], row.Values[4] = Float(float64(p.Layers)), Float(p.ParamsMillions), Float(p.ValAcc)
+				ref = []*float64{Float(float64(p.Layers)), Float(p.ParamsMillions), Float(p.ValAcc)}
 			}
 		}
+		row := Row{Label: fmt.Sprint(r.Layers), Source: SourceMeasured, Values: []*float64{params}}
+		row.Values = append(append(row.Values, r.ValAcc.cells(spread)...), ref...)
 		t.Rows = append(t.Rows, row)
 	}
 	return t
 }
 
-// InitResult is the measured zero-init vs rand-init ablation (paper Table 5); nil is not measured.
+// InitResult is the measured zero-init vs rand-init ablation (paper Table 5); a nil mean is not measured.
 type InitResult struct {
-	RandInit, ZeroInit *float64 // val accuracy, percent
+	RandInit, ZeroInit MeanStd // val accuracy, percent
+	// GainStd is the spread of the per-seed gain (zero-init minus rand-init of equal seed); the gain itself is
+	// ZeroInit's mean minus RandInit's.
+	GainStd *float64
 }
 
 // Table5 renders the zero-init attention ablation in the paper's layout (Rand-Init, Zero-Init, Gain),
-// measured beside the paper.
+// measured beside the paper, with a ± column when the accuracies were averaged over seeds.
 func Table5(r InitResult) *Table {
 	p := PaperTable5()
-	var gain *float64
-	if r.RandInit != nil && r.ZeroInit != nil {
-		gain = Float(*r.ZeroInit - *r.RandInit)
+	spread := averaged(r.RandInit, r.ZeroInit)
+	gain := MeanStd{Std: r.GainStd}
+	if r.RandInit.Mean != nil && r.ZeroInit.Mean != nil {
+		gain.Mean = Float(*r.ZeroInit.Mean - *r.RandInit.Mean)
 	}
-	return &Table{
+	row := func(label string, m MeanStd, paper float64) Row {
+		return Row{Label: label, Source: SourceMeasured, Values: append(m.cells(spread), Float(paper))}
+	}
+	t := &Table{
 		Title: "Table 5: zero-init attention (ScienceQA val)",
 		Label: "Setting",
-		Columns: []Column{
-			{Name: "Val Acc (%)", Format: "%.2f"},
-			{Name: "Paper Val Acc (%)", Format: "%.2f"},
-		},
+		Columns: append(measureColumns("Val Acc (%)", "%.2f", spread),
+			Column{Name: "Paper Val Acc (%)", Format: "%.2f"}),
 		Rows: []Row{
-			{Label: "Rand-Init Attention", Source: SourceMeasured, Values: []*float64{r.RandInit, Float(p.RandInit)}},
-			{Label: "Zero-Init Attention", Source: SourceMeasured, Values: []*float64{r.ZeroInit, Float(p.ZeroInit)}},
-			{Label: "Gain", Source: SourceMeasured, Values: []*float64{gain, Float(p.ZeroInit - p.RandInit)}, Format: "%+.2f"},
+			row("Rand-Init Attention", r.RandInit, p.RandInit),
+			row("Zero-Init Attention", r.ZeroInit, p.ZeroInit),
 		},
 	}
+	g := row("Gain", gain, p.ZeroInit-p.RandInit)
+	if spread {
+		// A Table has one format per column or per row: the gain row's "%+.2f" would print its spread as a signed
+		// number, so with a spread the row keeps the column formats (a negative gain still shows its sign) and
+		// the label says which way the difference goes.
+		g.Label = "Gain (Zero − Rand)"
+	} else {
+		g.Format = "%+.2f"
+	}
+	t.Rows = append(t.Rows, g)
+	return t
 }
 
-// EpochsResult is a measured row of the epochs ablation (paper Table 6); nil is not measured.
+// EpochsResult is a measured row of the epochs ablation (paper Table 6); a nil mean is not measured.
 type EpochsResult struct {
 	Epochs             int
-	TrainLoss, ValLoss *float64
-	ValAcc             *float64
+	TrainLoss, ValLoss MeanStd
+	ValAcc             MeanStd
 	// PaperEpochs is the paper's epoch count this row is compared with (0: the same as Epochs).
 	PaperEpochs int
 }
 
-// Table6 renders the over-fitting ablation: train loss, val loss and val accuracy per epoch budget,
-// each measured row beside the paper's row for its PaperEpochs. With no measured rows it lists the
-// paper's rows alone.
+// Table6 renders the over-fitting ablation: train loss, val loss and val accuracy per epoch budget (each with
+// a ± column when the measures were averaged over seeds), each measured row beside the paper's row for its
+// PaperEpochs. With no measured rows it lists the paper's rows alone.
 func Table6(rows []EpochsResult) *Table {
+	spread := false
+	for _, r := range rows {
+		spread = spread || averaged(r.TrainLoss, r.ValLoss, r.ValAcc)
+	}
 	t := &Table{
 		Title: "Table 6: training epochs (ScienceQA val)",
 		Label: "Epochs",
-		Columns: []Column{
-			{Name: "Train Loss", Format: "%.3f"},
-			{Name: "Val Loss", Format: "%.3f"},
-			{Name: "Val Acc (%)", Format: "%.2f"},
-			{Name: "Paper Epochs", Format: "%.0f"},
-			{Name: "Paper Train Loss", Format: "%.3f"},
-			{Name: "Paper Val Loss", Format: "%.3f"},
-			{Name: "Paper Val Acc (%)", Format: "%.2f"},
-		},
 	}
+	t.Columns = append(t.Columns, measureColumns("Train Loss", "%.3f", spread)...)
+	t.Columns = append(t.Columns, measureColumns("Val Loss", "%.3f", spread)...)
+	t.Columns = append(t.Columns, measureColumns("Val Acc (%)", "%.2f", spread)...)
+	t.Columns = append(t.Columns,
+		Column{Name: "Paper Epochs", Format: "%.0f"},
+		Column{Name: "Paper Train Loss", Format: "%.3f"},
+		Column{Name: "Paper Val Loss", Format: "%.3f"},
+		Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
 	paper := PaperTable6()
 	if len(rows) == 0 {
 		for _, p := range paper {
@@ -386,14 +409,17 @@ func Table6(rows []EpochsResult) *Table {
 		if pe == 0 {
 			pe = r.Epochs
 		}
-		row := Row{Label: fmt.Sprint(r.Epochs), Source: SourceMeasured,
-			Values: []*float64{r.TrainLoss, r.ValLoss, r.ValAcc, nil, nil, nil, nil}}
+		ref := []*float64{nil, nil, nil, nil}
 		for _, p := range paper {
 			if p.Epochs == pe {
-				copy(row.Values[3:], []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)})
+				ref = []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)}
 			}
 		}
-		t.Rows = append(t.Rows, row)
+		var vals []*float64
+		for _, m := range []MeanStd{r.TrainLoss, r.ValLoss, r.ValAcc} {
+			vals = append(vals, m.cells(spread)...)
+		}
+		t.Rows = append(t.Rows, Row{Label: fmt.Sprint(r.Epochs), Source: SourceMeasured, Values: append(vals, ref...)})
 	}
 	return t
 }

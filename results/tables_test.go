@@ -139,8 +139,8 @@ func TestScoresTable(t *testing.T) {
 
 func TestTable4(t *testing.T) {
 	tb := Table4([]LayersResult{
-		{Layers: 5, Params: 2_650, ValAcc: Float(61.25), PaperLayers: 30},
-		{Layers: 20, Params: 819_840, ValAcc: Float(70)},
+		{Layers: 5, Params: 2_650, ValAcc: Single(Float(61.25)), PaperLayers: 30},
+		{Layers: 20, Params: 819_840, ValAcc: Single(Float(70))},
 		{Layers: 3}, // no paper row with L=3, nothing measured
 	})
 	out := render(t, tb, Text)
@@ -163,7 +163,7 @@ func TestTable4(t *testing.T) {
 }
 
 func TestTable5(t *testing.T) {
-	out := render(t, Table5(InitResult{RandInit: Float(41.5), ZeroInit: Float(60)}), Markdown)
+	out := render(t, Table5(InitResult{RandInit: Single(Float(41.5)), ZeroInit: Single(Float(60))}), Markdown)
 	for label, want := range map[string][]string{
 		"Rand-Init Attention": {"41.50", "40.77"},
 		"Zero-Init Attention": {"60.00", "83.85"},
@@ -173,7 +173,7 @@ func TestTable5(t *testing.T) {
 			t.Errorf("row %s = %v, want %v", label, got, want)
 		}
 	}
-	out = render(t, Table5(InitResult{ZeroInit: Float(60)}), Text)
+	out = render(t, Table5(InitResult{ZeroInit: Single(Float(60))}), Text)
 	if got := rowCells(t, out, "Gain"); !reflect.DeepEqual(got, []string{"n/a", "+43.08"}) {
 		t.Errorf("gain without rand-init = %v", got)
 	}
@@ -181,8 +181,8 @@ func TestTable5(t *testing.T) {
 
 func TestTable6(t *testing.T) {
 	tb := Table6([]EpochsResult{
-		{Epochs: 3, TrainLoss: Float(0.5), ValLoss: Float(0.75), ValAcc: Float(55), PaperEpochs: 15},
-		{Epochs: 30, ValAcc: Float(80)},
+		{Epochs: 3, TrainLoss: Single(Float(0.5)), ValLoss: Single(Float(0.75)), ValAcc: Single(Float(55)), PaperEpochs: 15},
+		{Epochs: 30, ValAcc: Single(Float(80))},
 	})
 	out := render(t, tb, Text)
 	for label, want := range map[string][]string{
@@ -200,7 +200,7 @@ func TestTable6(t *testing.T) {
 
 func TestTableSave(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "table5")
-	tb := Table5(InitResult{RandInit: Float(41.5), ZeroInit: Float(60)})
+	tb := Table5(InitResult{RandInit: Single(Float(41.5)), ZeroInit: Single(Float(60))})
 	if err := tb.Save(base); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ type param struct {
 	// Describe names the setting in the table's "Measured runs" note (nil: not named there).
 	Describe func(c pipeline.Config) string
 	// Table builds the sweep's own table (the paper's Tables 4-6); nil: genericTable with Generic.
-	Table   func(s *Sweep, groups []group, acc []stat) (*results.Table, error)
+	Table   func(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error)
 	Generic genericStyle
 	// Figure and FigureTitle name the loss-curve figure (empty: loss_curves).
 	Figure, FigureTitle string
@@ -85,7 +85,7 @@ func paramOf(name string) *param {
 var modalityStyle = genericStyle{
 	Title: "Text vs multimodal (paper: Table 1, LLaMA-Adapter_T vs LLaMA-Adapter, test split)",
 	Label: "Modality",
-	Columns: []results.Column{{Name: "IMG Acc (%)", Format: "%.2f"}, stdColumn("IMG Acc (%)", "%.2f"),
+	Columns: []results.Column{{Name: "IMG Acc (%)", Format: "%.2f"}, results.SpreadColumn("IMG Acc (%)", "%.2f"),
 		{Name: "Paper Acc (%)", Format: "%.2f"}, {Name: "Paper IMG Acc (%)", Format: "%.2f"}},
 	Values: func(g group) []*float64 {
 		img := g.measure(imgAcc)
@@ -108,7 +108,7 @@ var modalityStyle = genericStyle{
 		}
 		if text != nil && mm != nil {
 			pt, pm := paperRow("LLaMA-Adapter_T"), paperRow("LLaMA-Adapter")
-			gain := func(f func(measuredRun) *float64) stat {
+			gain := func(f func(measuredRun) *float64) results.MeanStd {
 				var gs []*float64
 				for i := range min(len(text.Runs), len(mm.Runs)) {
 					a, b := f(mm.Runs[i]), f(text.Runs[i])
@@ -116,7 +116,7 @@ var modalityStyle = genericStyle{
 						gs = append(gs, results.Float(*a-*b))
 					}
 				}
-				return newStat(gs)
+				return results.MeanStdOf(gs)
 			}
 			ga, gi := gain(valAcc), gain(imgAcc)
 			t.Rows = append(t.Rows, results.Row{Label: "Gain (multimodal − text)", Source: results.SourceMeasured,

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,46 +114,13 @@ func collect(runs []plannedRun, metric string) ([]group, error) {
 	return groups, nil
 }
 
-// stat is the mean and sample standard deviation of a measure over seeds (nil: no value; Std nil below 2 seeds).
-type stat struct {
-	Mean, Std *float64
-	N         int
-}
-
-func newStat(vals []*float64) stat {
-	var xs []float64
-	for _, v := range vals {
-		if v != nil && !math.IsNaN(*v) {
-			xs = append(xs, *v)
-		}
-	}
-	st := stat{N: len(xs)}
-	if len(xs) == 0 {
-		return st
-	}
-	sum := 0.0
-	for _, x := range xs {
-		sum += x
-	}
-	mean := sum / float64(len(xs))
-	st.Mean = results.Float(mean)
-	if len(xs) > 1 {
-		ss := 0.0
-		for _, x := range xs {
-			ss += (x - mean) * (x - mean)
-		}
-		st.Std = results.Float(math.Sqrt(ss / float64(len(xs)-1)))
-	}
-	return st
-}
-
-// measure returns the stat of f over the group's runs.
-func (g group) measure(f func(measuredRun) *float64) stat {
+// measure returns the mean and spread of f over the group's runs.
+func (g group) measure(f func(measuredRun) *float64) results.MeanStd {
 	vals := make([]*float64, len(g.Runs))
 	for i, r := range g.Runs {
 		vals[i] = f(r)
 	}
-	return newStat(vals)
+	return results.MeanStdOf(vals)
 }
 
 var (
@@ -183,33 +149,6 @@ func (g group) label() string {
 		return g.Value + " (random-weight CLIP)"
 	}
 	return g.Value
-}
-
-// insertColumn inserts a value column at position at (0 = first value column) with one value per row.
-func insertColumn(t *results.Table, at int, col results.Column, vals []*float64) {
-	t.Columns = append(t.Columns[:at], append([]results.Column{col}, t.Columns[at:]...)...)
-	for i := range t.Rows {
-		var v *float64
-		if i < len(vals) {
-			v = vals[i]
-		}
-		r := &t.Rows[i]
-		r.Values = append(r.Values[:at], append([]*float64{v}, r.Values[at:]...)...)
-	}
-}
-
-// stdColumn is the spread column printed after a mean column.
-func stdColumn(name, format string) results.Column {
-	return results.Column{Name: name + " ±", Format: "±" + format}
-}
-
-// stds returns the Std of each stat.
-func stds(sts []stat) []*float64 {
-	out := make([]*float64, len(sts))
-	for i, s := range sts {
-		out[i] = s.Std
-	}
-	return out
 }
 
 // seedNote describes the averaging.
@@ -276,7 +215,7 @@ func orString(a, b string) string {
 // buildTable renders a sweep's measured groups as its table: the parameter's own (Tables 4, 5 and 6 of the paper
 // for L, init and epochs) or the generic one in the same style.
 func buildTable(s *Sweep, groups []group) (*results.Table, error) {
-	acc := make([]stat, len(groups))
+	acc := make([]results.MeanStd, len(groups))
 	for i, g := range groups {
 		acc[i] = g.measure(valAcc)
 	}
@@ -304,8 +243,7 @@ func buildTable(s *Sweep, groups []group) (*results.Table, error) {
 }
 
 // table4 is the paper's Table 4 (adapted layers) with the spread over seeds.
-func table4(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
-	var t *results.Table
+func table4(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
 	rows := make([]results.LayersResult, len(groups))
 	for i, g := range groups {
 		l, err := strconv.Atoi(g.Value)
@@ -316,18 +254,16 @@ func table4(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i].Mean, TrainLoss: g.measure(trainLoss).Mean,
-			ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
+		rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i], TrainLoss: g.measure(trainLoss),
+			ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, l)}
 	}
-	t = results.Table4(rows)
-	insertColumn(t, 2, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
+	t := results.Table4(rows)
 	t.Notes = append(t.Notes, "Params: trainable adapter parameters of the measured model (adapter.Count: L·K·C prompts + L·H gates, + the visual projection in multimodal runs).")
 	return t, nil
 }
 
 // table5 is the paper's Table 5 (zero- vs random-init gating) with the spread over seeds.
-func table5(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
-	var t *results.Table
+func table5(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
 	var zero, rand *group
 	for i := range groups {
 		switch groups[i].Value {
@@ -341,7 +277,6 @@ func table5(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
 		return nil, fmt.Errorf("sweep %s: Table 5 needs init values zero and random, have %v", s.Name, s.Values)
 	}
 	zs, rs := zero.measure(valAcc), rand.measure(valAcc)
-	t = results.Table5(results.InitResult{RandInit: rs.Mean, ZeroInit: zs.Mean})
 	// The gain's spread pairs the runs of equal seed.
 	var gains []*float64
 	for i := range min(len(zero.Runs), len(rand.Runs)) {
@@ -350,32 +285,22 @@ func table5(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
 			gains = append(gains, results.Float(*z-*r))
 		}
 	}
-	insertColumn(t, 1, stdColumn("Val Acc (%)", "%.2f"), []*float64{rs.Std, zs.Std, newStat(gains).Std})
-	// Table has one format per column or per row; the gain row's "%+.2f" override would print its spread as a
-	// signed number, so the row keeps the column formats (a negative gain still shows its sign).
-	t.Rows[2].Format = ""
-	t.Rows[2].Label = "Gain (Zero − Rand)"
-	return t, nil
+	return results.Table5(results.InitResult{RandInit: rs, ZeroInit: zs, GainStd: results.MeanStdOf(gains).Std}), nil
 }
 
 // table6 is the paper's Table 6 (epochs) with the spread over seeds.
-func table6(s *Sweep, groups []group, acc []stat) (*results.Table, error) {
-	var t *results.Table
+func table6(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
 	rows := make([]results.EpochsResult, len(groups))
-	tl, vl := make([]stat, len(groups)), make([]stat, len(groups))
+
 	for i, g := range groups {
 		e, err := strconv.Atoi(g.Value)
 		if err != nil {
 			return nil, fmt.Errorf("sweep %s: epochs=%q: %w", s.Name, g.Value, err)
 		}
-		tl[i], vl[i] = g.measure(trainLoss), g.measure(valLoss)
-		rows[i] = results.EpochsResult{Epochs: e, TrainLoss: tl[i].Mean, ValLoss: vl[i].Mean, ValAcc: acc[i].Mean, PaperEpochs: paperValue(s, g.Value, e)}
+		rows[i] = results.EpochsResult{Epochs: e, TrainLoss: g.measure(trainLoss), ValLoss: g.measure(valLoss), ValAcc: acc[i],
+			PaperEpochs: paperValue(s, g.Value, e)}
 	}
-	t = results.Table6(rows)
-	insertColumn(t, 3, stdColumn("Val Acc (%)", "%.2f"), stds(acc))
-	insertColumn(t, 2, stdColumn("Val Loss", "%.3f"), stds(vl))
-	insertColumn(t, 1, stdColumn("Train Loss", "%.3f"), stds(tl))
-	return t, nil
+	return results.Table6(rows), nil
 }
 
 // paperValue returns the paper's value a sweep value is compared with (Table4/Table6's PaperLayers/PaperEpochs):
@@ -416,9 +341,9 @@ func genericTable(s *Sweep, p *param, groups []group) (*results.Table, error) {
 	}
 	t.Columns = append([]results.Column{
 		{Name: "Params", Format: "%.0f"},
-		{Name: "Train Loss", Format: "%.3f"}, stdColumn("Train Loss", "%.3f"),
-		{Name: "Val Loss", Format: "%.3f"}, stdColumn("Val Loss", "%.3f"),
-		{Name: "Val Acc (%)", Format: "%.2f"}, stdColumn("Val Acc (%)", "%.2f"),
+		{Name: "Train Loss", Format: "%.3f"}, results.SpreadColumn("Train Loss", "%.3f"),
+		{Name: "Val Loss", Format: "%.3f"}, results.SpreadColumn("Val Loss", "%.3f"),
+		{Name: "Val Acc (%)", Format: "%.2f"}, results.SpreadColumn("Val Acc (%)", "%.2f"),
 	}, st.Columns...)
 	for _, g := range groups {
 		n, err := g.params()
@@ -484,8 +409,8 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		rows := make([]results.LayersResult, len(groups))
 		for i, g := range groups {
 			l, _ := strconv.Atoi(g.Value)
-			rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc).Mean, TrainLoss: g.measure(trainLoss).Mean,
-				ValLoss: g.measure(valLoss).Mean, PaperLayers: paperValue(s, g.Value, l)}
+			rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc), TrainLoss: g.measure(trainLoss),
+				ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, l)}
 		}
 		lf, err := results.LayersFigure(rows)
 		if err != nil {

@@ -13,21 +13,6 @@ import (
 	"github.com/adapterlab/llama-adapter/results"
 )
 
-func TestNewStat(t *testing.T) {
-	f := results.Float
-	s := newStat([]*float64{f(1), f(2), nil, f(3), f(math.NaN()), f(4)})
-	// Mean 2.5; sample variance (2.25+0.25+0.25+2.25)/3 = 5/3.
-	if s.N != 4 || *s.Mean != 2.5 || math.Abs(*s.Std-math.Sqrt(5.0/3)) > 1e-12 {
-		t.Errorf("stat of 1..4 = n %d mean %v std %v", s.N, *s.Mean, *s.Std)
-	}
-	if s := newStat([]*float64{f(7)}); *s.Mean != 7 || s.Std != nil {
-		t.Errorf("one seed: mean %v std %v, want 7 and none", *s.Mean, s.Std)
-	}
-	if s := newStat([]*float64{nil}); s.Mean != nil || s.N != 0 {
-		t.Errorf("no values: %+v", s)
-	}
-}
-
 func TestEpochValues(t *testing.T) {
 	for _, c := range []struct {
 		e     int
