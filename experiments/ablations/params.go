@@ -97,27 +97,10 @@ var modalityStyle = genericStyle{
 		return []*float64{img.Mean, img.Std, pa, pi}
 	},
 	Finish: func(t *results.Table, groups []group) {
-		var text, mm *group
-		for i := range groups {
-			switch groups[i].Value {
-			case "text":
-				text = &groups[i]
-			case "multimodal":
-				mm = &groups[i]
-			}
-		}
+		text, mm := findGroup(groups, "text"), findGroup(groups, "multimodal")
 		if text != nil && mm != nil {
 			pt, pm := paperRow("LLaMA-Adapter_T"), paperRow("LLaMA-Adapter")
-			gain := func(f func(measuredRun) *float64) results.MeanStd {
-				var gs []*float64
-				for i := range min(len(text.Runs), len(mm.Runs)) {
-					a, b := f(mm.Runs[i]), f(text.Runs[i])
-					if a != nil && b != nil {
-						gs = append(gs, results.Float(*a-*b))
-					}
-				}
-				return results.MeanStdOf(gs)
-			}
+			gain := func(f func(measuredRun) *float64) results.MeanStd { return pairedGain(mm, text, f) }
 			ga, gi := gain(valAcc), gain(imgAcc)
 			t.Rows = append(t.Rows, results.Row{Label: "Gain (multimodal − text)", Source: results.SourceMeasured,
 				Values: []*float64{nil, nil, nil, nil, nil, ga.Mean, ga.Std, gi.Mean, gi.Std,

@@ -262,30 +262,38 @@ func table4(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 	return t, nil
 }
 
-// table5 is the paper's Table 5 (zero- vs random-init gating) with the spread over seeds.
-func table5(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
-	var zero, rand *group
+// findGroup returns the group of a sweep value (nil: not swept).
+func findGroup(groups []group, value string) *group {
 	for i := range groups {
-		switch groups[i].Value {
-		case "zero":
-			zero = &groups[i]
-		case "random":
-			rand = &groups[i]
+		if groups[i].Value == value {
+			return &groups[i]
 		}
 	}
+	return nil
+}
+
+// pairedGain is the mean ± std over seeds of f(a's run) − f(b's run), pairing the runs of equal seed.
+func pairedGain(a, b *group, f func(measuredRun) *float64) results.MeanStd {
+	var gains []*float64
+	for i := range min(len(a.Runs), len(b.Runs)) {
+		x, y := f(a.Runs[i]), f(b.Runs[i])
+		if x != nil && y != nil {
+			gains = append(gains, results.Float(*x-*y))
+		}
+	}
+	return results.MeanStdOf(gains)
+}
+
+// table5 is the paper's Table 5 (zero- vs random-init gating) with the spread over seeds.
+func table5(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
+	zero, rand := findGroup(groups, "zero"), findGroup(groups, "random")
 	if zero == nil || rand == nil {
 		return nil, fmt.Errorf("sweep %s: Table 5 needs init values zero and random, have %v", s.Name, s.Values)
 	}
 	zs, rs := zero.measure(valAcc), rand.measure(valAcc)
 	// The gain's spread pairs the runs of equal seed.
-	var gains []*float64
-	for i := range min(len(zero.Runs), len(rand.Runs)) {
-		z, r := valAcc(zero.Runs[i]), valAcc(rand.Runs[i])
-		if z != nil && r != nil {
-			gains = append(gains, results.Float(*z-*r))
-		}
-	}
-	return results.Table5(results.InitResult{RandInit: rs, ZeroInit: zs, GainStd: results.MeanStdOf(gains).Std}), nil
+	gain := pairedGain(zero, rand, valAcc)
+	return results.Table5(results.InitResult{RandInit: rs, ZeroInit: zs, GainStd: gain.Std}), nil
 }
 
 // table6 is the paper's Table 6 (epochs) with the spread over seeds.
