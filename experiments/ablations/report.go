@@ -299,7 +299,6 @@ func table5(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 // table6 is the paper's Table 6 (epochs) with the spread over seeds.
 func table6(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
 	rows := make([]results.EpochsResult, len(groups))
-
 	for i, g := range groups {
 		e, err := strconv.Atoi(g.Value)
 		if err != nil {
