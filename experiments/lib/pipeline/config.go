@@ -589,6 +589,9 @@ func (c Config) ID() string {
 	// Where the run executes is not a setting of the experiment: the same run on another backend (resumed after
 	// a move to a GPU, say) or over more devices keeps its folder; summary.json records what was used.
 	r.Backend, r.RunID, r.Devices = "", "", ""
+	// Nor is where the image features are cached: the cache is keyed by the tower's weights and the images, so any
+	// folder gives the same features.
+	r.FeatureCache = ""
 	// Inputs under the shared assets folder are named relative to it, so the same run has the same id in every
 	// checkout that sits beside a copy of the assets (CI's clone, another machine).
 	for _, p := range []*string{&r.Data, &r.ProblemsFile, &r.SplitsFile, &r.Model, &r.Tokenizer, &r.CLIP} {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
@@ -146,7 +147,13 @@ var errRecordMismatch = errors.New("the run folder's record does not match this 
 // file (the data's resolved files, not only its folder).
 func currentRecord(cfg Config, modelPath, tokPath, backend string) (resolved, error) {
 	r := resolved{record: cfg.record(), Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend, Command: os.Args}
-	inputs := map[string]string{"model": modelPath, "tokenizer": tokPath, "clip": cfg.Vision.CLIP, "data": cfg.Data.Dir,
+	clipPath := cfg.Vision.CLIP
+	if assets.IsModelName(clipPath) {
+		if p, err := assets.ModelPath(clipPath); err == nil {
+			clipPath = p // a pinned tower is recorded by its installed file's digest
+		}
+	}
+	inputs := map[string]string{"model": modelPath, "tokenizer": tokPath, "clip": clipPath, "data": cfg.Data.Dir,
 		"problems": cfg.Data.ProblemsFile, "splits": cfg.Data.SplitsFile}
 	if src, err := scienceqa.Open(cfg.Data.Dir, scienceqa.OpenOptions{Problems: cfg.Data.ProblemsFile, Splits: cfg.Data.SplitsFile}); err == nil {
 		inputs["problems"], inputs["splits"] = src.Problems, src.Splits
