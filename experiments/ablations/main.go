@@ -47,18 +47,24 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.report, "report", false, "only build the tables and figures from existing run folders")
 	fs.BoolVar(&o.list, "list", false, "print the sweeps' runs and whether each is complete; run nothing")
 	fs.StringVar(&o.sweepsFile, "sweeps", "", "JSON file of extra sweeps ([{\"name\", \"param\", \"values\", \"paper\", \"set\", \"with\", \"note\"}]); a name of the preset replaces its sweep")
-	fs.StringVar(&o.out, "out", filepath.Join("results", "ablations"), "folder of the sweeps' tables and figures (<out>/<sweep>/)")
+	fs.StringVar(&o.out, "out", "", "folder of the sweeps' tables and figures (<out>/<sweep>/); default results/ablations for -preset local and paper, results/ablations/<preset> for the others")
 	fs.StringVar(&o.fig5, "fig5", fig5Auto, "loss curves' x axis: epoch (one point per epoch), step (step losses per 1/10 epoch) or auto (epoch from 5 epochs up)")
 	var scratch pipeline.Config
 	scratch = pipeline.Default()
 	scratch.Flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: ablations -sweep NAME|all [-preset local|paper] [-seeds N] [-report] [pipeline flags]\n")
+		fmt.Fprintf(stderr, "usage: ablations -sweep NAME|all [-preset local|stories260K|paper] [-seeds N] [-report] [pipeline flags]\n")
 		fmt.Fprintf(stderr, "Pipeline flags override the preset's settings for every run; their defaults below are pipeline.Default()'s, not the preset's.\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.out == "" {
+		o.out = filepath.Join("results", "ablations")
+		if o.preset != "local" && o.preset != "default" && o.preset != "paper" {
+			o.out = filepath.Join(o.out, o.preset)
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
