@@ -27,11 +27,21 @@ func LoadAdapter(path string, m *llama.Model) (*adapter.Adapter, error) {
 }
 
 // Evaluate scores a saved adapter (or the base model when adapterPath is "") on cfg's evaluation problems, without
-// training, and writes predictions.json, summary.json and the table to outDir.
-func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out io.Writer) (*results.Summary, error) {
+// training, and writes predictions.json, summary.json and the table to outDir. One process at a time works in
+// outDir (the same lock as a run folder; -wait waits for the holder).
+func Evaluate(ctx context.Context, cfg Config, adapterPath, outDir string, out io.Writer) (sum *results.Summary, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	rf, err := openRunFolder(ctx, cfg, outDir, out)
+	if err != nil {
+		return nil, err
+	}
+	defer rf.close(&err)
+	return evaluateLocked(ctx, cfg, adapterPath, outDir, out)
+}
+
+func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string, out io.Writer) (*results.Summary, error) {
 	s, err := open(cfg, out)
 	if err != nil {
 		return nil, err
