@@ -102,3 +102,42 @@ func SequentialBatches(lengths []int, batchSize, padMultiple, maxLen int) []Batc
 	}
 	return batches
 }
+
+// AnswerWindowMultiple is what AnswerWindow rounds up to: the answer head's graphs are compiled per (padded length,
+// window), and a multiple of 8 keeps the windows of a run to one or two.
+const AnswerWindowMultiple = 8
+
+// AnswerWindow is the answer head's per-row window for a batch whose fullest row has n target positions: n rounded
+// up to AnswerWindowMultiple, at most the padded length S (and at least 1, so the shape is never empty).
+func AnswerWindow(n, S int) int {
+	return max(1, min(PadLen(n, AnswerWindowMultiple, 0), S))
+}
+
+// AnswerSlots compacts a batch's dense loss inputs (targets and weights [B, S], flat, weight 1 where the token at
+// that position predicts a target) into the answer head's window: per row the positions whose weight is not zero,
+// in order, then padding slots (position 0, target 0, weight 0) up to W = AnswerWindow(the fullest row's count, S).
+// It returns positions, targets and weights [B, W], flat, and W.
+func AnswerSlots(targets []int32, weights []float32, B, S int) (pos, tgt []int32, w []float32, W int) {
+	most := 0
+	for r := 0; r < B; r++ {
+		n := 0
+		for _, x := range weights[r*S : (r+1)*S] {
+			if x != 0 {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	W = AnswerWindow(most, S)
+	pos, tgt, w = make([]int32, B*W), make([]int32, B*W), make([]float32, B*W)
+	for r := 0; r < B; r++ {
+		k := r * W
+		for j := 0; j < S; j++ {
+			if x := weights[r*S+j]; x != 0 {
+				pos[k], tgt[k], w[k] = int32(j), targets[r*S+j], x
+				k++
+			}
+		}
+	}
+	return pos, tgt, w, W
+}

@@ -265,10 +265,11 @@ func TestShardedWeightsSameLogits(t *testing.T) {
 	}
 	data := synthetic(6, 2)
 	logits := func(tr *Trainer) []float32 {
-		tok, _, _, lens, _, _, err := tr.batchTensors(data, Batch{Indices: []int{0, 1, 2, 3, 4, 5}, Len: 24})
+		d, err := tr.batchTensors(data, Batch{Indices: []int{0, 1, 2, 3, 4, 5}, Len: 24})
 		if err != nil {
 			t.Fatal(err)
 		}
+		tok, lens := d.tokens, d.seqLens
 		e, err := model.NewExec(tr.Backend, tr.Model.Store, func(scope *model.Scope, in []*Node) *Node {
 			g := in[0].Graph()
 			return tr.Model.Forward(g, llama.Inputs{Tokens: in[0], SeqLens: in[1], Extension: tr.Adapter.Extension(g, nil)}).Logits

@@ -74,13 +74,32 @@ func Decays(dims []int, perLayer bool) bool {
 }
 
 // stepInputs is what a training micro-step graph takes: tokens (right-padded), targets (tokens shifted left), weights
-// (1 on target positions), each row's length, learning rate, and optionally image features.
+// (1 on target positions), each row's length, learning rate, and optionally image features. With Config.AnswerHead,
+// targets and weights are [B, W] and positions [B, W] is the position predicting each slot's target.
 type stepInputs struct {
-	tokens, targets, weights, seqLens, lr, features *Node
+	tokens, targets, weights, seqLens, lr, positions, features *Node
+}
+
+// parseInputs reads a graph's inputs in batchData.args's order: tokens, targets, weights, seqLens, then lr when
+// withLR, positions when the answer head is on, and image features when given.
+func (t *Trainer) parseInputs(inputs []*Node, withLR bool) stepInputs {
+	in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3]}
+	rest := inputs[4:]
+	if withLR {
+		in.lr, rest = rest[0], rest[1:]
+	}
+	if t.Config.AnswerHead {
+		in.positions, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		in.features = rest[0]
+	}
+	return in
 }
 
 // maskedNLL returns the mean negative log-likelihood of targets over positions with weight 1, and the weight sum.
-// Only the target positions' log-softmax is gathered (no one-hot over the vocabulary).
+// Only the target positions' log-softmax is gathered (no one-hot over the vocabulary). logits are [B, S, V] with
+// targets and weights [B, S], or the answer head's [B, W, V] with [B, W].
 func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
 	g := logits.Graph()
 	B, S := targets.Shape().Dimensions[0], targets.Shape().Dimensions[1]
@@ -96,15 +115,24 @@ func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
 	return
 }
 
-// forwardLoss runs the model with the adapter and returns the masked loss and target count.
+// forwardLoss runs the model with the adapter and returns the masked loss and target count. With in.positions
+// (the answer head) only the final-norm states at those positions go through the LM head: logits [B, W, V]
+// instead of [B, S, V], the same masked mean over the same target tokens.
 func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count *Node) {
 	g := in.tokens.Graph()
 	var visual *Node
 	if in.features != nil && a.Projection != nil {
 		visual = a.Projection.Token(in.features)
 	}
-	out := m.Forward(g, llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.Extension(g, visual)})
-	return maskedNLL(out.Logits, in.targets, in.weights)
+	fwd := llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.Extension(g, visual), SkipLogits: in.positions != nil}
+	out := m.Forward(g, fwd)
+	if in.positions == nil {
+		return maskedNLL(out.Logits, in.targets, in.weights)
+	}
+	B, W := in.positions.Shape().Dimensions[0], in.positions.Shape().Dimensions[1]
+	rows := Iota(g, shapes.Make(dtypes.Int32, B, W, 1), 0)
+	final := Gather(out.Final, Concatenate([]*Node{rows, InsertAxes(ConvertDType(in.positions, dtypes.Int32), -1)}, -1)) // [B, W, C]
+	return maskedNLL(m.LogitsFromFinal(final), in.targets, in.weights)
 }
 
 // buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the
@@ -116,10 +144,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 	cfg := t.Config
 	return func(scope *model.Scope, inputs []*Node) []*Node {
 		g := inputs[0].Graph()
-		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3], lr: inputs[4]}
-		if len(inputs) > 5 {
-			in.features = inputs[5]
-		}
+		in := t.parseInputs(inputs, true)
 		loss, count := forwardLoss(t.Model, t.Adapter, in)
 		params := make([]*Node, len(t.opt))
 		for i, ov := range t.opt {
@@ -177,11 +202,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 // buildEvalLoss builds the loss-only graph (no gradients, no updates).
 func (t *Trainer) buildEvalLoss() func(scope *model.Scope, inputs []*Node) []*Node {
 	return func(scope *model.Scope, inputs []*Node) []*Node {
-		in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3]}
-		if len(inputs) > 4 {
-			in.features = inputs[4]
-		}
-		loss, count := forwardLoss(t.Model, t.Adapter, in)
+		loss, count := forwardLoss(t.Model, t.Adapter, t.parseInputs(inputs, false))
 		return []*Node{loss, count}
 	}
 }

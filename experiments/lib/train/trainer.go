@@ -42,6 +42,12 @@ type Config struct {
 	PadMultiple  int     `json:"pad_multiple"`
 	// CheckpointEvery is the number of optimizer steps between checkpoints (0: only at epoch ends).
 	CheckpointEvery int `json:"checkpoint_every"`
+	// AnswerHead applies the LM head only at the target (loss) positions: the final-norm states of each row's
+	// target positions are gathered into a window of AnswerWindow slots (padding slots weigh 0) before the
+	// vocabulary projection and log-softmax, instead of projecting every position and picking the targets after.
+	// The loss and gradients are the dense path's up to float rounding; only the cost changes. Off by default, and
+	// omitted from the JSON when off, so recipes recorded before it exist read and compare as they always did.
+	AnswerHead bool `json:"answer_head,omitempty"`
 }
 
 // PaperConfig is the official recipe: 5 epochs, 2 warmup, base lr 9e-3, weight decay 0.02, β = (0.9, 0.95),
@@ -144,11 +150,38 @@ func (t *Trainer) OptimizerStep() int {
 	return int(tensors.ToScalar[float32](v))
 }
 
+// batchData is one batch's graph arguments.
+type batchData struct {
+	// tokens [B, S] right-padded and seqLens [B]: the model's input.
+	tokens, seqLens *tensors.Tensor
+	// targets and weights [B, S] (the next token, and 1 where it is a target), or [B, W] with AnswerHead, where
+	// positions [B, W] names the position predicting each slot's target.
+	targets, weights, positions *tensors.Tensor
+	// features [B, M, D], or nil for examples without image features.
+	features *tensors.Tensor
+	// targetCount is the number of target tokens in the batch.
+	targetCount int
+}
+
+// args lists the graph arguments in buildStep's and buildEvalLoss's order: tokens, targets, weights, seqLens, then
+// lr (for the training step; nil for the loss-only graph), positions (AnswerHead only) and features (if any).
+func (d batchData) args(lr *tensors.Tensor) []*tensors.Tensor {
+	args := []*tensors.Tensor{d.tokens, d.targets, d.weights, d.seqLens}
+	for _, a := range []*tensors.Tensor{lr, d.positions, d.features} {
+		if a != nil {
+			args = append(args, a)
+		}
+	}
+	return args
+}
+
 // batchTensors assembles a right-padded batch: tokens, targets (next token), weights (1 where the next token is a
-// target), row lengths, and features (nil when the examples have none). On a mesh the rows are padded to a multiple
-// of the device count with one-token rows of weight 0: the loss is a masked mean over the batch's target tokens, so
-// they change neither the loss nor the gradients.
-func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, feats *tensors.Tensor, targets int, err error) {
+// target), row lengths, and features (nil when the examples have none); with AnswerHead the targets and weights
+// are compacted to each row's target positions (AnswerSlots). On a mesh the rows are padded to a multiple of the
+// device count with one-token rows of weight 0: the loss is a masked mean over the batch's target tokens, so they
+// change neither the loss nor the gradients.
+func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
+	var d batchData
 	B, S := t.Placement.PadRows(len(b.Indices)), b.Len
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
@@ -159,7 +192,7 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, 
 	for r, i := range b.Indices {
 		e := examples[i]
 		if len(e.Tokens) > S {
-			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d tokens, more than the maximum length %d", e.ID, len(e.Tokens), S)
+			return d, fmt.Errorf("train: example %s has %d tokens, more than the maximum length %d", e.ID, len(e.Tokens), S)
 		}
 		seqLens[r] = int32(len(e.Tokens))
 		for j, id := range e.Tokens {
@@ -167,13 +200,13 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, 
 			if j > 0 && e.LossMask[j] {
 				targetsIDs[r*S+j-1] = id
 				weights[r*S+j-1] = 1
-				targets++
+				d.targetCount++
 			}
 		}
 		if featLen < 0 {
 			featLen = len(e.Features)
 		} else if featLen != len(e.Features) {
-			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: example %s has %d feature values, others in its batch %d", e.ID, len(e.Features), featLen)
+			return d, fmt.Errorf("train: example %s has %d feature values, others in its batch %d", e.ID, len(e.Features), featLen)
 		}
 		features = append(features, e.Features...)
 	}
@@ -183,21 +216,28 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (tok, tgt, w, lens, 
 	if featLen > 0 {
 		features = append(features, make([]float32, (B-len(b.Indices))*featLen)...)
 	}
-	tok = tensors.FromFlatDataAndDimensions(tokens, B, S)
-	tgt = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
-	w = tensors.FromFlatDataAndDimensions(weights, B, S)
-	lens = tensors.FromFlatDataAndDimensions(seqLens, B)
+	d.tokens = tensors.FromFlatDataAndDimensions(tokens, B, S)
+	d.seqLens = tensors.FromFlatDataAndDimensions(seqLens, B)
+	if t.Config.AnswerHead {
+		pos, tgt, w, W := AnswerSlots(targetsIDs, weights, B, S)
+		d.positions = tensors.FromFlatDataAndDimensions(pos, B, W)
+		d.targets = tensors.FromFlatDataAndDimensions(tgt, B, W)
+		d.weights = tensors.FromFlatDataAndDimensions(w, B, W)
+	} else {
+		d.targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
+		d.weights = tensors.FromFlatDataAndDimensions(weights, B, S)
+	}
 	if featLen > 0 {
 		vc := t.Adapter.Config.Visual
 		if vc == nil {
-			return nil, nil, nil, nil, nil, 0, errors.New("train: examples carry image features but the adapter has no visual projection")
+			return d, errors.New("train: examples carry image features but the adapter has no visual projection")
 		}
 		if featLen != vc.Scales*vc.FeatureDim {
-			return nil, nil, nil, nil, nil, 0, fmt.Errorf("train: %d feature values per example, the projection expects %d×%d", featLen, vc.Scales, vc.FeatureDim)
+			return d, fmt.Errorf("train: %d feature values per example, the projection expects %d×%d", featLen, vc.Scales, vc.FeatureDim)
 		}
-		feats = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim)
+		d.features = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim)
 	}
-	return
+	return d, nil
 }
 
 // StepInfo reports one optimizer step.
@@ -280,17 +320,14 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 			lossSum, gradNorm, tokens := 0.0, 0.0, 0
 			for k := 0; k < n; k++ {
 				b := batches[pos.Batch+k]
-				tok, tgt, w, mask, feats, _, err := t.batchTensors(examples, b)
+				d, err := t.batchTensors(examples, b)
 				if err != nil {
 					return err
 				}
 				for _, i := range b.Indices {
 					tokens += len(examples[i].Tokens)
 				}
-				args := []*tensors.Tensor{tok, tgt, w, mask, tensors.FromScalar(float32(lr))}
-				if feats != nil {
-					args = append(args, feats)
-				}
+				args := d.args(tensors.FromScalar(float32(lr)))
 				exec := t.accumExec
 				if k == n-1 {
 					exec = t.stepExec
@@ -353,15 +390,11 @@ func (t *Trainer) EvalLoss(examples []Example) (float64, error) {
 	}
 	sum, count := 0.0, 0.0
 	for _, b := range SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen) {
-		tok, tgt, w, mask, feats, _, err := t.batchTensors(examples, b)
+		d, err := t.batchTensors(examples, b)
 		if err != nil {
 			return 0, err
 		}
-		args := []*tensors.Tensor{tok, tgt, w, mask}
-		if feats != nil {
-			args = append(args, feats)
-		}
-		outs, err := t.Placement.Run(t.evalExec, args...)
+		outs, err := t.Placement.Run(t.evalExec, d.args(nil)...)
 		if err != nil {
 			return 0, err
 		}
