@@ -220,6 +220,10 @@ func SmolLM2() Config {
 	c.Model.Path, c.Model.Tokenizer = assets.SmolLM2, assets.SmolLM2
 	c.Adapter.Layers, c.Adapter.PromptLen = 30, 10
 	c.Train.Epochs, c.Train.BatchSize, c.Train.MaxLen, c.Train.BaseLR = 1, 8, 384, 0.3
+	// The LM head only at the answer positions: the same loss and gradients to float32 rounding, 1.2–1.8× faster
+	// training on SmolLM2 (its 49,152-way head is a fifth of the FLOPs). Not part of the run id (it changes no
+	// result beyond rounding); the committed default run was recorded with the full head.
+	c.Train.AnswerHead = true
 	c.Data.TrainLimit, c.Data.EvalFold, c.Data.Target = 1200, 4, TargetCloze
 	c.Eval.Mode, c.Eval.ZeroShot = EvalScores, true
 	return c
