@@ -58,11 +58,11 @@ func resolveModel(cfg Config, out io.Writer) (modelPath, tokPath string, err err
 
 // open is the one setup path of Run and Evaluate: backend, tokenizer, problems and the frozen model, with a
 // line on out for each (loading a large model takes a while: it says so first).
-func open(cfg Config, out io.Writer) (s *session, err error) {
-	s = &session{cfg: cfg}
+func open(cfg Config, out io.Writer) (_ *session, err error) {
+	s := &session{cfg: cfg}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.close() // the local session: a failed open returns nil
 		}
 	}()
 	if s.backend, s.info, err = openBackend(cfg); err != nil {

@@ -1,0 +1,109 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/parquet-go/parquet-go"
+)
+
+// snapshotImage is the parquet image struct (bytes and path; null for text-only problems).
+type snapshotImage struct {
+	Bytes []byte  `parquet:"bytes,optional"`
+	Path  *string `parquet:"path,optional"`
+}
+
+// snapshotRow is a row of the Hugging Face ScienceQA parquet files, every column of its schema.
+type snapshotRow struct {
+	Image    *snapshotImage `parquet:"image,optional"`
+	Question string         `parquet:"question"`
+	Choices  []string       `parquet:"choices,list"`
+	Answer   int8           `parquet:"answer"`
+	Hint     string         `parquet:"hint"`
+	Task     string         `parquet:"task"`
+	Grade    string         `parquet:"grade"`
+	Subject  string         `parquet:"subject"`
+	Topic    string         `parquet:"topic"`
+	Category string         `parquet:"category"`
+	Skill    string         `parquet:"skill"`
+	Lecture  string         `parquet:"lecture"`
+	Solution string         `parquet:"solution"`
+}
+
+// hfSnapshot writes a folder laid out as a Hugging Face ScienceQA snapshot — README.md and
+// data/{train,validation,test}-00000-of-00001.parquet — from text-only problems of the shared test file.
+func hfSnapshot(t *testing.T, perSplit int) string {
+	t.Helper()
+	src := assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]struct {
+		Question string   `json:"question"`
+		Choices  []string `json:"choices"`
+		Answer   int      `json:"answer"`
+		Hint     string   `json:"hint"`
+		Image    *string  `json:"image"`
+	}
+	if err := json.Unmarshal(data, &all); err != nil {
+		t.Fatal(err)
+	}
+	pids := make([]string, 0, len(all))
+	for pid, p := range all {
+		if p.Image == nil || *p.Image == "" {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Strings(pids)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("# ScienceQA (test snapshot)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, split := range []string{"train", "validation", "test"} {
+		var rows []snapshotRow
+		for _, pid := range pids[i*perSplit : (i+1)*perSplit] {
+			p := all[pid]
+			rows = append(rows, snapshotRow{Question: p.Question, Choices: p.Choices, Answer: int8(p.Answer), Hint: p.Hint})
+		}
+		var buf bytes.Buffer
+		if err := parquet.Write(&buf, rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "data", split+"-00000-of-00001.parquet"), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestHFSnapshotRunsThroughThePipeline: a Hugging Face snapshot folder (data/<split>-*.parquet beside a README)
+// given as -data trains on its train split and evaluates on its test split, end to end.
+func TestHFSnapshotRunsThroughThePipeline(t *testing.T) {
+	assets.Require(t, assets.Path("models", "stories260K", "stories260K.bin"))
+	dir := hfSnapshot(t, 24)
+	cfg := parseFlags(t, "-data", dir, "-train-split", "train", "-split", "test", "-epochs", "1", "-max-len", "192")
+	cfg.RunsDir = t.TempDir()
+	cfg.Data.TrainLimit, cfg.Data.EvalLimit = 16, 8
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), filepath.Join(dir, "data")) {
+		t.Errorf("the resolved parquet files are not printed:\n%s", out.String())
+	}
+	if res.Summary.Split != "test" || res.Summary.Accuracy["Avg"].Total != 8 {
+		t.Errorf("evaluated %q on %d problems, want test on 8", res.Summary.Split, res.Summary.Accuracy["Avg"].Total)
+	}
+}
