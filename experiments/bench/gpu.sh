@@ -54,6 +54,12 @@ gomlx() { # gomlx NAME [bench flags]: one bench run, its memory samples in NAME_
 if ! gomlx "gomlx_$preset"; then
 	gomlx "gomlx_${preset}_decomposed" -attention decomposed
 fi
+# Several GPUs: the same bench data-parallel over all of them, and with the frozen weights split (FSDP-style).
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+if ((ngpu > 1)); then
+	gomlx "gomlx_${preset}_dp${ngpu}" -devices all -only train
+	gomlx "gomlx_${preset}_fsdp${ngpu}" -devices all -shard-weights -only train
+fi
 
 # Numeric goldens on XLA CUDA at the CPU tolerances (TF32 off: go-xla's CUDA default rounds float32 matmuls to
 # 10-bit mantissas), from the test binaries, each run in its package folder of this checkout.
