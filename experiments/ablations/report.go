@@ -46,21 +46,16 @@ func (m measuredRun) primaryAccuracy() *float64 {
 // zeroShot returns the run's zero-shot baseline (the pretrained model on the same problems) by the report's
 // metric and by letter scoring, in percent (nil: not measured).
 func (m measuredRun) zeroShot() (metric, letter *float64) {
-	get := func(name string) *float64 {
-		if v, ok := m.Summary.Baselines["zero-shot, "+name]["Avg"]; ok {
+	get := func(protocol string) *float64 {
+		if v, ok := m.Summary.Baselines[pipeline.ZeroShotBaseline(protocol)]["Avg"]; ok {
 			return results.Float(v)
 		}
 		return nil
 	}
-	switch m.Metric {
-	case "", "letter":
-		metric = get("letter scoring")
-	case "cloze":
-		metric = get("cloze scoring")
-	case "cloze-norm":
-		metric = get("cloze scoring, per-token mean")
+	if m.Metric == "" {
+		return get("letter"), get("letter")
 	}
-	return metric, get("letter scoring")
+	return get(m.Metric), get("letter")
 }
 
 // group is the runs of one sweep value, one per seed (in seed order).

@@ -130,6 +130,20 @@ var extraScoreFiles = []struct{ name, file, label string }{
 	{"cloze-norm", "scores_cloze-norm.json", "cloze scoring, per-token mean"},
 }
 
+// ScoringLabel is a scoring protocol's label ("letter" → "letter scoring", "cloze", "cloze-norm") as tables, the
+// zero-shot cache and summary.json's baselines name it; "" for an unknown protocol.
+func ScoringLabel(name string) string {
+	for _, x := range extraScoreFiles {
+		if x.name == name {
+			return x.label
+		}
+	}
+	return ""
+}
+
+// ZeroShotBaseline is the name of the zero-shot baseline by protocol name in summary.json ("zero-shot, <label>").
+func ZeroShotBaseline(name string) string { return "zero-shot, " + ScoringLabel(name) }
+
 // extra returns the secondary predictions by name.
 func (p *predictions) extra() map[string]map[string]int {
 	return map[string]map[string]int{"letter": p.letter, "cloze": p.cloze, "cloze-norm": p.norm}

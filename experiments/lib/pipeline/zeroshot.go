@@ -63,10 +63,10 @@ func zeroShotKey(cfg Config, cur resolved, ex *runExamples, protocols []string) 
 func zeroShotProtocols(mode EvalMode) []string {
 	var ps []string
 	if mode.letter() {
-		ps = append(ps, "letter scoring")
+		ps = append(ps, ScoringLabel("letter"))
 	}
 	if mode.cloze() {
-		ps = append(ps, "cloze scoring", "cloze scoring, per-token mean")
+		ps = append(ps, ScoringLabel("cloze"), ScoringLabel("cloze-norm"))
 	}
 	return ps
 }
@@ -105,14 +105,15 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 			return nil, fmt.Errorf("zero-shot baseline: %w", err)
 		}
 		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs), Scores: map[string]results.AccuracyTable{}}
-		byProtocol := map[string]map[string]int{"cloze scoring, per-token mean": preds.norm}
+		letter, cloze := ScoringLabel("letter"), ScoringLabel("cloze")
+		byProtocol := map[string]map[string]int{ScoringLabel("cloze-norm"): preds.norm}
 		switch mode {
 		case EvalLetter:
-			byProtocol["letter scoring"] = preds.choice
+			byProtocol[letter] = preds.choice
 		case EvalCloze:
-			byProtocol["cloze scoring"] = preds.choice
+			byProtocol[cloze] = preds.choice
 		case EvalScores:
-			byProtocol["letter scoring"], byProtocol["cloze scoring"] = preds.choice, preds.cloze
+			byProtocol[letter], byProtocol[cloze] = preds.choice, preds.cloze
 		}
 		for _, p := range protocols {
 			if byProtocol[p] == nil {
