@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
@@ -371,7 +372,7 @@ func Table5(r InitResult) *Table {
 
 // EpochsResult is a measured row of the epochs ablation (paper Table 6); a nil mean is not measured.
 type EpochsResult struct {
-	Epochs             int
+	Epochs             float64 // may be fractional (a halved one-epoch budget)
 	TrainLoss, ValLoss MeanStd
 	ValAcc             MeanStd
 	// PaperEpochs is the paper's epoch count this row is compared with (0: the same as Epochs).
@@ -401,13 +402,13 @@ func Table6(rows []EpochsResult) *Table {
 	paper := PaperTable6()
 	if len(rows) == 0 {
 		for _, p := range paper {
-			rows = append(rows, EpochsResult{Epochs: p.Epochs})
+			rows = append(rows, EpochsResult{Epochs: float64(p.Epochs)})
 		}
 	}
 	for _, r := range rows {
 		pe := r.PaperEpochs
-		if pe == 0 {
-			pe = r.Epochs
+		if pe == 0 && r.Epochs == math.Trunc(r.Epochs) {
+			pe = int(r.Epochs)
 		}
 		ref := []*float64{nil, nil, nil, nil}
 		for _, p := range paper {

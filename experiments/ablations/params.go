@@ -62,7 +62,7 @@ var params = []*param{
 		Curve: func(v string) string {
 			return map[string]string{"zero": "zero-init attention", "random": "random-init attention"}[v]
 		}},
-	{Flag: "epochs", Describe: func(c pipeline.Config) string { return fmt.Sprintf("epochs=%d", c.Train.Epochs) }, Table: table6},
+	{Flag: "epochs", Describe: func(c pipeline.Config) string { return fmt.Sprintf("epochs=%g", c.Train.Epochs) }, Table: table6},
 }
 
 // paramOf returns the parameter a sweep's "param" names (a flag or an alias); unknown settings get a bare entry.

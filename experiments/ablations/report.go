@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -250,7 +251,7 @@ func table4(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 			return nil, err
 		}
 		rows[i] = results.LayersResult{Layers: l, Params: p, ValAcc: acc[i], TrainLoss: g.measure(trainLoss),
-			ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, l)}
+			ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, float64(l))}
 	}
 	t := results.Table4(rows)
 	t.Notes = append(t.Notes, "Params: trainable adapter parameters of the measured model (adapter.Count: L·K·C prompts + L·H gates, + the visual projection in multimodal runs).")
@@ -295,7 +296,7 @@ func table5(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 func table6(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, error) {
 	rows := make([]results.EpochsResult, len(groups))
 	for i, g := range groups {
-		e, err := strconv.Atoi(g.Value)
+		e, err := strconv.ParseFloat(g.Value, 64)
 		if err != nil {
 			return nil, fmt.Errorf("sweep %s: epochs=%q: %w", s.Name, g.Value, err)
 		}
@@ -306,10 +307,14 @@ func table6(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 }
 
 // paperValue returns the paper's value a sweep value is compared with (Table4/Table6's PaperLayers/PaperEpochs):
-// the sweep's mapping, else the value itself when the sweep has no mapping, else -1 (no paper row).
-func paperValue(s *Sweep, value string, v int) int {
+// the sweep's mapping, else the value itself when the sweep has no mapping (and it is whole), else -1 (no paper
+// row).
+func paperValue(s *Sweep, value string, v float64) int {
 	if s.Paper == nil {
-		return v
+		if v != math.Trunc(v) {
+			return -1
+		}
+		return int(v)
 	}
 	if p, ok := s.Paper[value]; ok {
 		if n, err := strconv.Atoi(p); err == nil {
@@ -412,7 +417,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		for i, g := range groups {
 			l, _ := strconv.Atoi(g.Value)
 			rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc), TrainLoss: g.measure(trainLoss),
-				ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, l)}
+				ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, float64(l))}
 		}
 		lf, err := results.LayersFigure(rows)
 		if err != nil {

@@ -104,7 +104,7 @@ type Preset struct {
 
 // LocalBudget is the size of every run of a CPU preset: the one place to tune how long local sweeps take.
 type LocalBudget struct {
-	Epochs       int     // training epochs of every run except the epochs sweep's
+	Epochs       float64 // training epochs of every run except the epochs sweep's
 	WarmupEpochs float64 // linear warmup before the cosine decay
 	TrainLimit   int     // training problems (from folds 0-3 of the test problems; 0: all ~3,300)
 	EvalLimit    int     // evaluation problems (from fold 4; 0: all 904)
@@ -153,17 +153,16 @@ func paperBase() pipeline.Config {
 	return c
 }
 
-// epochValues returns the epoch budgets of an epochs sweep around e: e/2, e and 2e (at least 1, no repeats,
-// ascending), mapped to the paper's 15, 30 and 60; e itself is always the 30-epoch row.
-func epochValues(e int) ([]string, map[string]string) {
-	e = max(e, 1)
-	paper := map[string]string{strconv.Itoa(e): "30", strconv.Itoa(2 * e): "60"}
-	vals := []string{strconv.Itoa(e), strconv.Itoa(2 * e)}
-	if h := e / 2; h >= 1 {
-		paper[strconv.Itoa(h)] = "15"
-		vals = append([]string{strconv.Itoa(h)}, vals...)
+// epochValues returns the epoch budgets of an epochs sweep around e: e/2, e and 2e (ascending; e/2 may be
+// fractional, the trainer then stops part-way through an epoch), mapped to the paper's 15, 30 and 60; e itself is
+// always the 30-epoch row.
+func epochValues(e float64) ([]string, map[string]string) {
+	if e <= 0 {
+		e = 1
 	}
-	return vals, paper
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	vals := []string{f(e / 2), f(e), f(2 * e)}
+	return vals, map[string]string{vals[0]: "15", vals[1]: "30", vals[2]: "60"}
 }
 
 // problems says how many problems a limit leaves: "N problems", or "all problems" for 0 (no limit).
@@ -180,7 +179,7 @@ func presets() map[string]*Preset {
 	le, lpe := epochValues(lb.Epochs)
 	local := &Preset{
 		Name: "local",
-		Description: fmt.Sprintf("SmolLM2-135M-Instruct (30 layers, C=576), text, K=10, L=30, cloze target; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems (letter and cloze scoring, zero-shot beside); %d epoch, max %d tokens",
+		Description: fmt.Sprintf("SmolLM2-135M-Instruct (30 layers, C=576), text, K=10, L=30, cloze target; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems (letter and cloze scoring, zero-shot beside); %g epoch, max %d tokens",
 			problems(lb.TrainLimit), problems(lb.EvalLimit), lb.Epochs, lb.MaxLen),
 		Base:   localBase,
 		Metric: "cloze",
@@ -189,7 +188,7 @@ func presets() map[string]*Preset {
 				Note: "L of SmolLM2's 30 layers beside the paper's L of LLaMA-7B's 32."},
 			{Name: "init", Param: "init", Values: []string{"zero", "random"}},
 			{Name: "epochs", Param: "epochs", Values: le, Paper: lpe,
-				Note: "Local epoch budgets beside the paper's 15/30/60 (same ratios; an E/2 row needs E ≥ 2)."},
+				Note: "Local epoch budgets beside the paper's 15/30/60 (same ratios; 0.5 epoch stops half-way through the first epoch)."},
 			{Name: "prompt-len", Param: "prompt-len", Values: []string{"1", "5", "10", "20"},
 				Note: "The paper reports K=10 only (beside the K=10 row: its val accuracy at L=30)."},
 			{Name: "modality", Param: "modality", Values: []string{"text", "multimodal"},
@@ -201,7 +200,7 @@ func presets() map[string]*Preset {
 	se, spe := epochValues(sb.Epochs)
 	stories := &Preset{
 		Name: "stories260K",
-		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems; %d epochs, max %d tokens",
+		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems; %g epochs, max %d tokens",
 			problems(sb.TrainLimit), problems(sb.EvalLimit), sb.Epochs, sb.MaxLen),
 		Base: stories260KBase,
 		Sweeps: []Sweep{

@@ -15,17 +15,17 @@ import (
 
 func TestEpochValues(t *testing.T) {
 	for _, c := range []struct {
-		e     int
+		e     float64
 		vals  []string
 		paper map[string]string
 	}{
 		{2, []string{"1", "2", "4"}, map[string]string{"1": "15", "2": "30", "4": "60"}},
-		{5, []string{"2", "5", "10"}, map[string]string{"2": "15", "5": "30", "10": "60"}},
-		{1, []string{"1", "2"}, map[string]string{"1": "30", "2": "60"}},
+		{5, []string{"2.5", "5", "10"}, map[string]string{"2.5": "15", "5": "30", "10": "60"}},
+		{1, []string{"0.5", "1", "2"}, map[string]string{"0.5": "15", "1": "30", "2": "60"}},
 	} {
 		v, p := epochValues(c.e)
 		if !reflect.DeepEqual(v, c.vals) || !reflect.DeepEqual(p, c.paper) {
-			t.Errorf("epochValues(%d) = %v %v, want %v %v", c.e, v, p, c.vals, c.paper)
+			t.Errorf("epochValues(%g) = %v %v, want %v %v", c.e, v, p, c.vals, c.paper)
 		}
 	}
 }
@@ -96,7 +96,7 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ep[1].Config.ID() != in0[0].Config.ID() {
-		t.Errorf("epochs=%d run should be the init sweep's zero run", base.Train.Epochs)
+		t.Errorf("epochs=%g run should be the init sweep's zero run", base.Train.Epochs)
 	}
 }
 
@@ -104,7 +104,7 @@ func TestPaperPreset(t *testing.T) {
 	p := presets()["paper"]
 	base := p.Base()
 	if base.Adapter.Layers != 30 || base.Adapter.PromptLen != 10 || base.Data.EvalSplit != "val" || base.Train.Epochs != 30 || base.Vision.Modality != "multimodal" {
-		t.Errorf("paper base: L=%d K=%d split %s epochs %d %s", base.Adapter.Layers, base.Adapter.PromptLen, base.Data.EvalSplit, base.Train.Epochs, base.Vision.Modality)
+		t.Errorf("paper base: L=%d K=%d split %s epochs %g %s", base.Adapter.Layers, base.Adapter.PromptLen, base.Data.EvalSplit, base.Train.Epochs, base.Vision.Modality)
 	}
 	for i := range p.Sweeps {
 		runs, err := plan(&p.Sweeps[i], base, nil, 1)

@@ -298,7 +298,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&v.Projection.Depth, "visual-depth", v.Projection.Depth, "linear layers of the visual projection (0: 2)")
 	fs.Var(intList{&v.Layers}, "clip-layers", "CLIP layers for multi-scale features, e.g. 8,16,24; empty: 3 evenly spaced")
 	fs.StringVar(&v.FeatureCache, "feature-cache", v.FeatureCache, "feature cache folder; empty: <runs>/../features")
-	fs.IntVar(&t.Epochs, "epochs", t.Epochs, "training epochs (0: evaluate the initial adapter; with zero-init gates that is the pretrained model, zero-shot)")
+	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "training epochs, fractional allowed (0.5: the first half of the first epoch; 0: evaluate the initial adapter; with zero-init gates that is the pretrained model, zero-shot)")
 	fs.Float64Var(&t.WarmupEpochs, "warmup", t.WarmupEpochs, "warmup epochs")
 	fs.IntVar(&t.BatchSize, "batch", t.BatchSize, "examples per micro-batch")
 	fs.IntVar(&t.AccumSteps, "accum", t.AccumSteps, "micro-batches per optimizer step")
@@ -435,7 +435,7 @@ type record struct {
 	VisualDepth  int     `json:"visual_depth,omitempty"`
 	CLIPLayers   string  `json:"clip_layers,omitempty"`
 	FeatureCache string  `json:"feature_cache,omitempty"`
-	Epochs       int     `json:"epochs"`
+	Epochs       float64 `json:"epochs"`
 	WarmupEpochs float64 `json:"warmup_epochs"`
 	Batch        int     `json:"batch"`
 	Accum        int     `json:"accum"`
@@ -604,7 +604,7 @@ func (c Config) ID() string {
 	data, _ := json.Marshal(r)
 	h := sha256.Sum256(data)
 	model := strings.TrimSuffix(baseName(r.Model), ".bin")
-	parts := []string{model, r.Modality, "L" + strconv.Itoa(r.Layers), "K" + strconv.Itoa(r.PromptLen), r.Init, "e" + strconv.Itoa(r.Epochs), "s" + strconv.FormatUint(r.Seed, 10)}
+	parts := []string{model, r.Modality, "L" + strconv.Itoa(r.Layers), "K" + strconv.Itoa(r.PromptLen), r.Init, "e" + strconv.FormatFloat(r.Epochs, 'f', -1, 64), "s" + strconv.FormatUint(r.Seed, 10)}
 	return strings.Join(parts, "-") + "-" + hex.EncodeToString(h[:4])
 }
 

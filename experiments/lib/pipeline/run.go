@@ -301,7 +301,7 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 		}
 	}
 	res.tokens = baseTokens
-	if pos.Epoch >= cfg.Train.Epochs {
+	if pos.Epoch >= cfg.Train.EpochCount() {
 		res.seconds = baseSeconds
 		return res, nil
 	}
@@ -328,7 +328,7 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	}
 	var bar *progress
 	start := time.Now()
-	fmt.Fprintf(out, "training %d examples for %d epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
+	fmt.Fprintf(out, "training %d examples for %g epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
 	hooks := train.Hooks{
 		OnStep: func(s train.StepInfo) {
 			if bar == nil {

@@ -5,11 +5,11 @@ import "math"
 // LearningRate returns the learning rate at a fractional epoch, as the official LLaMA-Adapter code schedules it:
 // linear warmup from 0 to lr over warmup epochs, then a half-cycle cosine from lr down to minLR at the end of
 // training. It is evaluated per iteration (epoch = completed epochs + fraction of the current one).
-func LearningRate(epoch, lr, minLR, warmup float64, epochs int) float64 {
+func LearningRate(epoch, lr, minLR, warmup, epochs float64) float64 {
 	if epoch < warmup {
 		return lr * epoch / warmup
 	}
-	span := float64(epochs) - warmup
+	span := epochs - warmup
 	if span <= 0 {
 		return lr
 	}

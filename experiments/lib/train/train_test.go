@@ -290,3 +290,57 @@ func TestBFloat16BaseTrains(t *testing.T) {
 		t.Errorf("adapter prompts are %s, want float32", a.Prompts.Shape().DType)
 	}
 }
+
+// TestFractionalEpochs trains 1.5 and 0.5 epochs: the last epoch stops after that fraction of its batches, the
+// cosine schedule spans the fractional total (the last step's lr is the schedule's at the stopping point), and
+// the final checkpoint position marks the run complete.
+func TestFractionalEpochs(t *testing.T) {
+	data := synthetic(40, 5)
+	lengths := make([]int, len(data))
+	for i, e := range data {
+		lengths[i] = len(e.Tokens)
+	}
+	for _, epochs := range []float64{1.5, 0.5} {
+		cfg := tinyConfig()
+		cfg.Epochs, cfg.WarmupEpochs = epochs, 0.25
+		n := len(EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen))
+		if n%2 != 0 {
+			t.Fatalf("want an even number of batches per epoch, have %d", n)
+		}
+		whole := int(epochs)
+		wantBatches := whole*n + n/2
+		wantSteps := whole*((n+cfg.AccumSteps-1)/cfg.AccumSteps) + (n/2+cfg.AccumSteps-1)/cfg.AccumSteps
+		_, tr := tinySetup(t, cfg)
+		var steps []StepInfo
+		var epochsSeen []int
+		var last Position
+		err := tr.Train(context.Background(), data, Position{}, Hooks{
+			OnStep:     func(s StepInfo) { steps = append(steps, s) },
+			OnEpoch:    func(e EpochInfo) error { epochsSeen = append(epochsSeen, e.Epoch); return nil },
+			Checkpoint: func(p Position) error { last = p; return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(steps) != wantSteps || steps[0].StepsTotal != wantSteps {
+			t.Fatalf("epochs %g: %d steps (total said %d), want %d", epochs, len(steps), steps[0].StepsTotal, wantSteps)
+		}
+		if got := steps[len(steps)-1].Progress; math.Abs(got-epochs) > 1e-12 {
+			t.Errorf("epochs %g: last step at progress %g (%d of %d batches a epoch)", epochs, got, wantBatches, n)
+		}
+		if len(epochsSeen) != whole+1 || last.Epoch != whole+1 {
+			t.Errorf("epochs %g: epochs reported %v, last checkpoint %+v; want %d epochs and position epoch %d", epochs, epochsSeen, last, whole+1, whole+1)
+		}
+		// The lr of each step is the schedule's at the step's starting position, over the fractional total.
+		prev := 0.0
+		for _, s := range steps {
+			if want := LearningRate(prev, cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, epochs); math.Abs(s.LR-want) > 1e-12 {
+				t.Errorf("epochs %g step %d: lr %g, want %g", epochs, s.Step, s.LR, want)
+			}
+			prev = s.Progress
+		}
+	}
+	if err := (Config{Epochs: math.NaN(), BatchSize: 1, AccumSteps: 1, MaxLen: 8, BaseLR: 1}).Validate(); err == nil {
+		t.Error("NaN epochs validated")
+	}
+}

@@ -26,7 +26,9 @@ import (
 
 // Config is the optimization recipe.
 type Config struct {
-	Epochs       int     `json:"epochs"`
+	// Epochs may be fractional: 0.5 trains the first half of the first epoch's batches (whole optimizer steps of
+	// the cosine schedule over 0.5 epochs), so a one-epoch budget can still be halved.
+	Epochs       float64 `json:"epochs"`
 	WarmupEpochs float64 `json:"warmup_epochs"`
 	BatchSize    int     `json:"batch_size"`  // examples per micro-step
 	AccumSteps   int     `json:"accum_steps"` // micro-steps per optimizer step
@@ -57,6 +59,18 @@ func PaperConfig() Config {
 		Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, ClipNorm: 0, Seed: 0, MaxLen: 512, PadMultiple: 32}
 }
 
+// EpochCount is the number of epochs the trainer enters: Epochs rounded up.
+func (c Config) EpochCount() int { return int(math.Ceil(c.Epochs)) }
+
+// EpochBatchLimit is how many of epoch e's n batches are trained: all of them, except in a fractional last
+// epoch, where it is that fraction of n, rounded to the nearest batch and at least one.
+func (c Config) EpochBatchLimit(e, n int) int {
+	if frac := c.Epochs - float64(e); frac < 1 {
+		return min(n, max(1, int(math.Round(frac*float64(n)))))
+	}
+	return n
+}
+
 // EffectiveBatch is BatchSize × AccumSteps.
 func (c Config) EffectiveBatch() int { return c.BatchSize * c.AccumSteps }
 
@@ -67,8 +81,8 @@ func (c Config) LR() float64 { return ScaledLR(c.BaseLR, c.EffectiveBatch()) }
 // initialized (zero gates: exactly the pretrained model), which is how a zero-shot baseline is measured.
 func (c Config) Validate() error {
 	switch {
-	case c.Epochs < 0, c.BatchSize < 1, c.AccumSteps < 1, c.MaxLen < 2:
-		return fmt.Errorf("train: epochs must be ≥ 0, batch size and accumulation steps ≥ 1 and max length ≥ 2: %+v", c)
+	case c.Epochs < 0, math.IsNaN(c.Epochs), math.IsInf(c.Epochs, 0), c.BatchSize < 1, c.AccumSteps < 1, c.MaxLen < 2:
+		return fmt.Errorf("train: epochs must be finite and ≥ 0, batch size and accumulation steps ≥ 1 and max length ≥ 2: %+v", c)
 	case c.BaseLR <= 0 || c.MinLR < 0 || c.WarmupEpochs < 0:
 		return fmt.Errorf("train: base lr must be positive, min lr and warmup non-negative: %+v", c)
 	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || c.Eps <= 0:
@@ -301,11 +315,17 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 		lengths[i] = len(e.Tokens)
 	}
 	batchesPerEpoch := len(EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen))
-	stepsPerEpoch := (batchesPerEpoch + cfg.AccumSteps - 1) / cfg.AccumSteps
-	stepsTotal := stepsPerEpoch * cfg.Epochs
+	stepsTotal := 0
+	for e := range cfg.EpochCount() {
+		stepsTotal += (cfg.EpochBatchLimit(e, batchesPerEpoch) + cfg.AccumSteps - 1) / cfg.AccumSteps
+	}
 	pos := start
-	for ; pos.Epoch < cfg.Epochs; pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
+	for ; pos.Epoch < cfg.EpochCount(); pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
 		batches := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
+		// A fractional last epoch trains the first part of its batches; the schedule's position still counts in
+		// whole epochs (perEpoch).
+		perEpoch := float64(len(batches))
+		batches = batches[:cfg.EpochBatchLimit(pos.Epoch, len(batches))]
 		epochStart := time.Now()
 		epochTokens := 0
 		for pos.Batch < len(batches) {
@@ -316,7 +336,7 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 			// One optimizer step: up to AccumSteps micro-batches (fewer at the epoch's end).
 			n := min(cfg.AccumSteps, len(batches)-pos.Batch)
 			// The iteration's fractional epoch sets the learning rate (per iteration, as the official code).
-			lr := LearningRate(float64(pos.Epoch)+float64(pos.Batch)/float64(len(batches)), cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, cfg.Epochs)
+			lr := LearningRate(float64(pos.Epoch)+float64(pos.Batch)/perEpoch, cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, cfg.Epochs)
 			lossSum, gradNorm, tokens := 0.0, 0.0, 0
 			for k := 0; k < n; k++ {
 				b := batches[pos.Batch+k]
@@ -355,7 +375,7 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 			pos.EpochSteps++
 			epochTokens += tokens
 			if hooks.OnStep != nil {
-				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Progress: float64(pos.Epoch) + float64(pos.Batch)/float64(len(batches)),
+				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Progress: float64(pos.Epoch) + float64(pos.Batch)/perEpoch,
 					Step: pos.Step, StepsTotal: stepsTotal, Loss: lossSum / float64(n),
 					LR: lr, GradNorm: gradNorm, Tokens: tokens, Seconds: time.Since(stepStart).Seconds()})
 			}
