@@ -33,10 +33,15 @@ done
 expect "$tmp/help.txt" 'pjrt|PJRT' "-backend's help names the XLA CPU plugin"
 
 args=(-runs "$tmp/runs" -zero-shot-cache "$tmp/zero-shot" -train-limit 16 -eval-limit 16 -epochs 1 "$@")
+# timed_run OUT WHAT: runs the command into $tmp/OUT, sets $took to its seconds, fails saying WHAT failed.
+timed_run() {
+	local start=$SECONDS
+	"$tmp/scienceqa" "${args[@]}" >"$tmp/$1" 2>&1 || { tail -40 "$tmp/$1" >&2; fail "$2 failed"; }
+	took=$((SECONDS - start))
+}
 echo "== scienceqa ${args[*]}"
-start=$SECONDS
-"$tmp/scienceqa" "${args[@]}" >"$tmp/run1.txt" 2>&1 || { tail -40 "$tmp/run1.txt" >&2; fail "the tiny run failed"; }
-first=$((SECONDS - start))
+timed_run run1.txt "the tiny run"
+first=$took
 expect "$tmp/run1.txt" '^backend: (go|xla) ' "the run says which backend it uses"
 expect "$tmp/run1.txt" 'compiling the training step' "the run says it compiles before the first step"
 expect "$tmp/run1.txt" 'train e1 loss [0-9.]+ .*\(16/16|train e1 loss [0-9.]+ .*[0-9]+/[0-9]+' "training shows progress"
@@ -51,9 +56,8 @@ done
 grep -q '"environment"' "$dir/summary.json" || fail "summary.json lacks the recording environment"
 
 echo "== the same command again (complete: prints the recorded table)"
-start=$SECONDS
-"$tmp/scienceqa" "${args[@]}" >"$tmp/run2.txt" 2>&1 || { tail -40 "$tmp/run2.txt" >&2; fail "the second run failed"; }
-second=$((SECONDS - start))
+timed_run run2.txt "the second run"
+second=$took
 expect "$tmp/run2.txt" 'is complete: skipping it' "the second run skips"
 expect "$tmp/run2.txt" 'ScienceQA accuracy \(%\), fold 4 of 5' "the skip prints the table"
 expect "$tmp/run2.txt" 'To run it afresh: -runs DIR .* -force' "the skip says how to run afresh"

@@ -6,7 +6,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/models/device"
-	"github.com/adapterlab/llama-adapter/models/safetensors"
+	"github.com/adapterlab/llama-adapter/models/safetensors/safetensorstest"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -15,16 +15,7 @@ import (
 
 func readGolden(t testing.TB, path, name string) ([]float32, []int) {
 	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	v, shape, err := f.ReadFloat32(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, shape
+	return safetensorstest.Float32(t, path, name)
 }
 
 // runAll returns hidden states, last, pooled and embeds for pixels.

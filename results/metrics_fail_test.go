@@ -66,13 +66,7 @@ func TestMetricsFailedAppendLeavesFileReadable(t *testing.T) {
 			if err := w.Append(stepMetric(3, 2)); err != nil {
 				t.Fatal(err)
 			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := ReadMetrics(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := closeAndRead(t, w, path)
 			if want := []Metric{stepMetric(1, 2.5), stepMetric(3, 2)}; !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}

@@ -26,13 +26,7 @@ func TestMetricsAppendAndRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadMetrics(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := closeAndRead(t, w, path)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
@@ -68,13 +62,7 @@ func TestMetricsTruncatedTail(t *testing.T) {
 	if err := w.Append(Metric{Step: Int(3), Loss: Float(2)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	got, err = ReadMetrics(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got = closeAndRead(t, w, path)
 	if len(got) != 3 || *got[2].Step != 3 || *got[2].Loss != 2 {
 		t.Fatalf("after reopen: %+v", got)
 	}
@@ -107,4 +95,17 @@ func TestMetricsMalformedLine(t *testing.T) {
 	if _, err := ReadMetrics(filepath.Join(t.TempDir(), "none.jsonl")); err == nil {
 		t.Error("reading a missing file succeeded")
 	}
+}
+
+// closeAndRead closes w and reads its file back.
+func closeAndRead(t *testing.T, w *MetricsWriter, path string) []Metric {
+	t.Helper()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadMetrics(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

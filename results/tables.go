@@ -314,12 +314,9 @@ func Table4(rows []LayersResult) *Table {
 		if r.Params > 0 {
 			params = Float(float64(r.Params))
 		}
-		ref := []*float64{nil, nil, nil}
-		for _, p := range paper {
-			if p.Layers == pl {
-				ref = []*float64{Float(float64(p.Layers)), Float(p.ParamsMillions), Float(p.ValAcc)}
-			}
-		}
+		ref := paperCells(paper, 3, func(p PaperLayers) bool { return p.Layers == pl }, func(p PaperLayers) []*float64 {
+			return []*float64{Float(float64(p.Layers)), Float(p.ParamsMillions), Float(p.ValAcc)}
+		})
 		row := Row{Label: fmt.Sprint(r.Layers), Source: SourceMeasured, Values: []*float64{params}}
 		row.Values = append(append(row.Values, r.ValAcc.cells(spread)...), ref...)
 		t.Rows = append(t.Rows, row)
@@ -410,12 +407,9 @@ func Table6(rows []EpochsResult) *Table {
 		if pe == 0 && r.Epochs == math.Trunc(r.Epochs) {
 			pe = int(r.Epochs)
 		}
-		ref := []*float64{nil, nil, nil, nil}
-		for _, p := range paper {
-			if p.Epochs == pe {
-				ref = []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)}
-			}
-		}
+		ref := paperCells(paper, 4, func(p PaperEpochs) bool { return p.Epochs == pe }, func(p PaperEpochs) []*float64 {
+			return []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)}
+		})
 		var vals []*float64
 		for _, m := range []MeanStd{r.TrainLoss, r.ValLoss, r.ValAcc} {
 			vals = append(vals, m.cells(spread)...)
@@ -423,6 +417,16 @@ func Table6(rows []EpochsResult) *Table {
 		t.Rows = append(t.Rows, Row{Label: fmt.Sprint(r.Epochs), Source: SourceMeasured, Values: append(vals, ref...)})
 	}
 	return t
+}
+
+// paperCells returns the cells of the paper row that match accepts, or n empty cells when the paper has none.
+func paperCells[P any](paper []P, n int, match func(P) bool, cells func(P) []*float64) []*float64 {
+	for _, p := range paper {
+		if match(p) {
+			return cells(p)
+		}
+	}
+	return make([]*float64, n)
 }
 
 // DecodeTable parses a table written with Render(w, JSON).

@@ -10,43 +10,28 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa/scienceqatest"
 	"github.com/parquet-go/parquet-go"
 )
 
-// hfImage and hfRow are the Hugging Face ScienceQA schema as pyarrow writes it: nullable strings and image
-// struct, a list of strings, an 8-bit integer answer.
-type hfImage struct {
-	Bytes []byte  `parquet:"bytes,optional"`
-	Path  *string `parquet:"path,optional"`
-}
+// The Hugging Face schema as pyarrow writes it, from the one place the tests spell it out.
+type (
+	hfImage = scienceqatest.Image
+	hfRow   = scienceqatest.Row
+	hfMeta  = scienceqatest.Meta
+)
 
-type hfRow struct {
-	Image    *hfImage `parquet:"image,optional"`
-	Question *string  `parquet:"question,optional"`
-	Choices  []string `parquet:"choices,list"`
-	Answer   int8     `parquet:"answer"`
-	Hint     *string  `parquet:"hint,optional"`
-	Task     *string  `parquet:"task,optional"`
-	Grade    *string  `parquet:"grade,optional"`
-	Subject  *string  `parquet:"subject,optional"`
-	Topic    *string  `parquet:"topic,optional"`
-	Category *string  `parquet:"category,optional"`
-	Skill    *string  `parquet:"skill,optional"`
-	Lecture  *string  `parquet:"lecture,optional"`
-	Solution *string  `parquet:"solution,optional"`
-}
+var sp = scienceqatest.Str
 
 type hfRowPID struct {
 	PID string `parquet:"pid"`
 	hfRow
 }
 
-func sp(s string) *string { return &s }
-
 func toHF(t *testing.T, p *Problem) hfRow {
 	r := hfRow{Question: sp(p.Question), Choices: p.Choices, Answer: int8(p.Answer), Hint: sp(p.Hint),
-		Task: sp(p.Task), Grade: sp(p.Grade), Subject: sp(p.Subject), Topic: sp(p.Topic), Category: sp(p.Category),
-		Skill: sp(p.Skill), Lecture: sp(p.Lecture), Solution: sp(p.Solution)}
+		Meta: hfMeta{Task: sp(p.Task), Grade: sp(p.Grade), Subject: sp(p.Subject), Topic: sp(p.Topic),
+			Category: sp(p.Category), Skill: sp(p.Skill), Lecture: sp(p.Lecture), Solution: sp(p.Solution)}}
 	if p.Grade == "" {
 		r.Grade = nil // a null metadata value must read back as ""
 	}
@@ -62,11 +47,7 @@ func toHF(t *testing.T, p *Problem) hfRow {
 
 func writeParquet[T any](t *testing.T, path string, rows []T) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := parquet.Write(&buf, rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := scienceqatest.WriteParquet(path, rows); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -168,14 +149,7 @@ type noHint struct {
 	Question string   `parquet:"question"`
 	Choices  []string `parquet:"choices,list"`
 	Answer   int64    `parquet:"answer"`
-	Task     string   `parquet:"task"`
-	Grade    string   `parquet:"grade"`
-	Subject  string   `parquet:"subject"`
-	Topic    string   `parquet:"topic"`
-	Category string   `parquet:"category"`
-	Skill    string   `parquet:"skill"`
-	Lecture  string   `parquet:"lecture"`
-	Solution string   `parquet:"solution"`
+	scienceqatest.PlainMeta
 }
 
 type stringAnswer struct {
@@ -183,15 +157,8 @@ type stringAnswer struct {
 	Question string   `parquet:"question"`
 	Choices  []string `parquet:"choices,list"`
 	Answer   string   `parquet:"answer"`
-	Task     string   `parquet:"task"`
-	Grade    string   `parquet:"grade"`
-	Subject  string   `parquet:"subject"`
-	Topic    string   `parquet:"topic"`
-	Category string   `parquet:"category"`
-	Skill    string   `parquet:"skill"`
-	Lecture  string   `parquet:"lecture"`
-	Solution string   `parquet:"solution"`
-	Hint     string   `parquet:"hint"`
+	scienceqatest.PlainMeta
+	Hint string `parquet:"hint"`
 }
 
 type stringChoices struct {
@@ -199,15 +166,8 @@ type stringChoices struct {
 	Question string   `parquet:"question"`
 	Choices  string   `parquet:"choices"`
 	Answer   int64    `parquet:"answer"`
-	Task     string   `parquet:"task"`
-	Grade    string   `parquet:"grade"`
-	Subject  string   `parquet:"subject"`
-	Topic    string   `parquet:"topic"`
-	Category string   `parquet:"category"`
-	Skill    string   `parquet:"skill"`
-	Lecture  string   `parquet:"lecture"`
-	Solution string   `parquet:"solution"`
-	Hint     string   `parquet:"hint"`
+	scienceqatest.PlainMeta
+	Hint string `parquet:"hint"`
 }
 
 type binaryImage struct {
@@ -215,15 +175,8 @@ type binaryImage struct {
 	Question string   `parquet:"question"`
 	Choices  []string `parquet:"choices,list"`
 	Answer   int64    `parquet:"answer"`
-	Task     string   `parquet:"task"`
-	Grade    string   `parquet:"grade"`
-	Subject  string   `parquet:"subject"`
-	Topic    string   `parquet:"topic"`
-	Category string   `parquet:"category"`
-	Skill    string   `parquet:"skill"`
-	Lecture  string   `parquet:"lecture"`
-	Solution string   `parquet:"solution"`
-	Hint     string   `parquet:"hint"`
+	scienceqatest.PlainMeta
+	Hint string `parquet:"hint"`
 }
 
 func TestParquetSchemaErrors(t *testing.T) {

@@ -95,6 +95,13 @@ func scaleMinK4(j int, q []byte) (sc, m uint8) {
 	return q[j+4]&0xf | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
+// pairScalesK4 returns the multipliers and offsets (d·sc, dmin·m) of sub-blocks 2k and 2k+1 of a Q4_K/Q5_K block.
+func pairScalesK4(k int, scales []byte, d, dmin float32) (d1, mm1, d2, mm2 float32) {
+	sc1, m1 := scaleMinK4(2*k, scales)
+	sc2, m2 := scaleMinK4(2*k+1, scales)
+	return d * float32(sc1), dmin * float32(m1), d * float32(sc2), dmin * float32(m2)
+}
+
 // Q4_K: f16 d, f16 dmin, 12 bytes scales/mins, 128 bytes nibbles. Eight sub-blocks of 32; within each 64 values
 // the low nibbles give the first sub-block, the high nibbles the second. value = d·sc·q − dmin·m.
 func dequantQ4K(y []float32, x []byte) {
@@ -102,10 +109,7 @@ func dequantQ4K(y []float32, x []byte) {
 	scales := x[4:16]
 	q := x[16:144]
 	for k := 0; k < 4; k++ {
-		sc1, m1 := scaleMinK4(2*k, scales)
-		sc2, m2 := scaleMinK4(2*k+1, scales)
-		d1, mm1 := d*float32(sc1), dmin*float32(m1)
-		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		d1, mm1, d2, mm2 := pairScalesK4(k, scales, d, dmin)
 		qq, yy := q[32*k:32*k+32], y[64*k:64*k+64]
 		for l := 0; l < 32; l++ {
 			yy[l] = float32(d1*float32(qq[l]&0xf)) - mm1
@@ -122,10 +126,7 @@ func dequantQ5K(y []float32, x []byte) {
 	qh := x[16:48]
 	q := x[48:176]
 	for k := 0; k < 4; k++ {
-		sc1, m1 := scaleMinK4(2*k, scales)
-		sc2, m2 := scaleMinK4(2*k+1, scales)
-		d1, mm1 := d*float32(sc1), dmin*float32(m1)
-		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		d1, mm1, d2, mm2 := pairScalesK4(k, scales, d, dmin)
 		u1, u2 := uint8(1)<<(2*k), uint8(2)<<(2*k)
 		qq, yy := q[32*k:32*k+32], y[64*k:64*k+64]
 		for l := 0; l < 32; l++ {

@@ -184,6 +184,10 @@ func TestMetadataAllTypes(t *testing.T) {
 	if v, _ := m.Float32s("f64s"); !reflect.DeepEqual(v, []float32{0.25}) {
 		t.Errorf("Float32s(f64s) = %v", v)
 	}
+	// int32 elements convert too (they once came back as an empty slice without an error).
+	if v, err := m.Float32s("i32s"); err != nil || !reflect.DeepEqual(v, []float32{3, -1, 7}) {
+		t.Errorf("Float32s(i32s) = %v, %v", v, err)
+	}
 	if v, _ := m.Uint("u64"); v != 1<<63 {
 		t.Errorf("Uint(u64) = %d", v)
 	}

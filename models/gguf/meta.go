@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 )
 
 // ValueType is the type tag of a GGUF metadata value.
@@ -264,106 +265,47 @@ func (m *Metadata) Strings(key string) ([]string, error) {
 
 // Int32s returns an integer array (of any integer element type whose values fit) as []int32.
 func (m *Metadata) Int32s(key string) ([]int32, error) {
-	a, err := m.Array(key)
-	if err != nil {
-		return nil, err
-	}
-	if s, ok := a.Values.([]int32); ok {
-		return s, nil
-	}
-	out := make([]int32, 0, a.Len())
-	fail := false
-	each(a.Values, func(v any) {
+	return numbers(m, key, "array of integers that fit int32", func(v any) (int32, bool) {
 		i, ok := asInt64(v)
-		if !ok || i < math.MinInt32 || i > math.MaxInt32 {
-			fail = true
-		}
-		out = append(out, int32(i))
+		return int32(i), ok && i >= math.MinInt32 && i <= math.MaxInt32
 	})
-	if fail {
-		return nil, m.wrongType(key, "array of integers that fit int32")
-	}
-	return out, nil
 }
 
 // Float32s returns a float32 array (float64 and integer arrays are converted).
 func (m *Metadata) Float32s(key string) ([]float32, error) {
+	return numbers(m, key, "array of numbers", func(v any) (float32, bool) {
+		if x, ok := v.(float64); ok {
+			return float32(x), true
+		}
+		i, ok := asInt64(v)
+		return float32(i), ok
+	})
+}
+
+// numbers returns array key as []T: as stored when it already is one, else each element through conv, which
+// says whether it accepts the element (what names the accepted type in the error).
+func numbers[T any](m *Metadata, key, what string, conv func(any) (T, bool)) ([]T, error) {
 	a, err := m.Array(key)
 	if err != nil {
 		return nil, err
 	}
-	if s, ok := a.Values.([]float32); ok {
+	if s, ok := a.Values.([]T); ok {
 		return s, nil
 	}
-	out := make([]float32, 0, a.Len())
-	fail := false
-	each(a.Values, func(v any) {
-		switch x := v.(type) {
-		case float64:
-			out = append(out, float32(x))
-		default:
-			i, ok := asInt64(v)
-			fail = fail || !ok
-			out = append(out, float32(i))
+	if a.Values == nil {
+		return []T{}, nil
+	}
+	rv := reflect.ValueOf(a.Values)
+	if rv.Kind() != reflect.Slice {
+		return nil, m.wrongType(key, what)
+	}
+	out := make([]T, rv.Len())
+	for i := range out {
+		x, ok := conv(rv.Index(i).Interface())
+		if !ok {
+			return nil, m.wrongType(key, what)
 		}
-	})
-	if fail {
-		return nil, m.wrongType(key, "array of numbers")
+		out[i] = x
 	}
 	return out, nil
-}
-
-// each calls f on every element of a numeric slice (not strings, bools or nested arrays: f sees them as-is and
-// the numeric getters reject them).
-func each(values any, f func(any)) {
-	switch v := values.(type) {
-	case []uint8:
-		for _, x := range v {
-			f(x)
-		}
-	case []int8:
-		for _, x := range v {
-			f(x)
-		}
-	case []uint16:
-		for _, x := range v {
-			f(x)
-		}
-	case []int16:
-		for _, x := range v {
-			f(x)
-		}
-	case []uint32:
-		for _, x := range v {
-			f(x)
-		}
-	case []uint64:
-		for _, x := range v {
-			f(x)
-		}
-	case []int64:
-		for _, x := range v {
-			f(x)
-		}
-	case []float64:
-		for _, x := range v {
-			f(x)
-		}
-	case []float32:
-		for _, x := range v {
-			f(float64(x))
-		}
-	case []bool:
-		for _, x := range v {
-			f(x)
-		}
-	case []string:
-		for _, x := range v {
-			f(x)
-		}
-	case []Array:
-		for _, x := range v {
-			f(x)
-		}
-	}
 }

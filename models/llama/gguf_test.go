@@ -16,7 +16,7 @@ import (
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/gguf"
-	"github.com/adapterlab/llama-adapter/models/safetensors"
+	"github.com/adapterlab/llama-adapter/models/safetensors/safetensorstest"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -37,15 +37,7 @@ func loadSmolLM2(t testing.TB) *Model {
 
 func goldenInt32(t *testing.T, path, name string) ([]int32, []int) {
 	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	v, shape, err := f.ReadInt64(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, shape := safetensorstest.Int64(t, path, name)
 	out := make([]int32, len(v))
 	for i, x := range v {
 		out[i] = int32(x)

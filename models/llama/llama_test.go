@@ -12,6 +12,7 @@ import (
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
+	"github.com/adapterlab/llama-adapter/models/safetensors/safetensorstest"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -21,29 +22,12 @@ import (
 // golden reads a float32 tensor from a golden safetensors file.
 func golden(t *testing.T, path, name string) ([]float32, []int) {
 	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	v, shape, err := f.ReadFloat32(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, shape
+	return safetensorstest.Float32(t, path, name)
 }
 
 func goldenIDs(t *testing.T, path string) [][]int32 {
 	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ids, shape, err := f.ReadInt64("input_ids")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids, shape := safetensorstest.Int64(t, path, "input_ids")
 	out := make([][]int32, shape[0])
 	for b := range out {
 		for s := 0; s < shape[1]; s++ {

@@ -6,10 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -22,15 +20,8 @@ import (
 // adapter with random gates and a visual projection (features on some problems only); batches of 8 and of 3
 // examples (spare rows, several batches of one kind).
 func TestScoreClozeBruteForce(t *testing.T) {
-	m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Init: adapter.InitRandom, Seed: 3,
-		Visual: &adapter.VisualConfig{Scales: 2, FeatureDim: 8}}, m.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := tinyModel(t, 5)
+	a := randomAdapter(t, m, 3, true)
 	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), PadMultiple: 8, MaxLen: 64}
 	rng := rand.New(rand.NewPCG(4, 4))
 	seq := func(n int) []int32 {
@@ -157,16 +148,10 @@ func TestShardedClozeEqualSingleDevice(t *testing.T) {
 		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
 	}
 	scores := func(devices string, shard bool) []ClozeResult {
-		m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Init: adapter.InitRandom, Seed: 2}, m.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &Runner{Model: m, Adapter: a, Backend: b, BatchSize: 3, PadMultiple: 8}
+		m := tinyModel(t, 4)
+		r := &Runner{Model: m, Adapter: randomAdapter(t, m, 2, false), Backend: b, BatchSize: 3, PadMultiple: 8}
 		if devices != "" {
+			var err error
 			if r.Placement, err = device.NewPlacement(b, devices, shard); err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
@@ -23,12 +22,7 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Init: adapter.InitRandom, Seed: 3,
-		Visual: &adapter.VisualConfig{Scales: 2, FeatureDim: 8}}, m.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), BatchSize: 3, PadMultiple: 8, MaxLen: 64}
+	r := &Runner{Model: m, Adapter: randomAdapter(t, m, 3, true), Backend: device.MustShared(), BatchSize: 3, PadMultiple: 8, MaxLen: 64}
 	rng := rand.New(rand.NewPCG(9, 9))
 	var gens []GenExample
 	for i := 0; i < 7; i++ {

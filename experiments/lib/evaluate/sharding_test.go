@@ -4,10 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/models/device"
-	"github.com/adapterlab/llama-adapter/models/llama"
-	"github.com/gomlx/compute/dtypes"
 )
 
 // TestShardedLetterScoresEqualSingleDevice: letter scoring on 4 devices (batches of 3 rows padded to 4; frozen
@@ -25,19 +22,12 @@ func TestShardedLetterScoresEqualSingleDevice(t *testing.T) {
 		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
 	}
 	scores := func(devices string, shard bool) [][]float64 {
-		m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Init: adapter.InitRandom, Seed: 2}, m.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := tinyModel(t, 4)
 		p, err := device.NewPlacement(b, devices, shard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &Runner{Model: m, Adapter: a, Backend: b, BatchSize: 3, PadMultiple: 8, Placement: p}
+		r := &Runner{Model: m, Adapter: randomAdapter(t, m, 2, false), Backend: b, BatchSize: 3, PadMultiple: 8, Placement: p}
 		s, err := r.OptionScores(examples)
 		if err != nil {
 			t.Fatal(err)

@@ -24,6 +24,19 @@ func setEnum[T ~string](p *T, s string, allowed []T) error {
 	return fmt.Errorf("%q: want %s", s, enumList(allowed))
 }
 
+// unmarshalEnum is the enums' UnmarshalText: empty text is the zero value, anything else goes through Set.
+func unmarshalEnum[T any, P interface {
+	*T
+	Set(string) error
+}](p P, b []byte) error {
+	if len(b) == 0 {
+		var zero T
+		*p = zero
+		return nil
+	}
+	return p.Set(string(b))
+}
+
 // enumList is "a, b or c".
 func enumList[T ~string](allowed []T) string {
 	names := make([]string, len(allowed))
@@ -48,16 +61,10 @@ const (
 // Modalities lists the accepted values.
 var Modalities = []Modality{Text, Multimodal}
 
-func (m Modality) String() string               { return string(m) }
-func (m *Modality) Set(s string) error          { return setEnum(m, s, Modalities) }
-func (m Modality) MarshalText() ([]byte, error) { return []byte(m), nil }
-func (m *Modality) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*m = ""
-		return nil
-	}
-	return m.Set(string(b))
-}
+func (m Modality) String() string                { return string(m) }
+func (m *Modality) Set(s string) error           { return setEnum(m, s, Modalities) }
+func (m Modality) MarshalText() ([]byte, error)  { return []byte(m), nil }
+func (m *Modality) UnmarshalText(b []byte) error { return unmarshalEnum(m, b) }
 
 // DType is the frozen base weights' dtype: the one -dtype parser, models/device.DType.
 type DType = device.DType
@@ -93,16 +100,10 @@ const (
 // EvalModes lists the accepted values.
 var EvalModes = []EvalMode{EvalLetter, EvalCloze, EvalGenerate, EvalBoth, EvalAll, EvalScores}
 
-func (e EvalMode) String() string               { return string(e) }
-func (e *EvalMode) Set(s string) error          { return setEnum(e, s, EvalModes) }
-func (e EvalMode) MarshalText() ([]byte, error) { return []byte(e), nil }
-func (e *EvalMode) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*e = ""
-		return nil
-	}
-	return e.Set(string(b))
-}
+func (e EvalMode) String() string                { return string(e) }
+func (e *EvalMode) Set(s string) error           { return setEnum(e, s, EvalModes) }
+func (e EvalMode) MarshalText() ([]byte, error)  { return []byte(e), nil }
+func (e *EvalMode) UnmarshalText(b []byte) error { return unmarshalEnum(e, b) }
 
 // letter, cloze and generate say which protocols the mode runs.
 func (e EvalMode) letter() bool {
@@ -123,16 +124,10 @@ const (
 // Fallbacks lists the accepted values.
 var Fallbacks = []Fallback{FallbackRandom, FallbackWrong}
 
-func (f Fallback) String() string               { return string(f) }
-func (f *Fallback) Set(s string) error          { return setEnum(f, s, Fallbacks) }
-func (f Fallback) MarshalText() ([]byte, error) { return []byte(f), nil }
-func (f *Fallback) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*f = ""
-		return nil
-	}
-	return f.Set(string(b))
-}
+func (f Fallback) String() string                { return string(f) }
+func (f *Fallback) Set(s string) error           { return setEnum(f, s, Fallbacks) }
+func (f Fallback) MarshalText() ([]byte, error)  { return []byte(f), nil }
+func (f *Fallback) UnmarshalText(b []byte) error { return unmarshalEnum(f, b) }
 
 // scienceqa returns the dataset package's fallback.
 func (f Fallback) scienceqa() (scienceqa.Fallback, error) { return scienceqa.ParseFallback(string(f)) }
@@ -150,16 +145,10 @@ const (
 // Targets lists the accepted values.
 var Targets = []Target{TargetLetter, TargetLetterText, TargetCloze}
 
-func (t Target) String() string               { return string(t) }
-func (t *Target) Set(s string) error          { return setEnum(t, s, Targets) }
-func (t Target) MarshalText() ([]byte, error) { return []byte(t), nil }
-func (t *Target) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*t = ""
-		return nil
-	}
-	return t.Set(string(b))
-}
+func (t Target) String() string                { return string(t) }
+func (t *Target) Set(s string) error           { return setEnum(t, s, Targets) }
+func (t Target) MarshalText() ([]byte, error)  { return []byte(t), nil }
+func (t *Target) UnmarshalText(b []byte) error { return unmarshalEnum(t, b) }
 
 // scienceqa returns the dataset package's target ("" is letter).
 func (t Target) scienceqa() (scienceqa.Target, error) { return scienceqa.ParseTarget(string(t)) }

@@ -11,31 +11,8 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/parquet-go/parquet-go"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa/scienceqatest"
 )
-
-// snapshotImage is the parquet image struct (bytes and path; null for text-only problems).
-type snapshotImage struct {
-	Bytes []byte  `parquet:"bytes,optional"`
-	Path  *string `parquet:"path,optional"`
-}
-
-// snapshotRow is a row of the Hugging Face ScienceQA parquet files, every column of its schema.
-type snapshotRow struct {
-	Image    *snapshotImage `parquet:"image,optional"`
-	Question string         `parquet:"question"`
-	Choices  []string       `parquet:"choices,list"`
-	Answer   int8           `parquet:"answer"`
-	Hint     string         `parquet:"hint"`
-	Task     string         `parquet:"task"`
-	Grade    string         `parquet:"grade"`
-	Subject  string         `parquet:"subject"`
-	Topic    string         `parquet:"topic"`
-	Category string         `parquet:"category"`
-	Skill    string         `parquet:"skill"`
-	Lecture  string         `parquet:"lecture"`
-	Solution string         `parquet:"solution"`
-}
 
 // hfSnapshot writes a folder laid out as a Hugging Face ScienceQA snapshot — README.md and
 // data/{train,validation,test}-00000-of-00001.parquet — from text-only problems of the shared test file.
@@ -71,16 +48,13 @@ func hfSnapshot(t *testing.T, perSplit int) string {
 		t.Fatal(err)
 	}
 	for i, split := range []string{"train", "validation", "test"} {
-		var rows []snapshotRow
+		var rows []scienceqatest.Row
 		for _, pid := range pids[i*perSplit : (i+1)*perSplit] {
 			p := all[pid]
-			rows = append(rows, snapshotRow{Question: p.Question, Choices: p.Choices, Answer: int8(p.Answer), Hint: p.Hint})
+			rows = append(rows, scienceqatest.Row{Question: scienceqatest.Str(p.Question), Choices: p.Choices,
+				Answer: int8(p.Answer), Hint: scienceqatest.Str(p.Hint)})
 		}
-		var buf bytes.Buffer
-		if err := parquet.Write(&buf, rows); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "data", split+"-00000-of-00001.parquet"), buf.Bytes(), 0o644); err != nil {
+		if err := scienceqatest.WriteParquet(filepath.Join(dir, "data", split+"-00000-of-00001.parquet"), rows); err != nil {
 			t.Fatal(err)
 		}
 	}

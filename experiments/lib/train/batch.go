@@ -70,14 +70,7 @@ func EpochBatches(lengths []int, batchSize int, seed uint64, epoch int, padMulti
 	for w := 0; w < len(order); w += window {
 		chunk := append([]int(nil), order[w:min(w+window, len(order))]...)
 		sort.SliceStable(chunk, func(a, b int) bool { return lengths[chunk[a]] < lengths[chunk[b]] })
-		for s := 0; s < len(chunk); s += batchSize {
-			idx := chunk[s:min(s+batchSize, len(chunk))]
-			longest := 0
-			for _, i := range idx {
-				longest = max(longest, min(lengths[i], maxLen))
-			}
-			batches = append(batches, Batch{Indices: idx, Len: PadLen(longest, padMultiple, maxLen)})
-		}
+		batches = append(batches, cut(chunk, lengths, batchSize, padMultiple, maxLen)...)
 	}
 	rng.Shuffle(len(batches), func(a, b int) { batches[a], batches[b] = batches[b], batches[a] })
 	return batches
@@ -91,6 +84,12 @@ func SequentialBatches(lengths []int, batchSize, padMultiple, maxLen int) []Batc
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return lengths[order[a]] < lengths[order[b]] })
+	return cut(order, lengths, batchSize, padMultiple, maxLen)
+}
+
+// cut splits order into consecutive batches of batchSize (the last may be short), each padded to its longest
+// example (capped at maxLen).
+func cut(order, lengths []int, batchSize, padMultiple, maxLen int) []Batch {
 	var batches []Batch
 	for s := 0; s < len(order); s += batchSize {
 		idx := order[s:min(s+batchSize, len(order))]

@@ -134,14 +134,7 @@ func TestDataParallelStepEqualsSingleDevice(t *testing.T) {
 		if got := tr.stepExec.NumDevices(); got != p.NumDevices() {
 			t.Fatalf("the step graph runs on %d devices, want %d", got, p.NumDevices())
 		}
-		var steps []StepInfo
-		if err := tr.Train(context.Background(), data, Position{}, Hooks{OnStep: func(s StepInfo) { steps = append(steps, s) }}); err != nil {
-			t.Fatal(err)
-		}
-		if len(steps) != 1 {
-			t.Fatalf("%d steps, want 1", len(steps))
-		}
-		return steps[0], state(t, tr)
+		return trainOne(t, tr, data)
 	}
 	want, wantState := run(device.Placement{})
 	for _, n := range []int{2, 4} {
@@ -200,18 +193,7 @@ func TestResumeAcrossDeviceCounts(t *testing.T) {
 	ckpt := filepath.Join(t.TempDir(), "checkpoint.safetensors")
 	first := randomSetup(t, cfg, p4)
 	const killAt = 2 // optimizer steps; an epoch has 3
-	err := first.Train(context.Background(), data, Position{}, Hooks{Checkpoint: func(pos Position) error {
-		if err := first.SaveCheckpoint(ckpt, pos); err != nil {
-			return err
-		}
-		if pos.Step == killAt {
-			return errKilled
-		}
-		return nil
-	}})
-	if !errors.Is(err, errKilled) {
-		t.Fatalf("expected the simulated kill, got %v", err)
-	}
+	trainAndKill(t, first, data, ckpt, killAt, nil)
 	for _, n := range []int{1, 2} {
 		t.Run(fmt.Sprintf("on-%d", n), func(t *testing.T) {
 			p := device.Placement{}

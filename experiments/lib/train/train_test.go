@@ -163,6 +163,24 @@ func TestTrainingLowersLossAndFreezesBase(t *testing.T) {
 
 var errKilled = errors.New("killed")
 
+// trainAndKill trains tr from the start, saving every checkpoint to ckpt, and stops it as a kill would right
+// after the checkpoint at optimizer step killAt.
+func trainAndKill(t *testing.T, tr *Trainer, data []Example, ckpt string, killAt int, onStep func(StepInfo)) {
+	t.Helper()
+	err := tr.Train(context.Background(), data, Position{}, Hooks{OnStep: onStep, Checkpoint: func(pos Position) error {
+		if err := tr.SaveCheckpoint(ckpt, pos); err != nil {
+			return err
+		}
+		if pos.Step == killAt {
+			return errKilled
+		}
+		return nil
+	}})
+	if !errors.Is(err, errKilled) {
+		t.Fatalf("expected the simulated kill, got %v", err)
+	}
+}
+
 // TestResumeEqualsUninterrupted kills a run after a checkpoint (mid-epoch) and resumes it in a fresh process state:
 // the losses and final adapter bytes must equal an uninterrupted run's.
 func TestResumeEqualsUninterrupted(t *testing.T) {
@@ -178,21 +196,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	_, first := tinySetup(t, cfg)
 	var losses []float64
 	killAt := 4 // optimizer steps; epoch 0 has 5
-	err := first.Train(context.Background(), data, Position{}, Hooks{
-		OnStep: func(s StepInfo) { losses = append(losses, s.Loss) },
-		Checkpoint: func(pos Position) error {
-			if err := first.SaveCheckpoint(ckpt, pos); err != nil {
-				return err
-			}
-			if pos.Step == killAt {
-				return errKilled
-			}
-			return nil
-		},
-	})
-	if !errors.Is(err, errKilled) {
-		t.Fatalf("expected the simulated kill, got %v", err)
-	}
+	trainAndKill(t, first, data, ckpt, killAt, func(s StepInfo) { losses = append(losses, s.Loss) })
 	_, second := tinySetup(t, cfg)
 	pos, err := second.LoadCheckpoint(ckpt)
 	if err != nil {
