@@ -306,6 +306,23 @@ func table6(s *Sweep, groups []group, acc []results.MeanStd) (*results.Table, er
 	return results.Table6(rows), nil
 }
 
+// workRelative names a run folder relative to the working directory when it lies inside it (runs.json is
+// committed: results/runs/<id> is right in every checkout), else as it is.
+func workRelative(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return filepath.ToSlash(rel)
+	}
+	return p
+}
+
 // paperValue returns the paper's value a sweep value is compared with (Table4/Table6's PaperLayers/PaperEpochs):
 // the sweep's mapping, else the value itself when the sweep has no mapping (and it is whole), else -1 (no paper
 // row).
@@ -455,7 +472,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	var recs []runRecord
 	for _, g := range groups {
 		for _, r := range g.Runs {
-			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: r.Dir,
+			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: workRelative(r.Dir),
 				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)}
 			if r.Metric != "" && r.Metric != "letter" {
 				rec.Metric, rec.LetterAcc = r.Metric, r.primaryAccuracy()

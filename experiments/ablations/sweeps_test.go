@@ -347,3 +347,19 @@ func TestLocalPresetIsSmolLM2(t *testing.T) {
 		t.Errorf("stories260K preset changed: %+v", s.Model)
 	}
 }
+
+// runs.json names run folders inside the working directory relatively (it is committed), others as they are.
+func TestWorkRelative(t *testing.T) {
+	wd := t.TempDir()
+	t.Chdir(wd)
+	if got := workRelative(filepath.Join(wd, "results", "runs", "x")); got != "results/runs/x" {
+		t.Errorf("inside: %q", got)
+	}
+	if got := workRelative("results/runs/x"); got != "results/runs/x" {
+		t.Errorf("relative: %q", got)
+	}
+	outside := filepath.Join(filepath.Dir(wd), "elsewhere", "x")
+	if got := workRelative(outside); got != outside {
+		t.Errorf("outside: %q, want %q", got, outside)
+	}
+}
