@@ -72,27 +72,28 @@ func lossFigure(title string, curves []runCurves, mode string) (*results.Figure,
 const maxBinsPerEpoch = 10
 
 // binnedLosses returns a run's step losses averaged per 1/bins of an epoch: x[i] is the fractional epoch at
-// the end of bin i. steps per epoch come from the first epoch line (its step is the epoch's last step).
+// the end of bin i. Each step line carries the fractional epoch it ended at (so a run of 0.5 epochs ends at 0.5);
+// steps per epoch, which bound the bins, follow from the last step line.
 func binnedLosses(ms []results.Metric) (xs, ys []float64, bins int, err error) {
 	stepsPerEpoch := 0
 	for _, m := range ms {
-		if m.Kind == results.KindEpoch && m.Step != nil && m.Epoch != nil && math.Round(*m.Epoch) == 1 {
-			stepsPerEpoch = *m.Step
-			break
+		if m.Kind == results.KindStep && m.Step != nil && m.Epoch != nil && *m.Epoch > 0 {
+			stepsPerEpoch = int(math.Round(float64(*m.Step) / *m.Epoch))
 		}
 	}
 	if stepsPerEpoch <= 0 {
-		return nil, nil, 0, fmt.Errorf("no epoch line with a step: cannot place steps on an epoch axis")
+		return nil, nil, 0, fmt.Errorf("no step line with its epoch: cannot place steps on an epoch axis")
 	}
 	bins = min(maxBinsPerEpoch, stepsPerEpoch)
 	sums, counts := map[int]float64{}, map[int]int{}
 	last := 0
 	for _, m := range ms {
-		if m.Kind != results.KindStep || m.Step == nil || m.Loss == nil || math.IsNaN(*m.Loss) {
+		if m.Kind != results.KindStep || m.Step == nil || m.Epoch == nil || m.Loss == nil || math.IsNaN(*m.Loss) {
 			continue
 		}
-		// Step s (1-based) ends at fractional epoch s/stepsPerEpoch; bin b covers ((b-1)/bins, b/bins] epochs.
-		b := int(math.Ceil(float64(*m.Step) * float64(bins) / float64(stepsPerEpoch)))
+		// Bin b covers ((b-1)/bins, b/bins] epochs; the tolerance keeps a step that ends on a bin's edge (0.3·10 is
+		// 3.0000000000000004 in floating point) in that bin.
+		b := int(math.Ceil(*m.Epoch*float64(bins) - 1e-9))
 		sums[b] += *m.Loss
 		counts[b]++
 		last = max(last, b)

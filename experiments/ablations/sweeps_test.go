@@ -202,10 +202,12 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
+// stepMetrics is a run's metrics as the pipeline logs them: each step line with the fractional epoch it ended at,
+// an epoch line after each epoch.
 func stepMetrics(stepsPerEpoch, epochs int, loss func(step int) float64) []results.Metric {
 	var ms []results.Metric
 	for s := 1; s <= stepsPerEpoch*epochs; s++ {
-		ms = append(ms, results.Metric{Kind: results.KindStep, Step: results.Int(s), Epoch: results.Float(float64((s - 1) / stepsPerEpoch)), Loss: results.Float(loss(s))})
+		ms = append(ms, results.Metric{Kind: results.KindStep, Step: results.Int(s), Epoch: results.Float(float64(s) / float64(stepsPerEpoch)), Loss: results.Float(loss(s))})
 		if s%stepsPerEpoch == 0 {
 			ms = append(ms, results.Metric{Kind: results.KindEpoch, Step: results.Int(s), Epoch: results.Float(float64(s / stepsPerEpoch)), Loss: results.Float(-1)})
 		}
@@ -233,8 +235,18 @@ func TestBinnedLosses(t *testing.T) {
 	if err != nil || bins != 3 || !reflect.DeepEqual(ys, []float64{10, 20, 30}) || math.Abs(xs[0]-1.0/3) > 1e-12 || xs[2] != 1 {
 		t.Errorf("3 steps: %v %v %d %v", xs, ys, bins, err)
 	}
-	if _, _, _, err := binnedLosses(stepMetrics(3, 1, func(int) float64 { return 1 })[:2]); err == nil {
-		t.Error("steps without an epoch line placed on an epoch axis")
+	// Half an epoch of 20 steps (a -epochs 0.5 run: its one epoch line comes after step 10) ends at 0.5, in
+	// tenths of an epoch.
+	xs, ys, bins, err = binnedLosses(stepMetrics(20, 1, func(s int) float64 { return float64(s) })[:10])
+	if err != nil || bins != 10 || len(xs) != 5 || math.Abs(xs[4]-0.5) > 1e-12 || ys[4] != 9.5 {
+		t.Errorf("half epoch: %v %v %d %v", xs, ys, bins, err)
+	}
+	noEpoch := stepMetrics(3, 1, func(int) float64 { return 1 })[:2]
+	for i := range noEpoch {
+		noEpoch[i].Epoch = nil
+	}
+	if _, _, _, err := binnedLosses(noEpoch); err == nil {
+		t.Error("steps without their epoch placed on an epoch axis")
 	}
 }
 
