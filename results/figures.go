@@ -310,10 +310,7 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 		if r.ValAcc.Mean != nil {
 			acc = append(acc, plotter.XY{X: x, Y: *r.ValAcc.Mean})
 		}
-		pl := r.PaperLayers
-		if pl == 0 {
-			pl = r.Layers
-		}
+		pl := r.paperL()
 		if v, ok := paper[pl]; ok {
 			paperAcc = append(paperAcc, plotter.XY{X: x, Y: v})
 		}

@@ -280,6 +280,14 @@ type LayersResult struct {
 	PaperLayers int
 }
 
+// paperL is the paper's L the row is compared with: PaperLayers, or Layers when that is 0.
+func (r LayersResult) paperL() int {
+	if r.PaperLayers == 0 {
+		return r.Layers
+	}
+	return r.PaperLayers
+}
+
 // Table4 renders the insertion-layers ablation: each measured row beside the paper's row for its
 // PaperLayers (n/a if the paper has no such L), with a ± column when the accuracies were averaged over
 // seeds. With no measured rows it lists the paper's rows alone.
@@ -306,10 +314,7 @@ func Table4(rows []LayersResult) *Table {
 		}
 	}
 	for _, r := range rows {
-		pl := r.PaperLayers
-		if pl == 0 {
-			pl = r.Layers
-		}
+		pl := r.paperL()
 		var params *float64
 		if r.Params > 0 {
 			params = Float(float64(r.Params))
@@ -376,6 +381,15 @@ type EpochsResult struct {
 	PaperEpochs int
 }
 
+// paperEpochs is the paper's epoch count the row is compared with: PaperEpochs, or Epochs when that is 0 and
+// Epochs is whole (a fractional budget has no paper row of its own).
+func (r EpochsResult) paperEpochs() int {
+	if r.PaperEpochs == 0 && r.Epochs == math.Trunc(r.Epochs) {
+		return int(r.Epochs)
+	}
+	return r.PaperEpochs
+}
+
 // Table6 renders the over-fitting ablation: train loss, val loss and val accuracy per epoch budget (each with
 // a ± column when the measures were averaged over seeds), each measured row beside the paper's row for its
 // PaperEpochs. With no measured rows it lists the paper's rows alone.
@@ -403,10 +417,7 @@ func Table6(rows []EpochsResult) *Table {
 		}
 	}
 	for _, r := range rows {
-		pe := r.PaperEpochs
-		if pe == 0 && r.Epochs == math.Trunc(r.Epochs) {
-			pe = int(r.Epochs)
-		}
+		pe := r.paperEpochs()
 		ref := paperCells(paper, 4, func(p PaperEpochs) bool { return p.Epochs == pe }, func(p PaperEpochs) []*float64 {
 			return []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)}
 		})

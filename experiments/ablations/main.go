@@ -60,12 +60,6 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if o.out == "" {
-		o.out = filepath.Join("results", "ablations")
-		if o.preset != "local" && o.preset != "default" && o.preset != "paper" {
-			o.out = filepath.Join(o.out, o.preset)
-		}
-	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -130,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p, ok := ps[o.preset]
 	if !ok {
 		return fmt.Errorf("-preset %q: want local, stories260K or paper", o.preset)
+	}
+	if o.out == "" {
+		o.out = filepath.Join("results", "ablations", p.ReportDir)
 	}
 	var extra []Sweep
 	if o.sweepsFile != "" {

@@ -24,10 +24,14 @@ type measuredRun struct {
 	Metric string
 }
 
+// otherScoring reports whether a report's metric names one of a run's other scorings (Summary.Scorings) rather than
+// its primary accuracy ("" or "letter").
+func otherScoring(metric string) bool { return metric != "" && metric != "letter" }
+
 // accuracy returns the run's accuracy of a category in percent by the report's metric (nil: n/a).
 func (m measuredRun) accuracy(category string) *float64 {
 	t := m.Summary.Accuracy
-	if m.Metric != "" && m.Metric != "letter" {
+	if otherScoring(m.Metric) {
 		t = m.Summary.Scorings[m.Metric]
 	}
 	if v, ok := t.Percent(category); ok {
@@ -53,7 +57,7 @@ func (m measuredRun) zeroShot() (metric, letter *float64) {
 		}
 		return nil
 	}
-	if m.Metric == "" {
+	if !otherScoring(m.Metric) {
 		return get("letter"), get("letter")
 	}
 	return get(m.Metric), get("letter")
@@ -98,7 +102,7 @@ func collect(runs []plannedRun, metric string) ([]group, error) {
 			index[r.Value] = i
 			groups = append(groups, group{Value: r.Value})
 		}
-		if metric != "" && metric != "letter" && s.Scorings[metric] == nil {
+		if otherScoring(metric) && s.Scorings[metric] == nil {
 			return nil, fmt.Errorf("%s: %s has no %s scores (the report reads -metric %s; evaluate with -eval letter+cloze)", r.describe(), dir, metric, metric)
 		}
 		groups[i].Runs = append(groups[i].Runs, measuredRun{plannedRun: r, Summary: s, Metrics: ms, Dir: dir, Metric: metric})
@@ -474,7 +478,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		for _, r := range g.Runs {
 			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: workRelative(r.Dir),
 				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)}
-			if r.Metric != "" && r.Metric != "letter" {
+			if otherScoring(r.Metric) {
 				rec.Metric, rec.LetterAcc = r.Metric, r.primaryAccuracy()
 				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
 			}
@@ -506,7 +510,7 @@ func metricNotes(groups []group) []string {
 		return nil
 	}
 	r0 := groups[0].Runs[0]
-	if r0.Metric == "" || r0.Metric == "letter" {
+	if !otherScoring(r0.Metric) {
 		return nil
 	}
 	notes := []string{fmt.Sprintf("Accuracies are %s scoring (the option texts scored as continuations; letter scoring stays at chance on this model).", r0.Metric)}

@@ -97,6 +97,8 @@ type Preset struct {
 	Description string // what the runs are: model, data, budget
 	Base        func() pipeline.Config
 	Sweeps      []Sweep
+	// ReportDir is where the reports go by default, under results/ablations ("" for that folder itself).
+	ReportDir string
 	// Metric is the scoring protocol the tables read ("" or "letter": the run's primary accuracy; "cloze":
 	// summary.json's cloze scoring), for a model whose letter accuracy cannot move.
 	Metric string
@@ -199,7 +201,8 @@ func presets() map[string]*Preset {
 	sb := stories260KBudget()
 	se, spe := epochValues(sb.Epochs)
 	stories := &Preset{
-		Name: "stories260K",
+		Name:      "stories260K",
+		ReportDir: "stories260K",
 		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems; %g epochs, max %d tokens",
 			problems(sb.TrainLimit), problems(sb.EvalLimit), sb.Epochs, sb.MaxLen),
 		Base: stories260KBase,

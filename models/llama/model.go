@@ -398,6 +398,17 @@ func (m *Model) mlp(lv *layerVars, h *Node) *Node {
 	return linear(Mul(Mul(gate, Sigmoid(gate)), up), lv.down.NodeValue(g))
 }
 
+// LogitsAt applies the LM head at chosen positions only: final-norm states final [B, S, C] (Output.Final, with
+// SkipLogits) and positions [B, W] (any integer type; row b's W positions) → float32 logits [B, W, V]. The
+// vocabulary projection runs on B·W states instead of B·S.
+func (m *Model) LogitsAt(final, positions *Node) *Node {
+	g := final.Graph()
+	B, W := positions.Shape().Dimensions[0], positions.Shape().Dimensions[1]
+	rows := Iota(g, shapes.Make(dtypes.Int32, B, W, 1), 0)
+	idx := Concatenate([]*Node{rows, InsertAxes(ConvertDType(positions, dtypes.Int32), -1)}, -1) // [B, W, 2]
+	return m.LogitsFromFinal(Gather(final, idx))
+}
+
 // LogitsFromFinal applies the LM head to final-norm states [..., C], returning float32 logits [..., V]. Callers
 // that need logits at a few positions gather those states first (SkipLogits) and save the full-vocabulary matmul.
 func (m *Model) LogitsFromFinal(final *Node) *Node {

@@ -72,9 +72,8 @@ func (r *Runner) clozeGraph(scope *model.Scope, inputs []*Node) *Node {
 	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: rotary, AttentionMask: mask,
 		Extension: r.extension(g, feats), SkipLogits: true})
 	W := pos.Shape().Dimensions[1]
+	logp := LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1) // [G, W, V]
 	rows := Iota(g, shapes.Make(dtypes.Int32, G, W), 0)
-	final := Gather(out.Final, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1)) // [G, W, C]
-	logp := LogSoftmax(r.Model.LogitsFromFinal(final), -1)                                          // [G, W, V]
 	cols := Iota(g, shapes.Make(dtypes.Int32, G, W), 1)
 	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(targets, -1)}, -1))
 }

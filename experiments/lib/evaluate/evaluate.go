@@ -93,10 +93,7 @@ func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 	// Position of window slot w in row b: seqLen[b] - W + w, clamped at 0.
 	pos := Add(InsertAxes(seqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
 	pos = Max(pos, ScalarZero(g, dtypes.Int32))
-	rows := Iota(g, shapes.Make(dtypes.Int32, B, W), 0)
-	idx := Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(pos, -1)}, -1) // [B, W, 2]
-	final := Gather(out.Final, idx)                                            // [B, W, C]
-	return LogSoftmax(r.Model.LogitsFromFinal(final), -1)
+	return LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1)
 }
 
 // letterRow is one forward pass: an example's prompt followed by a probe (the longest continuation prefix it

@@ -129,10 +129,7 @@ func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count
 	if in.positions == nil {
 		return maskedNLL(out.Logits, in.targets, in.weights)
 	}
-	B, W := in.positions.Shape().Dimensions[0], in.positions.Shape().Dimensions[1]
-	rows := Iota(g, shapes.Make(dtypes.Int32, B, W, 1), 0)
-	final := Gather(out.Final, Concatenate([]*Node{rows, InsertAxes(ConvertDType(in.positions, dtypes.Int32), -1)}, -1)) // [B, W, C]
-	return maskedNLL(m.LogitsFromFinal(final), in.targets, in.weights)
+	return maskedNLL(m.LogitsAt(out.Final, in.positions), in.targets, in.weights)
 }
 
 // buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the

@@ -173,8 +173,6 @@ type batchData struct {
 	targets, weights, positions *tensors.Tensor
 	// features [B, M, D], or nil for examples without image features.
 	features *tensors.Tensor
-	// targetCount is the number of target tokens in the batch.
-	targetCount int
 }
 
 // args lists the graph arguments in buildStep's and buildEvalLoss's order: tokens, targets, weights, seqLens, then
@@ -214,7 +212,6 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
 			if j > 0 && e.LossMask[j] {
 				targetsIDs[r*S+j-1] = id
 				weights[r*S+j-1] = 1
-				d.targetCount++
 			}
 		}
 		if featLen < 0 {
