@@ -1,0 +1,130 @@
+package scienceqa
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeFile writes content to dir/name (creating folders) and returns the path.
+func writeTrustFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestImagePathStaysInFolder: a pid or an image field that would lead out of the images folder (or out of the
+// problem's own folder in it) is refused, naming the file and the pid, even when the file it points to exists;
+// lenient mode skips such records as ReasonUnsafePath.
+func TestImagePathStaysInFolder(t *testing.T) {
+	dir := t.TempDir()
+	// The files the hostile records point at exist, so only the containment check can refuse them.
+	writeTrustFile(t, dir, "elsewhere/x/image.png", "png")
+	writeTrustFile(t, dir, "secret", "do not read")
+	writeTrustFile(t, dir, "data/images/test/1/image.png", "png")
+	writeTrustFile(t, dir, "data/images/test/2/image.png", "png")
+	cases := []struct{ name, pid, image string }{
+		{"pid climbs out", "../../../elsewhere/x", "image.png"},
+		{"image climbs out", "1", "../../../../secret"},
+		{"image into a sibling problem", "1", "../2/image.png"},
+		{"pid with a separator", "1/../2", "image.png"},
+		{"pid dot-dot", "..", "test/1/image.png"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := `{"question": "q", "choices": ["a", "b"], "answer": 0, "hint": "", "image": "` + c.image + `", "split": "test"}`
+			pid, _ := jsonString(c.pid)
+			problems := writeTrustFile(t, dir, "data/problems.json", `{`+pid+`: `+rec+`}`)
+			_, err := LoadOfficial(Options{Problems: problems})
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Reason != ReasonUnsafePath || ve.PID != c.pid || !strings.Contains(err.Error(), problems) {
+				t.Fatalf("pid %q image %q: got %v, want an unsafe-path error naming %s and the pid", c.pid, c.image, err, problems)
+			}
+			d, err := LoadOfficial(Options{Problems: problems, Lenient: true})
+			if err != nil || len(d.Problems) != 0 || d.Report.Skipped[ReasonUnsafePath] != 1 {
+				t.Fatalf("lenient: %v, %d kept, report %+v", err, len(d.Problems), d.Report)
+			}
+		})
+	}
+	// The ordinary case still loads.
+	problems := writeTrustFile(t, dir, "data/problems.json",
+		`{"1": {"question": "q", "choices": ["a", "b"], "answer": 0, "hint": "", "image": "image.png", "split": "test"}}`)
+	d, err := LoadOfficial(Options{Problems: problems})
+	if err != nil || len(d.Problems) != 1 || d.Problems[0].Image.Path != filepath.Join(dir, "data/images/test/1/image.png") {
+		t.Fatalf("ordinary record: %v %+v", err, d)
+	}
+}
+
+func jsonString(s string) (string, error) {
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`, nil
+}
+
+// TestPIDInTwoSplits: pid_splits.json listing a pid under two official splits is an error naming the pid and
+// both splits, every time (it used to depend on map order which split won).
+func TestPIDInTwoSplits(t *testing.T) {
+	dir := t.TempDir()
+	problems := writeTrustFile(t, dir, "problems.json",
+		`{"1": {"question": "q", "choices": ["a", "b"], "answer": 0, "hint": "", "image": null},
+		  "2": {"question": "q", "choices": ["a", "b"], "answer": 1, "hint": "", "image": null}}`)
+	splits := writeTrustFile(t, dir, "pid_splits.json", `{"train": ["1", "2"], "val": [], "test": ["2"], "minitrain": ["1"]}`)
+	for i := 0; i < 8; i++ { // the old behaviour varied between runs
+		_, err := LoadOfficial(Options{Problems: problems, Splits: splits, NoImageCheck: true})
+		if err == nil || !strings.Contains(err.Error(), "pid 2") || !strings.Contains(err.Error(), "train") ||
+			!strings.Contains(err.Error(), "test") || !strings.Contains(err.Error(), splits) {
+			t.Fatalf("try %d: %v, want an error naming %s, pid 2, train and test", i, err, splits)
+		}
+	}
+	// The same pid twice in one split, and a split named twice, are errors too.
+	for _, bad := range []string{`{"train": ["1", "1"]}`, `{"train": ["1"], "train": ["2"]}`} {
+		writeTrustFile(t, dir, "pid_splits.json", bad)
+		if _, err := LoadOfficial(Options{Problems: problems, Splits: splits, NoImageCheck: true}); err == nil || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("%s: %v, want an error", bad, err)
+		}
+	}
+	// A mini split overlapping its split is how the official file is made: fine.
+	writeTrustFile(t, dir, "pid_splits.json", `{"train": ["1"], "test": ["2"], "minitrain": ["1"], "minitest": ["2"]}`)
+	if d, err := LoadOfficial(Options{Problems: problems, Splits: splits, NoImageCheck: true}); err != nil || len(d.Problems) != 2 {
+		t.Fatalf("mini splits: %v", err)
+	}
+}
+
+// TestDuplicatePIDInProblems: a pid key twice in problems.json is an error naming the pid (json.Unmarshal into a
+// map silently kept the last record).
+func TestDuplicatePIDInProblems(t *testing.T) {
+	rec := func(q string) string {
+		return `{"question": "` + q + `", "choices": ["a", "b"], "answer": 0, "hint": "", "image": null, "split": "test"}`
+	}
+	_, _, err := ParseProblemsJSON("p.json", []byte(`{"7": `+rec("first")+`, "8": `+rec("x")+`, "7": `+rec("second")+`}`))
+	if err == nil || !strings.Contains(err.Error(), "p.json") || !strings.Contains(err.Error(), "pid 7") {
+		t.Fatalf("got %v, want an error naming p.json and pid 7", err)
+	}
+}
+
+// TestParquetDuplicatePIDColumn: two rows with the same value in the pid column are an error naming the pid, in
+// one file and across files.
+func TestParquetDuplicatePIDColumn(t *testing.T) {
+	dir := t.TempDir()
+	row := func(pid string) hfRowPID {
+		return hfRowPID{PID: pid, hfRow: hfRow{Question: sp("q"), Choices: []string{"a", "b"}, Answer: 1}}
+	}
+	writeParquet(t, filepath.Join(dir, "test-00000-of-00001.parquet"), []hfRowPID{row("5"), row("6"), row("5")})
+	_, err := LoadParquet(dir, false)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Reason != ReasonDuplicatePID || ve.PID != "5" {
+		t.Fatalf("one file: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "test-00000-of-00001.parquet"))
+	writeParquet(t, filepath.Join(dir, "test-00000-of-00001.parquet"), []hfRowPID{row("5")})
+	writeParquet(t, filepath.Join(dir, "train-00000-of-00001.parquet"), []hfRowPID{row("5")})
+	if _, err := LoadParquet(dir, false); !errors.As(err, &ve) || ve.Reason != ReasonDuplicatePID || !strings.Contains(err.Error(), "test-00000-of-00001.parquet") {
+		t.Fatalf("two files: %v", err)
+	}
+}
