@@ -24,6 +24,7 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/models/pinned"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -651,10 +652,9 @@ func fileDigest(path string) (string, error) {
 	}
 	const whole, part = 256 << 20, 64 << 20
 	if st.Size() <= whole {
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+		// One hash per file per process, shared with the loaders' pinned-hash checks (models/pinned).
+		sum, err := pinned.SHA256(path)
+		return "sha256:" + sum, err
 	}
 	fmt.Fprintf(h, "size=%d;", st.Size())
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, part)); err != nil {
