@@ -109,6 +109,7 @@ type VisionConfig struct {
 	// Layers are the encoder layers whose class tokens are the multi-scale features (nil: 3 evenly spaced).
 	Layers       []int
 	FeatureCache string // "" is <runs>/../features
+	MaxPixels    int    // images over this many pixels are refused from their header (0: clip.DefaultMaxPixels); not recorded: it changes no features
 	// Projection shapes the visual projection: Hidden (0: ≈0.6M parameters) and Depth (0: 2); its Scales and
 	// FeatureDim come from the encoder.
 	Projection adapter.VisualConfig
@@ -299,6 +300,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&v.Projection.Depth, "visual-depth", v.Projection.Depth, "linear layers of the visual projection (0: 2)")
 	fs.Var(intList{&v.Layers}, "clip-layers", "CLIP layers for multi-scale features, e.g. 8,16,24; empty: 3 evenly spaced")
 	fs.StringVar(&v.FeatureCache, "feature-cache", v.FeatureCache, "feature cache folder; empty: <runs>/../features")
+	fs.IntVar(&v.MaxPixels, "max-image-pixels", v.MaxPixels, "refuse images over this many pixels before decoding them (0: 40 Mpixel)")
 	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "training epochs, fractional allowed (0.5: the first half of the first epoch; 0: evaluate the initial adapter; with zero-init gates that is the pretrained model, zero-shot)")
 	fs.Float64Var(&t.WarmupEpochs, "warmup", t.WarmupEpochs, "warmup epochs")
 	fs.IntVar(&t.BatchSize, "batch", t.BatchSize, "examples per micro-batch")

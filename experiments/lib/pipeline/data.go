@@ -321,6 +321,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	x.Preprocess.MaxPixels, x.Warn = cfg.Vision.MaxPixels, out
 	var srcs []clip.ImageSource
 	var pids []string
 	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {
