@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -126,5 +127,32 @@ func TestParquetDuplicatePIDColumn(t *testing.T) {
 	writeParquet(t, filepath.Join(dir, "train-00000-of-00001.parquet"), []hfRowPID{row("5")})
 	if _, err := LoadParquet(dir, false); !errors.As(err, &ve) || ve.Reason != ReasonDuplicatePID || !strings.Contains(err.Error(), "test-00000-of-00001.parquet") {
 		t.Fatalf("two files: %v", err)
+	}
+}
+
+// TestPredictionsSizeBound: a predictions file over the size limit is refused before it is read, with an error
+// naming the file and the limit (a 100 MB file used to take 2.5 GB and a minute before failing); one under the
+// limit is read as before.
+func TestPredictionsSizeBound(t *testing.T) {
+	defer func(old int64) { maxPredictionsSize = old }(maxPredictionsSize)
+	maxPredictionsSize = 1 << 20
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; b.Len() < 3<<20; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`"` + strconv.Itoa(i) + `": 1`)
+	}
+	b.WriteString("}")
+	big := writeTrustFile(t, dir, "big.json", b.String())
+	_, err := ReadPredictions(big)
+	if err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "1 MiB") {
+		t.Fatalf("3 MB file over a 1 MiB limit: %v, want an error naming %s and the limit", err, big)
+	}
+	small := writeTrustFile(t, dir, "small.json", `{"1": 0, "2": "1"}`)
+	if p, err := ReadPredictions(small); err != nil || len(p) != 2 {
+		t.Fatalf("small file: %v %v", p, err)
 	}
 }
