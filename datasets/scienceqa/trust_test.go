@@ -2,6 +2,7 @@ package scienceqa
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -154,5 +155,46 @@ func TestPredictionsSizeBound(t *testing.T) {
 	small := writeTrustFile(t, dir, "small.json", `{"1": 0, "2": "1"}`)
 	if p, err := ReadPredictions(small); err != nil || len(p) != 2 {
 		t.Fatalf("small file: %v %v", p, err)
+	}
+}
+
+// TestTruncationCount: over a set of problems tokenized with a token limit, the count says how many fitted
+// whole, how many lost context words, and how many did not fit even without context, with example pids; the
+// same from Tokenize and TokenizeCloze results.
+func TestTruncationCount(t *testing.T) {
+	long := strings.Repeat("word ", 200)
+	mk := func(pid, hint string) *Problem {
+		return &Problem{PID: pid, Question: "Which is right?", Choices: []string{"left", "right"}, Answer: 1, Hint: hint}
+	}
+	problems := []*Problem{mk("1", "short"), mk("2", long), mk("3", ""), mk("4", long), mk("5", strings.Repeat("x", 400))}
+	problems[4].Question = strings.Repeat("a very long question ", 30)
+	tr := Truncation{MaxLen: 300}
+	for _, p := range problems {
+		e, err := Tokenize(byteEncoder{}, p, QCMA, TokenOptions{MaxLen: tr.MaxLen})
+		if err != nil && !errors.Is(err, ErrTooLong) {
+			t.Fatal(err)
+		}
+		tr.Train.Note(p.PID, err == nil && e.ContextCut(), errors.Is(err, ErrTooLong))
+		c, err := TokenizeCloze(byteEncoder{}, p, ClozeOptions{MaxLen: tr.MaxLen})
+		if err != nil && !errors.Is(err, ErrTooLong) {
+			t.Fatal(err)
+		}
+		tr.Eval.Note(p.PID, err == nil && c.ContextCut(), errors.Is(err, ErrTooLong))
+	}
+	want := TruncationCount{Problems: 5, ContextCut: 2, TooLong: 1, ContextCutPIDs: []string{"2", "4"}, TooLongPIDs: []string{"5"}}
+	for name, got := range map[string]TruncationCount{"tokenize": tr.Train, "cloze": tr.Eval} {
+		got.seen = nil
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+	// A problem noted twice (several prompts of one problem) counts once; examples stop at 5.
+	var c TruncationCount
+	for i := 0; i < 8; i++ {
+		c.Note(strconv.Itoa(i), true, false)
+		c.Note(strconv.Itoa(i), false, false)
+	}
+	if c.Problems != 8 || c.ContextCut != 8 || len(c.ContextCutPIDs) != 5 {
+		t.Errorf("%+v", c)
 	}
 }
