@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// writeFile writes content to dir/name (creating folders) and returns the path.
+// writeTrustFile writes content to dir/name (creating folders) and returns the path.
 func writeTrustFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -43,8 +43,7 @@ func TestImagePathStaysInFolder(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := `{"question": "q", "choices": ["a", "b"], "answer": 0, "hint": "", "image": "` + c.image + `", "split": "test"}`
-			pid, _ := jsonString(c.pid)
-			problems := writeTrustFile(t, dir, "data/problems.json", `{`+pid+`: `+rec+`}`)
+			problems := writeTrustFile(t, dir, "data/problems.json", `{`+strconv.Quote(c.pid)+`: `+rec+`}`)
 			_, err := LoadOfficial(Options{Problems: problems})
 			var ve *ValidationError
 			if !errors.As(err, &ve) || ve.Reason != ReasonUnsafePath || ve.PID != c.pid || !strings.Contains(err.Error(), problems) {
@@ -63,10 +62,6 @@ func TestImagePathStaysInFolder(t *testing.T) {
 	if err != nil || len(d.Problems) != 1 || d.Problems[0].Image.Path != filepath.Join(dir, "data/images/test/1/image.png") {
 		t.Fatalf("ordinary record: %v %+v", err, d)
 	}
-}
-
-func jsonString(s string) (string, error) {
-	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`, nil
 }
 
 // TestPIDInTwoSplits: pid_splits.json listing a pid under two official splits is an error naming the pid and

@@ -10,7 +10,8 @@
 //
 // Hashes are cached per process, keyed by the file's absolute path, size, modification time and inode: the
 // 98 MB SmolLM2 GGUF costs about 0.13 s to hash, once, however many times the run start, the tokenizer and the
-// model loader ask. A file rewritten in place changes its size or mtime, and is hashed again.
+// model loader ask. A file rewritten in place changes its size or mtime, and is hashed again (unless the rewrite
+// falls within the same file-system timestamp tick: then the next process sees it).
 package pinned
 
 import (
