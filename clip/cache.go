@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/adapterlab/llama-adapter/models/atomicfile"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
@@ -30,16 +31,21 @@ import (
 // image. Hashing the tensors used (not the files) also makes a CLIPModel and a CLIPVisionModelWithProjection
 // with the same vision weights share a cache, whatever the text tower or sharding.
 //
-// Entry format (little-endian): magic "CLIPFEAT", version u32, M u32, D u32, the 32-byte key digest, then M·D
-// float32 values, then a CRC-32C of everything before it. A file with the wrong length, magic, version, shape,
-// key or checksum is corrupt: Get removes it and reports a miss, so the caller recomputes it. Writes go to a
-// temporary file in the same folder that is synced and renamed over the entry, so readers never see a partial
-// entry.
+// Entry format (little-endian): magic "CLIPFEAT", version u32, M u32, D u32, the 32-byte key digest, the 32-byte
+// sha256 of the image's bytes (version 2: the file name says the same, but a name is not content, and an entry
+// copied over another image's file must not be served for it), then M·D float32 values, then a CRC-32C of
+// everything before it. A file with the wrong length, magic, version, shape, key, image digest or checksum is
+// corrupt: Get removes it and reports a miss with a *CorruptError naming the file, so the caller warns and
+// recomputes it (Extractor.Warn). Writes go to a temporary file in the same folder that is synced and renamed
+// over the entry, so readers never see a partial entry.
+//
+// Version 2 changed the key digest too (it includes the version), so a version-1 cache folder is simply not used
+// and can be deleted.
 
 const (
 	cacheMagic   = "CLIPFEAT"
-	cacheVersion = 1
-	headerSize   = 8 + 4 + 4 + 4 + 32
+	cacheVersion = 2
+	headerSize   = 8 + 4 + 4 + 4 + 32 + 32
 
 	// cacheFileMode is the mode of entries and key.json: private, as the cache has always written them.
 	cacheFileMode = 0o600
@@ -100,12 +106,22 @@ func ImageKey(data []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func (c *Cache) path(imgKey string) string {
-	sub := "xx"
-	if len(imgKey) >= 2 {
-		sub = imgKey[:2]
+// imageDigest parses an image key (64 lowercase hex digits, as ImageKey makes them). The key names the entry's
+// file, so nothing else is accepted: a key from elsewhere must not build a path outside the cache folder.
+func imageDigest(imgKey string) ([32]byte, error) {
+	var d [32]byte
+	if len(imgKey) != 64 || strings.ToLower(imgKey) != imgKey {
+		return d, fmt.Errorf("clip cache: image key %q is not a sha256 in lowercase hex", imgKey)
 	}
-	return filepath.Join(c.Dir, sub, imgKey+".feat")
+	if _, err := hex.Decode(d[:], []byte(imgKey)); err != nil {
+		return d, fmt.Errorf("clip cache: image key %q is not a sha256 in lowercase hex", imgKey)
+	}
+	return d, nil
+}
+
+// path is the entry's file; imgKey has passed imageDigest.
+func (c *Cache) path(imgKey string) string {
+	return filepath.Join(c.Dir, imgKey[:2], imgKey+".feat")
 }
 
 // CorruptError reports a cache entry that failed validation (it has been removed).
@@ -118,9 +134,14 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("clip cache: corrupt entry %s (%s); removed", e.Path, e.Reason)
 }
 
-// Get returns the features [M·D] of an image. ok is false on a miss. A corrupt entry is removed and reported as
-// a miss with a *CorruptError, so the caller recomputes it.
+// Get returns the features [M·D] of the image whose ImageKey is imgKey. ok is false on a miss. A corrupt entry
+// (including one that holds another image's features) is removed and reported as a miss with a *CorruptError, so
+// the caller recomputes it. A key that is not a sha256 in lowercase hex is an error.
 func (c *Cache) Get(imgKey string) (feat []float32, ok bool, err error) {
+	img, err := imageDigest(imgKey)
+	if err != nil {
+		return nil, false, err
+	}
 	p := c.path(imgKey)
 	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -129,7 +150,7 @@ func (c *Cache) Get(imgKey string) (feat []float32, ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("clip cache: %w", err)
 	}
-	feat, reason := c.read(f)
+	feat, reason := c.read(f, img)
 	f.Close()
 	if reason != "" {
 		os.Remove(p)
@@ -139,7 +160,7 @@ func (c *Cache) Get(imgKey string) (feat []float32, ok bool, err error) {
 }
 
 // read streams and validates one entry; reason is non-empty when it is corrupt.
-func (c *Cache) read(f *os.File) ([]float32, string) {
+func (c *Cache) read(f *os.File, img [32]byte) ([]float32, string) {
 	n := c.Key.M * c.Key.D
 	want := int64(headerSize + 4*n + 4)
 	if st, err := f.Stat(); err != nil {
@@ -162,6 +183,8 @@ func (c *Cache) read(f *os.File) ([]float32, string) {
 		return nil, "feature shape differs from the key"
 	case [32]byte(hdr[20:52]) != c.digest:
 		return nil, "written for another key"
+	case [32]byte(hdr[52:84]) != img:
+		return nil, "holds the features of another image (sha256 " + hex.EncodeToString(hdr[52:84]) + ")"
 	}
 	buf := make([]byte, 4*n)
 	if _, err := io.ReadFull(r, buf); err != nil {
@@ -183,6 +206,10 @@ func (c *Cache) read(f *os.File) ([]float32, string) {
 
 // Put stores the features [M·D] of an image atomically.
 func (c *Cache) Put(imgKey string, feat []float32) error {
+	img, err := imageDigest(imgKey)
+	if err != nil {
+		return err
+	}
 	n := c.Key.M * c.Key.D
 	if len(feat) != n {
 		return fmt.Errorf("clip cache: %d values for image %s, want %d×%d", len(feat), imgKey, c.Key.M, c.Key.D)
@@ -193,6 +220,7 @@ func (c *Cache) Put(imgKey string, feat []float32) error {
 	binary.LittleEndian.PutUint32(buf[12:], uint32(c.Key.M))
 	binary.LittleEndian.PutUint32(buf[16:], uint32(c.Key.D))
 	copy(buf[20:52], c.digest[:])
+	copy(buf[52:84], img[:])
 	safetensors.EncodeFloat32(buf[headerSize:headerSize+4*n], feat, safetensors.F32)
 	binary.LittleEndian.PutUint32(buf[headerSize+4*n:], crc32.Checksum(buf[:headerSize+4*n], crcTable))
 	p := c.path(imgKey)

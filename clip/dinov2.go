@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/models/pinned"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"github.com/gomlx/compute/dtypes"
@@ -152,6 +153,10 @@ func toInts(d []int64) []int {
 //
 // The graph is not interpreted: the encoder is this package's ViT (Model.Forward) configured as DINOv2.
 func LoadDINOv2(path string, dtype dtypes.DType) (*Model, error) {
+	// A pinned install (source.json beside the file) must still have its pinned bytes.
+	if err := pinned.VerifyModel(path); err != nil {
+		return nil, fmt.Errorf("clip dinov2: %w", err)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("clip dinov2: %w", err)

@@ -3,6 +3,8 @@ package clip
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"sync"
 )
@@ -22,6 +24,9 @@ type Extractor struct {
 	Progress func(done, total int)
 	// Stats counts what the last Features call did.
 	Stats ExtractStats
+	// Warn receives a warning for each corrupt cache entry found (naming the entry and the image; the features
+	// are then recomputed and the entry rewritten); nil is os.Stderr.
+	Warn io.Writer
 }
 
 // ExtractStats counts images by outcome.
@@ -112,11 +117,12 @@ func (x *Extractor) Features(images []ImageSource) ([][]float32, error) {
 
 	// Resolve images in windows of bs: read, hash, look up and (on a miss) preprocess in parallel.
 	type result struct {
-		key    string
-		feat   []float32
-		pixels []float32
-		err    error
-		bad    bool // the cache entry was corrupt
+		key     string
+		feat    []float32
+		pixels  []float32
+		err     error
+		bad     bool // the cache entry was corrupt
+		corrupt error
 	}
 	for start := 0; start < len(images); start += bs {
 		end := min(start+bs, len(images))
@@ -142,7 +148,7 @@ func (x *Extractor) Features(images []ImageSource) ([][]float32, error) {
 						var ce *CorruptError
 						switch {
 						case errors.As(err, &ce):
-							r.bad = true
+							r.bad, r.corrupt = true, ce
 						case err != nil:
 							mu.Lock()
 							cacheErr = err
@@ -153,7 +159,7 @@ func (x *Extractor) Features(images []ImageSource) ([][]float32, error) {
 							continue
 						}
 					}
-					img, err := DecodeRGB(data)
+					img, err := DecodeRGBLimit(data, x.Preprocess.MaxPixels)
 					if err != nil {
 						r.err = fmt.Errorf("decoding: %w", err)
 						continue
@@ -175,6 +181,11 @@ func (x *Extractor) Features(images []ImageSource) ([][]float32, error) {
 			i := start + j
 			if r.bad {
 				x.Stats.Corrupt++
+				w := x.Warn
+				if w == nil {
+					w = os.Stderr
+				}
+				fmt.Fprintf(w, "warning: image %s: %v; recomputing its features\n", images[i].Label(), r.corrupt)
 			}
 			switch {
 			case r.err != nil:

@@ -36,7 +36,15 @@ type Preprocess struct {
 	// CenterCrop (DINOv2's eval transform); false is floor((dim−crop)/2), as CLIPImageProcessor. They differ only
 	// when dim−crop is odd and its half rounds up (e.g. 115 → 58 instead of 57).
 	CropRound bool
+	// MaxPixels bounds the width×height of an image before it is decoded (0: DefaultMaxPixels). Decoding costs
+	// about 4 bytes per pixel whatever the file size: a 450 KB PNG of 12000×12000 needs 2 GB. Not part of String:
+	// it changes which images are refused, not the features of the others.
+	MaxPixels int
 }
+
+// DefaultMaxPixels is the pixel limit when Preprocess.MaxPixels is 0: 40 Mpixel (ScienceQA's images are below
+// 1 Mpixel; 40 Mpixel decodes in about 160 MB).
+const DefaultMaxPixels = 40_000_000
 
 // DINOv2Preprocess is DINOv2's standard eval transform: short side to 256 with PIL bicubic (long side
 // truncated), torchvision center crop 224, ImageNet mean/std.
@@ -84,7 +92,35 @@ func (p Preprocess) NumValues() int { return 3 * p.CropSize * p.CropSize }
 //   - 16-bit images keep the high byte of each sample (PIL does the same for 16-bit RGB(A); for 16-bit grayscale
 //     PIL's convert("RGB") clips the 16-bit value to 255 instead, which is rarely what one wants).
 //   - EXIF orientation is ignored, as PIL's Image.open + convert (and CLIPImageProcessor) ignore it.
+//
+// Images over DefaultMaxPixels are refused from their header, before decoding (see DecodeRGBLimit).
 func DecodeRGB(data []byte) (*image.NRGBA, error) {
+	return DecodeRGBLimit(data, DefaultMaxPixels)
+}
+
+// TooLargeError is an image whose header declares more pixels than the limit.
+type TooLargeError struct {
+	Width, Height, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("image is %d×%d = %.1f Mpixel, over the limit of %.1f Mpixel (decoding it would take about %d MB; raise the limit with Preprocess.MaxPixels, -max-image-pixels in the experiments)",
+		e.Width, e.Height, float64(e.Width)*float64(e.Height)/1e6, float64(e.Limit)/1e6, int64(e.Width)*int64(e.Height)*4>>20)
+}
+
+// DecodeRGBLimit is DecodeRGB with a pixel limit (<= 0: DefaultMaxPixels): the header is read first
+// (image.DecodeConfig), and an image over the limit is a *TooLargeError without being decoded.
+func DecodeRGBLimit(data []byte, maxPixels int) (*image.NRGBA, error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Width < 0 || cfg.Height < 0 || (cfg.Width > 0 && cfg.Height > maxPixels/cfg.Width) {
+		return nil, &TooLargeError{Width: cfg.Width, Height: cfg.Height, Limit: maxPixels}
+	}
 	img, err := imaging.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -242,7 +278,7 @@ func (p Preprocess) file(src ImageSource, dst []float32) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := DecodeRGB(data)
+	img, err := DecodeRGBLimit(data, p.MaxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}

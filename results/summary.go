@@ -130,6 +130,8 @@ type Summary struct {
 	// SkippedImages are the pids whose image did not decode and that were run without image features
 	// (only with the pipeline's explicit -skip-bad-images; otherwise such an image stops the run).
 	SkippedImages []string `json:"skipped_images,omitempty"`
+	// Truncation counts the problems whose prompt context was cut to fit -max-len (training and evaluation).
+	Truncation *scienceqa.Truncation `json:"truncation,omitempty"`
 	// Baselines are reference accuracies on the same problems (name → category → percent), e.g. the
 	// majority-class answer and random guessing.
 	Baselines map[string]map[string]float64 `json:"baselines,omitempty"`

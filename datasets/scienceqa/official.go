@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Options selects the files of the official layout and how strictly they are read.
@@ -123,12 +124,21 @@ func str(s *string) string {
 }
 
 // ParseProblemsJSON decodes a problems.json document (a JSON object pid → problem) into problems, without
-// validation or image lookup; name is used in errors. A record that does not decode is reported as a
+// validation or image lookup; name is used in errors. A pid that appears twice is an error naming it. A record that does not decode is reported as a
 // ValidationError with ReasonMalformed in errs (in pid order), the others are returned.
 func ParseProblemsJSON(name string, data []byte) (problems []*Problem, errs []*ValidationError, err error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	// Decoded entry by entry, not into a map: a map keeps the last of duplicate pids silently.
+	keys, vals, err := jsonObjectEntries(data)
+	if err != nil {
 		return nil, nil, fmt.Errorf("scienceqa: %s: not a JSON object of pid → problem: %w", name, err)
+	}
+	raw := make(map[string]json.RawMessage, len(keys))
+	for i, pid := range keys {
+		if _, dup := raw[pid]; dup {
+			return nil, nil, fmt.Errorf("scienceqa: %s: pid %s appears twice (records %d and %d of the object)", name, pid,
+				indexOf(keys, pid)+1, i+1)
+		}
+		raw[pid] = vals[i]
 	}
 	pids := make([]string, 0, len(raw))
 	for pid := range raw {
@@ -163,6 +173,15 @@ func ParseProblemsJSON(name string, data []byte) (problems []*Problem, errs []*V
 		problems = append(problems, p)
 	}
 	return problems, errs, nil
+}
+
+func indexOf(keys []string, k string) int {
+	for i, x := range keys {
+		if x == k {
+			return i
+		}
+	}
+	return -1
 }
 
 // LoadOfficial reads and validates the official layout. In strict mode (the default) the first invalid record
@@ -204,7 +223,7 @@ func LoadOfficial(o Options) (*Dataset, error) {
 	}
 	// splitOf maps a pid to its official split according to pid_splits.json.
 	splitOf := map[string]string{}
-	for s := range knownSplits {
+	for _, s := range splitOrder { // readSplits refused a pid under two of them
 		for _, pid := range splits[s] {
 			splitOf[pid] = s
 		}
@@ -234,8 +253,15 @@ func LoadOfficial(o Options) (*Dataset, error) {
 			}
 			continue
 		}
-		if p.Image.Path != "" {
-			p.Image.Path = filepath.Join(images, p.Split, p.PID, p.Image.Path)
+		if p.Image.Path != "" && knownSplits[p.Split] { // an unknown split fails validation below, before any stat
+			path, msg := imagePath(images, p.Split, p.PID, p.Image.Path)
+			if msg != "" {
+				if err := fail(&ValidationError{File: name, PID: p.PID, Reason: ReasonUnsafePath, Msg: msg}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			p.Image.Path = path
 		}
 		p.Caption = captions[p.PID]
 		if e := validate(name, p, !o.NoImageCheck); e != nil {
@@ -250,15 +276,68 @@ func LoadOfficial(o Options) (*Dataset, error) {
 	return newDataset(kept, splits, rep), nil
 }
 
-// readSplits reads pid_splits.json: a JSON object split name → list of pids.
+// imagePath joins images/<split>/<pid>/<image>, the file a record names. The pid and the image come from the data,
+// so the pid must be one path element (the split is one of knownSplits) and the image must stay inside the
+// problem's own folder: a record must not make the loader open (and train on) a file elsewhere, such as another
+// problem's image or a file outside the data folder. msg says what is wrong, "" when the path is safe. The check
+// is lexical: symbolic links inside the images folder are the folder owner's choice and are followed.
+func imagePath(images, split, pid, image string) (path, msg string) {
+	if pid == "" || pid == "." || pid == ".." || strings.ContainsAny(pid, `/\`+"\x00") {
+		return "", fmt.Sprintf("pid %q is not a single folder name: refusing to build an image path from it", pid)
+	}
+	dir := filepath.Join(images, split, pid)
+	path = filepath.Join(dir, image)
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || strings.ContainsRune(image, 0) {
+		return "", fmt.Sprintf("image %q leads out of the problem's folder %s", image, dir)
+	}
+	return path, ""
+}
+
+// splitOrder is the order in which the official splits are checked and reported.
+var splitOrder = []string{"train", "val", "test"}
+
+// readSplits reads pid_splits.json: a JSON object split name → list of pids. A split named twice, a pid listed twice
+// in one split, or a pid under two of the official splits (train, val, test) is an error naming the pid and both
+// places: which split such a pid belongs to would otherwise depend on the order the splits are walked in. The
+// mini splits (minitrain, ...) are subsets of their splits and are not compared with them.
 func readSplits(path string) (map[string][]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
 	}
-	var s map[string][]string
-	if err := json.Unmarshal(data, &s); err != nil {
+	keys, vals, err := jsonObjectEntries(data)
+	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of split → pids: %w", path, err)
+	}
+	s := make(map[string][]string, len(keys))
+	for i, k := range keys {
+		if _, dup := s[k]; dup {
+			return nil, fmt.Errorf("scienceqa: %s: split %q is listed twice", path, k)
+		}
+		var pids []string
+		if err := json.Unmarshal(vals[i], &pids); err != nil {
+			return nil, fmt.Errorf("scienceqa: %s: split %q is not a list of pids: %w", path, k, err)
+		}
+		s[k] = pids
+	}
+	for name, pids := range s {
+		seen := make(map[string]bool, len(pids))
+		for _, pid := range pids {
+			if seen[pid] {
+				return nil, fmt.Errorf("scienceqa: %s: pid %s is listed twice under %q", path, pid, name)
+			}
+			seen[pid] = true
+		}
+	}
+	where := map[string]string{}
+	for _, name := range splitOrder {
+		for _, pid := range s[name] {
+			if other, dup := where[pid]; dup {
+				return nil, fmt.Errorf("scienceqa: %s: pid %s is listed under both %q and %q", path, pid, other, name)
+			}
+			where[pid] = name
+		}
 	}
 	return s, nil
 }

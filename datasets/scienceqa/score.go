@@ -175,68 +175,177 @@ func Score(problems []*Problem, predictions map[string]int) (*Scores, error) {
 	return s, nil
 }
 
+// maxPredictionsSize bounds the size of a predictions file ReadPredictions reads: the 21,208 problems of ScienceQA
+// make a file of about 0.3 MB, and a result file with generated text (run_gpt3.py's "outputs") about 10 MB. Without
+// a bound, a wrong file (a 100 MB log, /dev/zero) would be read whole and decoded before any error.
+var maxPredictionsSize int64 = 16 << 20
+
 // ReadPredictions reads a predictions file: either a JSON object pid → choice index, or ScienceQA's result
 // file ({"results": {pid: index}, ...}, as run_gpt3.py writes it). Indices may be JSON integers or strings of
-// integers (evaluate_acc.py applies int() to them).
+// integers (evaluate_acc.py applies int() to them). A file over 16 MiB is refused before it is read.
 func ReadPredictions(path string) (map[string]int, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size string) error {
+		return fmt.Errorf("scienceqa: %s is %s, over the %d MiB limit for a predictions file (a JSON object pid → choice index for at most 21,208 problems is about 0.3 MB): is it the right file?",
+			path, size, maxPredictionsSize>>20)
+	}
+	if st, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("scienceqa: %w", err)
+	} else if st.Mode().IsRegular() && st.Size() > maxPredictionsSize {
+		return nil, tooBig(fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20)))
+	}
+	// The limit holds for pipes and devices too, whose size Stat does not tell.
+	data, err := io.ReadAll(io.LimitReader(f, maxPredictionsSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("scienceqa: %s: %w", path, err)
+	}
+	if int64(len(data)) > maxPredictionsSize {
+		return nil, tooBig("larger")
 	}
 	return ParsePredictions(path, data)
 }
 
 // ParsePredictions parses the contents of a predictions file (see ReadPredictions); name is used in errors.
+// It decodes entry by entry in one pass, never into a map of the file's entries: a map keeps the last of
+// duplicate pids silently, and holding every raw entry costs many times the file's size.
 func ParsePredictions(name string, data []byte) (map[string]int, error) {
-	// Decoded entry by entry, not into a map: a map keeps the last of duplicate pids silently.
-	keys, vals, err := jsonObjectEntries(data)
-	if err != nil {
-		return nil, fmt.Errorf("scienceqa: %s: not a JSON object of pid → choice index: %w", name, err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	notObject := func(err error) error {
+		return fmt.Errorf("scienceqa: %s: not a JSON object of pid → choice index: %w", name, err)
 	}
-	for i, k := range keys {
-		if k == "results" {
-			if keys, vals, err = jsonObjectEntries(vals[i]); err != nil {
-				return nil, fmt.Errorf("scienceqa: %s: \"results\" is not an object of pid → choice index: %w", name, err)
+	if err := openObject(dec); err != nil {
+		return nil, notObject(err)
+	}
+	// Top-level entries are the predictions unless the file has "results" (anywhere): their errors count only then.
+	top := map[string]int{}
+	var topErr error
+	var results map[string]int
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, notObject(err)
+		}
+		key := t.(string)
+		if key == "results" && results == nil {
+			if results, err = decodePredictionObject(name, dec); err != nil {
+				return nil, err
 			}
-			break
+			continue
 		}
-	}
-	top := make(map[string]json.RawMessage, len(keys))
-	for i, pid := range keys {
-		if _, dup := top[pid]; dup {
-			return nil, fmt.Errorf("scienceqa: %s: pid %s is predicted twice", name, pid)
-		}
-		top[pid] = vals[i]
-	}
-	preds := make(map[string]int, len(top))
-	for pid, raw := range top {
 		var v any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return nil, notObject(err)
+		}
+		if results != nil || topErr != nil {
+			continue
+		}
+		if _, dup := top[key]; dup {
+			topErr = fmt.Errorf("scienceqa: %s: pid %s is predicted twice", name, key)
+			continue
+		}
+		n, err := choiceIndex(v)
+		if err != nil {
+			topErr = fmt.Errorf("scienceqa: %s: pid %s: %w", name, key, err)
+			continue
+		}
+		top[key] = n
+	}
+	if err := closeObject(dec); err != nil {
+		return nil, notObject(err)
+	}
+	if results != nil {
+		return results, nil
+	}
+	if topErr != nil {
+		return nil, topErr
+	}
+	return top, nil
+}
+
+// decodePredictionObject decodes the "results" object: pid → choice index.
+func decodePredictionObject(name string, dec *json.Decoder) (map[string]int, error) {
+	bad := func(err error) error {
+		return fmt.Errorf("scienceqa: %s: \"results\" is not an object of pid → choice index: %w", name, err)
+	}
+	if t, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	} else if d, ok := t.(json.Delim); !ok || d != '{' {
+		return nil, bad(fmt.Errorf("found %v, want an object", t))
+	}
+	preds := map[string]int{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		pid := t.(string)
+		var v any
 		if err := dec.Decode(&v); err != nil {
 			return nil, fmt.Errorf("scienceqa: %s: pid %s: %w", name, pid, err)
 		}
-		var text string
-		switch x := v.(type) {
-		case json.Number:
-			text = x.String()
-		case string:
-			text = strings.TrimSpace(x)
-		default:
-			return nil, fmt.Errorf("scienceqa: %s: pid %s: prediction %s is not a choice index", name, pid, raw)
+		if _, dup := preds[pid]; dup {
+			return nil, fmt.Errorf("scienceqa: %s: pid %s is predicted twice", name, pid)
 		}
-		n, err := strconv.Atoi(text)
-		if err != nil {
-			// Accept integral floats such as 2.0 (Python writes them when indices went through numpy).
-			f, ferr := strconv.ParseFloat(text, 64)
-			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1e9 {
-				return nil, fmt.Errorf("scienceqa: %s: pid %s: prediction %s is not an integer choice index", name, pid, raw)
-			}
-			n = int(f)
+		if preds[pid], err = choiceIndex(v); err != nil {
+			return nil, fmt.Errorf("scienceqa: %s: pid %s: %w", name, pid, err)
 		}
-		preds[pid] = n
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, bad(err)
 	}
 	return preds, nil
+}
+
+// choiceIndex reads one prediction: a JSON integer, a string of one, or an integral float such as 2.0 (Python
+// writes them when indices went through numpy).
+func choiceIndex(v any) (int, error) {
+	var text string
+	switch x := v.(type) {
+	case json.Number:
+		text = x.String()
+	case string:
+		text = strings.TrimSpace(x)
+	default:
+		b, _ := json.Marshal(v)
+		return 0, fmt.Errorf("prediction %s is not a choice index", b)
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(text, 64)
+		if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1e9 {
+			return 0, fmt.Errorf("prediction %q is not an integer choice index", text)
+		}
+		n = int(f)
+	}
+	return n, nil
+}
+
+// openObject reads the opening brace of a top-level object.
+func openObject(dec *json.Decoder) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := t.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("found %v, want an object", t)
+	}
+	return nil
+}
+
+// closeObject reads the closing brace of a top-level object and checks nothing follows it.
+func closeObject(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("data after the object")
+	}
+	return nil
 }
 
 // jsonObjectEntries splits a JSON object into its keys and raw values, in order, duplicates included.

@@ -19,6 +19,7 @@ const (
 	ReasonSplitMismatch Reason = "split_mismatch"      // the record's split differs from pid_splits.json
 	ReasonImageMissing  Reason = "image_missing"       // an image is referenced but the file is absent
 	ReasonDuplicatePID  Reason = "duplicate_pid"       // the same pid twice (parquet pid column, several files)
+	ReasonUnsafePath    Reason = "unsafe_path"         // the pid or image field leads out of the problem's image folder
 )
 
 // maxExamples is how many failures of each reason a Report keeps as examples.

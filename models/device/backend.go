@@ -237,7 +237,8 @@ func NewWithInfo() (compute.Backend, Info, error) {
 }
 
 // NewWithConfig creates a backend from an explicit configuration string ("<name>:<options>"). An XLA CPU plugin
-// gets the device count of CPUDevices, when set.
+// gets the device count of CPUDevices, when set. A plugin named by absolute path is verified first (verifyPlugin:
+// its pinned sha256, or that it is not truncated), so a damaged one is an error rather than a crash in dlopen.
 func NewWithConfig(config string) (b compute.Backend, err error) {
 	defer func() {
 		// compute.NewWithConfig panics on an unknown backend name: turn that into an error.
@@ -245,6 +246,11 @@ func NewWithConfig(config string) (b compute.Backend, err error) {
 			b, err = nil, fmt.Errorf("backend %q: %v", config, r)
 		}
 	}()
+	if plugin := pluginOf(config); plugin != "" {
+		if err := verifyPlugin(plugin); err != nil {
+			return nil, err
+		}
+	}
 	name, opts, _ := strings.Cut(config, ":")
 	if name == "xla" && isCPUPlugin(opts) {
 		n, err := CPUDevices()

@@ -29,6 +29,8 @@ import (
 	"math"
 	"math/bits"
 	"os"
+
+	"github.com/adapterlab/llama-adapter/models/pinned"
 )
 
 // Magic is the first four bytes of a GGUF file.
@@ -77,8 +79,12 @@ type File struct {
 	byName map[string]int
 }
 
-// Open opens and parses a GGUF file. Close it when done.
+// Open opens and parses a GGUF file. Close it when done. A file installed with a source.json beside it (a pinned
+// model) is first checked against its pinned sha256 (pinned.VerifyModel, hashed once per process).
 func Open(path string) (*File, error) {
+	if err := pinned.VerifyModel(path); err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/models/pinned"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -108,6 +109,7 @@ type VisionConfig struct {
 	// Layers are the encoder layers whose class tokens are the multi-scale features (nil: 3 evenly spaced).
 	Layers       []int
 	FeatureCache string // "" is <runs>/../features
+	MaxPixels    int    // images over this many pixels are refused from their header (0: clip.DefaultMaxPixels); not recorded: it changes no features
 	// Projection shapes the visual projection: Hidden (0: ≈0.6M parameters) and Depth (0: 2); its Scales and
 	// FeatureDim come from the encoder.
 	Projection adapter.VisualConfig
@@ -298,6 +300,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&v.Projection.Depth, "visual-depth", v.Projection.Depth, "linear layers of the visual projection (0: 2)")
 	fs.Var(intList{&v.Layers}, "clip-layers", "CLIP layers for multi-scale features, e.g. 8,16,24; empty: 3 evenly spaced")
 	fs.StringVar(&v.FeatureCache, "feature-cache", v.FeatureCache, "feature cache folder; empty: <runs>/../features")
+	fs.IntVar(&v.MaxPixels, "max-image-pixels", v.MaxPixels, "refuse images over this many pixels before decoding them (0: 40 Mpixel)")
 	fs.Float64Var(&t.Epochs, "epochs", t.Epochs, "training epochs, fractional allowed (0.5: the first half of the first epoch; 0: evaluate the initial adapter; with zero-init gates that is the pretrained model, zero-shot)")
 	fs.Float64Var(&t.WarmupEpochs, "warmup", t.WarmupEpochs, "warmup epochs")
 	fs.IntVar(&t.BatchSize, "batch", t.BatchSize, "examples per micro-batch")
@@ -651,10 +654,9 @@ func fileDigest(path string) (string, error) {
 	}
 	const whole, part = 256 << 20, 64 << 20
 	if st.Size() <= whole {
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+		// One hash per file per process, shared with the loaders' pinned-hash checks (models/pinned).
+		sum, err := pinned.SHA256(path)
+		return "sha256:" + sum, err
 	}
 	fmt.Fprintf(h, "size=%d;", st.Size())
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, part)); err != nil {

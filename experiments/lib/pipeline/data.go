@@ -79,6 +79,7 @@ type runExamples struct {
 	// skipped counts training problems too long for MaxLen even without context (left out of training);
 	// cut counts evaluation prompts shortened from the left to fit (every evaluation problem is scored).
 	skipped, cut int
+	trunc        scienceqa.Truncation // problems whose context was cut to fit MaxLen (summary.json "truncation")
 	train        []train.Example
 	evalTrain    []train.Example // the evaluation problems with their answers, for the validation loss
 	letters      []evaluate.LetterExample
@@ -106,9 +107,11 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 	}
 	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
 	maxLen, mode := cfg.Train.MaxLen, cfg.Eval.Mode
-	ex := &runExamples{}
+	ex := &runExamples{trunc: scienceqa.Truncation{MaxLen: maxLen}}
+	var lastCut bool // whether toTrain's last call cut the context
 	toTrain := func(p *scienceqa.Problem) (train.Example, error) {
 		e, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
+		lastCut = err == nil && e.ContextCut()
 		if err != nil {
 			return train.Example{}, err
 		}
@@ -119,6 +122,7 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 	}
 	for _, p := range d.train {
 		e, err := toTrain(p)
+		ex.trunc.Train.Note(p.PID, lastCut, errors.Is(err, scienceqa.ErrTooLong))
 		if errors.Is(err, scienceqa.ErrTooLong) {
 			ex.skipped++
 			continue
@@ -143,6 +147,9 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 		ex.nChoices = append(ex.nChoices, len(p.Choices))
 		cut := false
 		if mode.letter() {
+			// The gold option's sequence, as letterExample tokenizes each option (they differ only in the letter).
+			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: evalPO, MaxLen: maxLen})
+			ex.trunc.Eval.Note(p.PID, err == nil && g.ContextCut(), false)
 			l, err := letterExample(tok, p, format, evalPO, maxLen)
 			if errors.Is(err, scienceqa.ErrTooLong) {
 				// Even without context the prompt is too long: keep BOS and its last tokens (options and "The
@@ -164,6 +171,7 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 				// A question too long for -max-len even without context cannot be cloze-scored whole.
 				return nil, fmt.Errorf("cloze prompt: %w", err)
 			}
+			ex.trunc.Eval.Note(p.PID, c.ContextCut(), false)
 			ce := evaluate.ClozeExample{ID: p.PID, Prompt: int32s(c.Prompt), Features: feats[p.PID]}
 			for _, o := range c.Options {
 				ce.Options = append(ce.Options, int32s(o))
@@ -181,8 +189,10 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 			} else if err != nil {
 				return nil, err
 			}
+			ex.trunc.Eval.Note(p.PID, g.ContextCut(), false)
 			ex.gens = append(ex.gens, evaluate.GenExample{ID: p.PID, Prompt: g.IDs, Features: feats[p.PID]})
 		}
+		ex.trunc.Eval.Note(p.PID, false, cut)
 		if cut {
 			ex.cut++
 		}
@@ -321,6 +331,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	x.Preprocess.MaxPixels, x.Warn = cfg.Vision.MaxPixels, out
 	var srcs []clip.ImageSource
 	var pids []string
 	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {

@@ -86,6 +86,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 		return nil, err
 	}
 	sum.Split = evalSplitName(cfg)
+	sum.Truncation = &ex.trunc
 	if sum.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
 		return nil, err
 	}

@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	}
 	summary.Split = evalSplitName(cfg)
 	summary.SkippedImages = s.data.skippedImages
+	summary.Truncation = &ex.trunc
 	summary.Vision = s.data.vision
 
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
