@@ -313,7 +313,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	cacheDir := cfg.Vision.FeatureCache
+	cacheDir := cfg.FeatureCache
 	if cacheDir == "" {
 		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
 	}

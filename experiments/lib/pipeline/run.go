@@ -29,16 +29,6 @@ const (
 	TableFile       = "table" // .txt, .md, .json
 )
 
-// resolved is what config.json records beyond the settings: absolute paths, content digests, the backend.
-type resolved struct {
-	record
-	Paths   map[string]string `json:"resolved_paths"`
-	Digests map[string]string `json:"digests"`
-	Backend string            `json:"backend_resolved"`
-	// Command is the command line that started the run (the process's arguments).
-	Command []string `json:"command"`
-}
-
 // Result is what a finished run reports.
 type Result struct {
 	Dir     string
@@ -52,7 +42,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	id := cfg.ID()
+	id, err := cfg.ID()
+	if err != nil {
+		return nil, err
+	}
 	cfg.RunID = id
 	dir := filepath.Join(cfg.RunsDir, id)
 	rf, err := openRunFolder(ctx, cfg, dir, out)
@@ -93,6 +86,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 	defer s.close()
+	if n := s.model.Config.NumLayers; cfg.Adapter.Layers > n {
+		return nil, fmt.Errorf("-L %d (adapter.layers): model %s has %d layers", cfg.Adapter.Layers, s.modelPath, n)
+	}
 	cur.Backend = s.info.Config
 	if err := rf.writeRecord(cur, forced); err != nil {
 		return nil, err
@@ -105,7 +101,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 			return nil, err
 		}
 	}
-	acfg := cfg.adapterConfig(s.model.Config.NumLayers, visual)
+	acfg, err := cfg.adapterConfig(s.model.Config.NumLayers, visual)
+	if err != nil {
+		return nil, err
+	}
 	a, err := adapter.New(s.model.Store, acfg, s.model.Config)
 	if err != nil {
 		return nil, err
@@ -150,7 +149,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 
-	// Evaluation.
+	// Evaluation. A signal stops the run between phases (the trained adapter and the checkpoint stay: the rerun
+	// goes straight to evaluation).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	evalStart := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
 	valLoss, err := tr.EvalLoss(ex.evalTrain)
@@ -158,11 +161,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 	summary.FinalValLoss = results.Float(valLoss)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
 	if err != nil {
 		return nil, err
 	}
 	summary.Timings.EvalSeconds = time.Since(evalStart).Seconds()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
 		return nil, err
 	}
@@ -180,6 +189,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		}
 		for name, row := range zs {
 			summary.Baselines[name] = row
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 	if ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile)); err == nil {
@@ -200,7 +212,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	if err != nil {
 		return nil, err
 	}
-	summary.Complete = true
+	// No completeness flag: complete.json, written last by markComplete, is the record that the run completed.
+	summary.Recorded = time.Now().UTC().Format(time.RFC3339)
 	if err := results.WriteSummary(dir, summary); err != nil {
 		return nil, err
 	}
@@ -236,9 +249,9 @@ func environment(info device.Info) *results.Environment {
 // printRecorded says that a run is complete and, with table, prints its table as it was recorded and how to run
 // it afresh.
 func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) error {
-	when := ""
-	if st, err := os.Stat(filepath.Join(dir, results.SummaryFile)); err == nil {
-		when = " on " + st.ModTime().Format("2006-01-02 15:04")
+	when := "" // from the record (runs recorded before it held a date have none), never the files' mtime
+	if t, err := time.Parse(time.RFC3339, s.Recorded); err == nil {
+		when = " on " + t.Format("2006-01-02 15:04 MST")
 	}
 	fmt.Fprintf(out, "run %s is complete: skipping it (recorded%s in %s", s.RunID, when, dir)
 	if s.Environment != nil && s.Environment.CPU != "" {
@@ -336,8 +349,8 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 				bar = newProgress(out, "train", s.StepsTotal, s.Step-1)
 			}
 			res.tokens += s.Tokens
-			if testAfterStep != nil {
-				testAfterStep(s.Step)
+			if cfg.OnStep != nil {
+				cfg.OnStep(s)
 			}
 			tps := float64(s.Tokens) / max(s.Seconds, 1e-9)
 			bar.set(s.Step, fmt.Sprintf("e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
@@ -379,9 +392,6 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	res.seconds = baseSeconds + time.Since(start).Seconds()
 	return res, nil
 }
-
-// testAfterStep, when set by a test, is called after each optimizer step (to simulate a kill).
-var testAfterStep func(step int)
 
 // testMetricsError, when set by a test, is called after each metrics line is written; an error it returns is
 // handled as the line's write error (to simulate a full disk).
