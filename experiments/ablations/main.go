@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
@@ -50,7 +51,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.report, "report", false, "only build the tables and figures from existing run folders")
 	fs.BoolVar(&o.list, "list", false, "print the sweeps' runs and whether each is complete; run nothing")
 	fs.StringVar(&o.sweepsFile, "sweeps", "", "JSON file of extra sweeps ([{\"name\", \"param\", \"values\", \"paper\", \"set\", \"with\", \"note\"}]); a name of the preset replaces its sweep")
-	fs.StringVar(&o.out, "out", "", "folder of the sweeps' tables and figures (<out>/<sweep>/); default results/ablations for -preset local and paper, results/ablations/<preset> for the others")
+	fs.StringVar(&o.out, "out", "", "folder of the sweeps' tables and figures (<out>/<sweep>/); default results/ablations/<the sweep set's report_dir>")
 	fs.StringVar(&o.fig5, "fig5", fig5Auto, "loss curves' x axis: epoch (one point per epoch), step (step losses per 1/10 epoch) or auto (epoch from 5 epochs up)")
 	var scratch pipeline.Config // only names the flags: a flag given on the command line overrides the sweep set's value
 	scratch.Flags(fs)
@@ -258,7 +259,7 @@ func runState(r plannedRun) string {
 
 func main() {
 	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // a kill, like ^C, stops between steps
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	switch {

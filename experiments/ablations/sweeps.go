@@ -3,15 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"path/filepath"
 
 	"flag"
 	"fmt"
-	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"os"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	sweepsets "github.com/adapterlab/llama-adapter/experiments/sweeps"
 )
 
 // Sweep is one ablation: a list of values of one pipeline setting, each run with every seed. Sweeps are data: the
@@ -95,7 +96,7 @@ func (s *Sweep) validate() error {
 }
 
 // Preset is a sweep set: a base configuration (a pipeline preset, cut to the set's budget) and its sweeps. Sweep
-// sets are data files, experiments/sweeps/<name>.json (sweepSetFile), read by loadPreset.
+// sets are data files, experiments/sweeps/<name>.json (sweepSetFile, embedded by package sweeps), read by loadPreset.
 type Preset struct {
 	Name        string
 	Description string // what the runs are: model, data, budget
@@ -123,35 +124,32 @@ type sweepSetFile struct {
 	Sweeps      []Sweep         `json:"sweeps"`
 }
 
-// sweepSetDir is the folder of the sweep set files.
-func sweepSetDir() string { return filepath.Join(assets.RepoRoot(), "experiments", "sweeps") }
-
 // sweepSetNames lists the sweep sets (pipeline.DefaultPreset's first).
 func sweepSetNames() []string {
-	files, _ := filepath.Glob(filepath.Join(sweepSetDir(), "*.json"))
+	files, _ := fs.Glob(sweepsets.Files, "*.json")
 	names := []string{pipeline.DefaultPreset}
 	for _, f := range files {
-		if n := strings.TrimSuffix(filepath.Base(f), ".json"); n != pipeline.DefaultPreset {
+		if n := strings.TrimSuffix(f, ".json"); n != pipeline.DefaultPreset {
 			names = append(names, n)
 		}
 	}
 	return names
 }
 
-// loadPreset reads a sweep set: a name (experiments/sweeps/<name>.json; "default" is pipeline.DefaultPreset's)
-// or the path of a user's own file of the same form.
+// loadPreset reads a sweep set: a name (experiments/sweeps/<name>.json, embedded; "default" is
+// pipeline.DefaultPreset's) or the path of a user's own file of the same form.
 func loadPreset(nameOrPath string) (*Preset, error) {
-	path, name := nameOrPath, strings.TrimSuffix(filepath.Base(nameOrPath), ".json")
 	if nameOrPath == "default" || nameOrPath == "" {
-		nameOrPath, name = pipeline.DefaultPreset, pipeline.DefaultPreset
+		nameOrPath = pipeline.DefaultPreset
 	}
-	if !strings.ContainsAny(nameOrPath, `/\`) && !strings.HasSuffix(nameOrPath, ".json") {
-		path = filepath.Join(sweepSetDir(), nameOrPath+".json")
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("-preset %q: no such sweep set (have %s, or a file)", nameOrPath, strings.Join(sweepSetNames(), ", "))
-		}
+	name := strings.TrimSuffix(filepath.Base(nameOrPath), ".json")
+	var data []byte
+	var err error
+	if strings.ContainsAny(nameOrPath, `/\`) || strings.HasSuffix(nameOrPath, ".json") {
+		data, err = os.ReadFile(nameOrPath)
+	} else if data, err = fs.ReadFile(sweepsets.Files, nameOrPath+".json"); err != nil {
+		return nil, fmt.Errorf("-preset %q: no such sweep set (have %s, or a file)", nameOrPath, strings.Join(sweepSetNames(), ", "))
 	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-preset: %w", err)
 	}
@@ -159,16 +157,16 @@ func loadPreset(nameOrPath string) (*Preset, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("-preset %s: %w", path, err)
+		return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
 	}
-	base, err := pipeline.LoadConfigFile(path)
+	base, err := pipeline.ParseConfigFile(data, nameOrPath)
 	if err != nil {
-		return nil, fmt.Errorf("-preset %s: %w", path, err)
+		return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
 	}
 	p := &Preset{Name: name, Description: f.Description, base: base, Sweeps: f.Sweeps, ReportDir: f.ReportDir, Metric: f.Metric}
 	for i := range p.Sweeps {
 		if err := p.Sweeps[i].validate(); err != nil {
-			return nil, fmt.Errorf("-preset %s: %w", path, err)
+			return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
 		}
 	}
 	return p, nil

@@ -284,6 +284,10 @@ func TestPresetFiles(t *testing.T) {
 	if _, err := Preset("../presets/smollm2"); err == nil {
 		t.Error("a preset name with a path was accepted")
 	}
+	t.Chdir(t.TempDir()) // the presets are embedded: a built command finds them from anywhere
+	if c, err := Preset("paper"); err != nil || c.Adapter.Layers != 30 {
+		t.Errorf("preset outside the repository: %v", err)
+	}
 }
 
 // TestUserConfigFile: a user's file states what differs from its base; a misspelt key is an error.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,9 +11,10 @@ import (
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/presets"
 )
 
-// A preset is a data file, experiments/presets/<name>.json:
+// A preset is a data file, experiments/presets/<name>.json (embedded in the commands, package presets):
 //
 //	{"description": "…", "base": "<another preset>", "config": {<the nested Config, or the part that differs>}}
 //
@@ -23,9 +25,6 @@ import (
 
 // DefaultPreset is the preset a run without -preset or -config uses.
 const DefaultPreset = "smollm2"
-
-// PresetDir is the folder of the preset files.
-func PresetDir() string { return filepath.Join(assets.RepoRoot(), "experiments", "presets") }
 
 // presetFile is a preset file's form.
 type presetFile struct {
@@ -40,16 +39,20 @@ func Preset(name string) (Config, error) {
 	if name == "" || name == "default" {
 		name = DefaultPreset
 	}
-	path := filepath.Join(PresetDir(), name+".json")
-	if _, err := os.Stat(path); err != nil || strings.ContainsAny(name, `/\`) {
+	if _, err := fs.Stat(presets.Files, name+".json"); err != nil || strings.ContainsAny(name, `/\`) {
 		return Config{}, fmt.Errorf("unknown -preset %q (want %s)", name, strings.Join(PresetNames(), ", "))
 	}
-	return LoadConfigFile(path)
+	c, err := loadConfig(presets.Files, name+".json", 0)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Runtime = DefaultRuntime()
+	return c, nil
 }
 
 // PresetNames lists the presets, the default first.
 func PresetNames() []string {
-	files, _ := filepath.Glob(filepath.Join(PresetDir(), "*.json"))
+	files, _ := fs.Glob(presets.Files, "*.json")
 	names := []string{DefaultPreset}
 	for _, f := range files {
 		if n := strings.TrimSuffix(filepath.Base(f), ".json"); n != DefaultPreset {
@@ -62,7 +65,7 @@ func PresetNames() []string {
 
 // PresetDescription is the preset's one-line description ("" when it has none or cannot be read).
 func PresetDescription(name string) string {
-	data, err := os.ReadFile(filepath.Join(PresetDir(), name+".json"))
+	data, err := fs.ReadFile(presets.Files, name+".json")
 	var f presetFile
 	if err != nil || json.Unmarshal(data, &f) != nil {
 		return ""
@@ -70,9 +73,19 @@ func PresetDescription(name string) string {
 	return f.Description
 }
 
-// LoadConfigFile reads a configuration file (a preset's form) with the default runtime.
+// LoadConfigFile reads a configuration file of the presets' form (its "base" names a preset) with the default
+// runtime.
 func LoadConfigFile(path string) (Config, error) {
-	c, err := loadConfigFile(path, 0)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config file: %w", err)
+	}
+	return ParseConfigFile(data, path)
+}
+
+// ParseConfigFile reads the content of a configuration file (named path in errors) with the default runtime.
+func ParseConfigFile(data []byte, path string) (Config, error) {
+	c, err := decodeConfig(data, path, 0)
 	if err != nil {
 		return Config{}, err
 	}
@@ -80,13 +93,19 @@ func LoadConfigFile(path string) (Config, error) {
 	return c, nil
 }
 
-func loadConfigFile(path string, depth int) (Config, error) {
+// loadConfig reads a preset file from fsys.
+func loadConfig(fsys fs.FS, name string, depth int) (Config, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return Config{}, fmt.Errorf("preset: %w", err)
+	}
+	return decodeConfig(data, name, depth)
+}
+
+// decodeConfig reads a configuration file's content over its base preset.
+func decodeConfig(data []byte, path string, depth int) (Config, error) {
 	if depth > 8 {
 		return Config{}, fmt.Errorf("%s: presets based on each other in a cycle", path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("config file: %w", err)
 	}
 	var f presetFile
 	if err := json.Unmarshal(data, &f); err != nil {
@@ -100,7 +119,8 @@ func loadConfigFile(path string, depth int) (Config, error) {
 		if strings.ContainsAny(f.Base, `/\`) {
 			return Config{}, fmt.Errorf("config file %s: base %q: want a preset name", path, f.Base)
 		}
-		if c, err = loadConfigFile(filepath.Join(PresetDir(), f.Base+".json"), depth+1); err != nil {
+		var err error
+		if c, err = loadConfig(presets.Files, f.Base+".json", depth+1); err != nil {
 			return Config{}, fmt.Errorf("config file %s: base %q: %w", path, f.Base, err)
 		}
 	}
