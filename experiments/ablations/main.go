@@ -258,7 +258,7 @@ func runState(r plannedRun) string {
 }
 
 func main() {
-	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	device.UseHugePages()                                                                  // before anything else: glibc reads its tunables only at start-up
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // a kill, like ^C, stops between steps
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -3,8 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
