@@ -258,8 +258,9 @@ func runState(r plannedRun) string {
 }
 
 func main() {
-	device.UseHugePages()                                                                  // before anything else: glibc reads its tunables only at start-up
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // a kill, like ^C, stops between steps
+	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
+	// A kill (SIGTERM), like ^C, stops the sweep at the next step; the same command resumes it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	switch {
