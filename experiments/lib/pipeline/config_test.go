@@ -230,6 +230,21 @@ func TestSettingsRoles(t *testing.T) {
 			t.Errorf("%s not recorded: %v after the round trip, want %v", s.name(), reflect.ValueOf(s.field(&back)).Elem(), reflect.ValueOf(s.field(&c)).Elem())
 		}
 	}
+	// A setting added later is out of the hash only at its earlier implicit value, not at every zero.
+	for _, mod := range []func(*Config){func(c *Config) { c.Train.Beta1 = 0 }, func(c *Config) { c.Train.PadMultiple = 8 }} {
+		c := base
+		mod(&c)
+		if runID(t, c) == id {
+			t.Errorf("a changed setting kept the id: %+v", c.Train)
+		}
+	}
+	for _, mod := range []func(*Config){func(c *Config) { c.Data.Target = "" }, func(c *Config) { c.Train.PadMultiple = 0 }} {
+		c := base
+		mod(&c)
+		if runID(t, c) != id {
+			t.Errorf("an implicit value changed the id: %+v", c.Train)
+		}
+	}
 	// Runtime knobs: neither recorded nor hashed.
 	c := base
 	c.Runtime = Runtime{Devices: "4", RunsDir: "/elsewhere", Backend: "go", FeatureCache: "/f", ZeroShotCache: "/z", Install: true, Force: true, Wait: true}

@@ -36,8 +36,8 @@ type setting struct {
 	// value binds the flag when the field's own type is not a flag.Value (e.g. another package's string type).
 	value func(c *Config, s *flagScratch) flag.Value
 	hash  hashRole
-	// omit lists the values a hashOmit setting is left out of the hash at (besides the zero value): the
-	// implicit value runs recorded before the setting existed had.
+	// omit lists the values a hashOmit setting is left out of the hash at (without it: the zero value); the first is
+	// the implicit value runs recorded before the setting existed had.
 	omit []any
 	// path marks an input path: hashed relative to the assets folder and compared by content digest on resume.
 	path bool
@@ -53,7 +53,7 @@ type hashRole int
 const (
 	hashNever  hashRole = iota // recorded, not part of the id (it changes no result)
 	hashAlways                 // always part of the id
-	hashOmit                   // part of the id unless zero or one of the row's omit values
+	hashOmit                   // part of the id unless at one of the row's omit values (default: zero)
 )
 
 // numRange is a closed or half-open interval: lo ≤ x (lo < x when loOpen), and x < hi when hi is set.
@@ -184,7 +184,7 @@ var settings = []setting{
 	legacyConstant("run_id"),
 	legacyConstant("backend"),
 	// Added after the first committed runs: out of the hash at the value those runs had implicitly.
-	{key: "target", flag: "target", hash: hashOmit, omit: []any{TargetLetter}, field: func(c *Config) any { return &c.Data.Target },
+	{key: "target", flag: "target", hash: hashOmit, omit: []any{TargetLetter, ""}, field: func(c *Config) any { return &c.Data.Target },
 		usage: "answer in the training sequences: " + enumList(Targets) + " (letter-text: \"The answer is B: <choice text>.\"; cloze: the cloze prompt without options, then the choice text)"},
 	{key: "beta1", flag: "beta1", hash: hashOmit, omit: []any{0.9}, rng: unit(), field: func(c *Config) any { return &c.Train.Beta1 },
 		usage: "AdamW β1"},
@@ -192,7 +192,7 @@ var settings = []setting{
 		usage: "AdamW β2"},
 	{key: "eps", flag: "adam-eps", hash: hashOmit, omit: []any{1e-8}, rng: above(0), field: func(c *Config) any { return &c.Train.Eps },
 		usage: "AdamW ε"},
-	{key: "pad_multiple", flag: "pad-multiple", hash: hashOmit, omit: []any{32}, rng: atLeast(1), field: func(c *Config) any { return &c.Train.PadMultiple },
+	{key: "pad_multiple", flag: "pad-multiple", hash: hashOmit, omit: []any{32, 0}, rng: atLeast(1), field: func(c *Config) any { return &c.Train.PadMultiple },
 		usage: "training sequences are padded to a multiple of this (fewer compiled shapes)"},
 	// Recorded, not hashed: they change no trained result.
 	{key: "answer_head", flag: "answer-head", field: func(c *Config) any { return &c.Train.AnswerHead },
@@ -285,8 +285,8 @@ func flatValue(v reflect.Value) any {
 
 // omitted reports whether a hashOmit setting's value stays out of the hash.
 func (s setting) omitted(v reflect.Value, flat any) bool {
-	if v.IsZero() || reflect.ValueOf(flat).IsZero() {
-		return true
+	if len(s.omit) == 0 {
+		return v.IsZero() || reflect.ValueOf(flat).IsZero()
 	}
 	for _, o := range s.omit {
 		if ov := reflect.ValueOf(o); ov.Kind() == v.Kind() || ov.CanConvert(v.Type()) {
