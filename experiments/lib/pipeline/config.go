@@ -279,8 +279,11 @@ const runIDChars = "letters, digits, '.', '_', '-', '+'; not starting with '.'"
 // ValidRunID checks that id names one folder inside the runs folder: one path element of letters, digits and
 // . _ - +, not starting with a dot (so never "." or ".."), at most 200 bytes.
 func ValidRunID(id string) error {
-	if id == "" || len(id) > 200 || id[0] == '.' {
+	switch {
+	case id == "" || len(id) > 200:
 		return fmt.Errorf("run id %q: want 1 to 200 characters (%s)", id, runIDChars)
+	case id[0] == '.':
+		return fmt.Errorf("run id %q: starts with '.' (it must name one folder inside the runs folder)", id)
 	}
 	for _, r := range id {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-+", r)
