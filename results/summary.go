@@ -103,8 +103,12 @@ const SummaryFile = "summary.json"
 // training and evaluation have finished: a run folder whose summary is absent or incomplete is resumed,
 // a complete one is skipped.
 type Summary struct {
-	RunID    string `json:"run_id"`
-	Complete bool   `json:"complete"`
+	RunID string `json:"run_id"`
+	// Complete marked a finished run before complete.json existed; it is read for such runs only and no longer
+	// written (complete.json, written last, is the record of completeness).
+	Complete bool `json:"complete,omitempty"`
+	// Recorded is when the run completed (RFC 3339, UTC): what a skipped run reports, not the files' mtime.
+	Recorded string `json:"recorded,omitempty"`
 	// Config is the run's configuration as written by the main (every flag, resolved paths, hashes);
 	// kept as raw JSON so that this package does not depend on the mains' config types.
 	Config json.RawMessage `json:"config,omitempty"`

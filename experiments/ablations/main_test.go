@@ -111,7 +111,7 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 	if killed == nil || runState(*killed) != "partial" {
 		t.Fatalf("after the kill, the first incomplete run should be partial: %v\n%s", killed, out1.String())
 	}
-	killedDir := filepath.Join(killed.Config.RunsDir, killed.Config.ID())
+	killedDir := killed.dir()
 	_, ckptErr := os.Stat(filepath.Join(killedDir, pipeline.CheckpointFile))
 	t.Logf("interrupted %s after %v (checkpoint left: %v)", killed.describe(), time.Since(start).Round(time.Millisecond), ckptErr == nil)
 	resumeLine := "] " + killed.describe() + " (partial)"
@@ -229,7 +229,10 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 // planAll plans the sweeps o names, as run does.
 func planAll(t *testing.T, o *options) [][]plannedRun {
 	t.Helper()
-	p := presets()[o.preset]
+	p, err := loadPreset(o.preset)
+	if err != nil {
+		t.Fatal(err)
+	}
 	extra, err := loadSweeps(o.sweepsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +257,7 @@ func metricsTimes(t *testing.T, plans [][]plannedRun) map[string]time.Time {
 	m := map[string]time.Time{}
 	for _, ps := range plans {
 		for _, r := range ps {
-			p := filepath.Join(r.Config.RunsDir, r.Config.ID(), results.MetricsFile)
+			p := filepath.Join(r.dir(), results.MetricsFile)
 			st, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)

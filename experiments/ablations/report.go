@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -76,19 +75,19 @@ func collect(runs []plannedRun, metric string) ([]group, error) {
 	index := map[string]int{}
 	var missing []string
 	for _, r := range runs {
-		dir := filepath.Join(r.Config.RunsDir, r.Config.ID())
-		s, err := results.ReadSummary(dir)
+		dir := r.dir()
+		s, complete, err := pipeline.RunComplete(dir) // complete.json, not summary.json's flag
 		switch {
-		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, err
+		case s == nil:
 			state := "not started"
 			if _, err := os.Stat(dir); err == nil {
 				state = "incomplete (no summary.json)"
 			}
 			missing = append(missing, fmt.Sprintf("%s: %s (%s)", r.describe(), dir, state))
 			continue
-		case err != nil:
-			return nil, err
-		case !s.Complete:
+		case !complete:
 			missing = append(missing, fmt.Sprintf("%s: %s (incomplete)", r.describe(), dir))
 			continue
 		}

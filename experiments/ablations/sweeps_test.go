@@ -1,8 +1,13 @@
 package main
 
 import (
-	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	"encoding/json"
+	"fmt"
 	"io"
+	"strconv"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,21 +18,84 @@ import (
 	"github.com/adapterlab/llama-adapter/results"
 )
 
-func TestEpochValues(t *testing.T) {
-	for _, c := range []struct {
-		e     float64
-		vals  []string
-		paper map[string]string
-	}{
-		{2, []string{"1", "2", "4"}, map[string]string{"1": "15", "2": "30", "4": "60"}},
-		{5, []string{"2.5", "5", "10"}, map[string]string{"2.5": "15", "5": "30", "10": "60"}},
-		{1, []string{"0.5", "1", "2"}, map[string]string{"0.5": "15", "1": "30", "2": "60"}},
-	} {
-		v, p := epochValues(c.e)
-		if !reflect.DeepEqual(v, c.vals) || !reflect.DeepEqual(p, c.paper) {
-			t.Errorf("epochValues(%g) = %v %v, want %v %v", c.e, v, p, c.vals, c.paper)
+// presets loads every sweep set file (the tests' shorthand).
+func presets() map[string]*Preset {
+	m := map[string]*Preset{}
+	for _, n := range sweepSetNames() {
+		p, err := loadPreset(n)
+		if err != nil {
+			panic(err) // the committed sweep set files are part of the command
+		}
+		m[n] = p
+	}
+	return m
+}
+
+// TestSweepSetFiles: every sweep set reads and plans, and its epochs sweep's middle value is the budget's epoch
+// count (so that run is shared with the other sweeps), mapped to the paper's 30.
+func TestSweepSetFiles(t *testing.T) {
+	for name, p := range presets() {
+		for i := range p.Sweeps {
+			s := &p.Sweeps[i]
+			if _, err := plan(s, p.Base(), nil, 1); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if s.Param == "epochs" {
+				mid := s.Values[len(s.Values)/2]
+				if e, _ := strconv.ParseFloat(mid, 64); e != p.Base().Train.Epochs || s.Paper != nil && s.Paper[mid] != "30" {
+					t.Errorf("%s: epochs sweep %v around %g", name, s.Values, p.Base().Train.Epochs)
+				}
+			}
 		}
 	}
+}
+
+// TestCommittedSweepIDs: the sweep set files plan exactly the runs the committed reports list (results/ablations/
+// <report dir>/<sweep>/runs.json): value, seed and run id.
+func TestCommittedSweepIDs(t *testing.T) {
+	extra, err := loadSweeps("modality_lr_sweeps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for name, p := range presets() {
+		if name == "paper" {
+			continue // its reports would share results/ablations with smollm2's; none is committed (LLaMA-7B)
+		}
+		for _, s := range mergeSweeps(p.Sweeps, extra) {
+			path := filepath.Join(assets.RepoRoot(), "results", "ablations", p.ReportDir, s.Name, "runs.json")
+			data, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			var recs []struct {
+				Value string `json:"value"`
+				Seed  uint64 `json:"seed"`
+				RunID string `json:"run_id"`
+			}
+			if err := json.Unmarshal(data, &recs); err != nil {
+				t.Fatal(err)
+			}
+			runs, err := plan(&s, p.Base(), nil, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			planned := map[string]string{}
+			for _, r := range runs {
+				planned[fmt.Sprintf("%s/%d", r.Value, r.Config.Seed)] = r.ID
+			}
+			for _, r := range recs {
+				if got := planned[fmt.Sprintf("%s/%d", r.Value, r.Seed)]; got != r.RunID {
+					t.Errorf("%s %s value %s seed %d: planned %q, committed %s", name, s.Name, r.Value, r.Seed, got, r.RunID)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Skip("no committed sweep reports")
+	}
+	t.Logf("%d committed sweep runs planned with their ids", checked)
 }
 
 func TestPlanSharingOverridesAndSeeds(t *testing.T) {
@@ -54,7 +122,7 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, r := range layers {
-		ids[r.Config.ID()] = true
+		ids[r.ID] = true
 	}
 	if len(ids) != 10 {
 		t.Errorf("%d distinct run ids for 10 different runs", len(ids))
@@ -71,8 +139,8 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mod[0].Config.ID() != ini[0].Config.ID() {
-		t.Errorf("text run %s and zero-init run %s should share an id", mod[0].Config.ID(), ini[0].Config.ID())
+	if mod[0].ID != ini[0].ID {
+		t.Errorf("text run %s and zero-init run %s should share an id", mod[0].ID, ini[0].ID)
 	}
 	if mod[0].Config.Vision.CLIP != "" || mod[1].Config.Vision.CLIP != "random" || mod[1].Config.Vision.Modality != "multimodal" {
 		t.Errorf("modality runs: text clip %q, multimodal clip %q modality %q", mod[0].Config.Vision.CLIP, mod[1].Config.Vision.CLIP, mod[1].Config.Vision.Modality)
@@ -95,7 +163,7 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ep[1].Config.ID() != in0[0].Config.ID() {
+	if ep[1].ID != in0[0].ID {
 		t.Errorf("epochs=%g run should be the init sweep's zero run", base.Train.Epochs)
 	}
 }
@@ -194,7 +262,7 @@ func TestParseArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(o.shared, map[string]string{"epochs": "3", "K": "4"}) || o.seeds != 2 || o.preset != "local" {
+	if !reflect.DeepEqual(o.shared, map[string]string{"epochs": "3", "K": "4"}) || o.seeds != 2 || o.preset != "smollm2" {
 		t.Errorf("parsed %+v", o)
 	}
 	if err := run(t.Context(), []string{"-sweep", "init", "-preset", "huge"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "huge") {
@@ -320,18 +388,17 @@ func TestExampleSweeps(t *testing.T) {
 	}
 }
 
-// TestLocalPresetIsSmolLM2: the local preset runs the paper's L values on SmolLM2, reads its tables in cloze
+// TestSmolLM2SweepSet: the smollm2 sweep set runs the paper's L values on SmolLM2, reads its tables in cloze
 // scoring, scores the zero-shot baseline, and its multimodal runs use the pinned DINOv2 tower; stories260K keeps the
 // first local sweeps.
-func TestLocalPresetIsSmolLM2(t *testing.T) {
-	p := presets()["local"]
+func TestSmolLM2SweepSet(t *testing.T) {
+	p := presets()["smollm2"]
 	base := p.Base()
 	if base.Model.Path != "smollm2" || base.Adapter.Layers != 30 || p.Metric != "cloze" || !base.Eval.ZeroShot || base.Eval.Mode != pipeline.EvalScores {
 		t.Fatalf("local preset: model %s, L=%d, metric %q, zero-shot %v, eval %s", base.Model.Path, base.Adapter.Layers, p.Metric, base.Eval.ZeroShot, base.Eval.Mode)
 	}
-	b := localBudget()
-	if base.Data.TrainLimit != b.TrainLimit || base.Data.EvalLimit != b.EvalLimit || base.Train.Epochs != b.Epochs {
-		t.Errorf("local base not cut to the budget: %+v vs %+v", base.Data, b)
+	if base.Data.TrainLimit != 480 || base.Data.EvalLimit != 300 || base.Train.Epochs != 1 {
+		t.Errorf("smollm2 sweep base not cut to the budget: %+v %+v", base.Data, base.Train)
 	}
 	byName := map[string]*Sweep{}
 	for i := range p.Sweeps {
@@ -352,8 +419,8 @@ func TestLocalPresetIsSmolLM2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mod[1].Config.Vision.CLIP != "dinov2-s14" || mod[0].Config.ID() != layers[2].Config.ID() {
-		t.Errorf("modality: multimodal tower %q; the text run shares the L=30 run: %v", mod[1].Config.Vision.CLIP, mod[0].Config.ID() == layers[2].Config.ID())
+	if mod[1].Config.Vision.CLIP != "dinov2-s14" || mod[0].ID != layers[2].ID {
+		t.Errorf("modality: multimodal tower %q; the text run shares the L=30 run: %v", mod[1].Config.Vision.CLIP, mod[0].ID == layers[2].ID)
 	}
 	if s := presets()["stories260K"].Base(); s.Model.Tokenizer == "smollm2" || s.Adapter.Layers != 5 {
 		t.Errorf("stories260K preset changed: %+v", s.Model)

@@ -6,7 +6,9 @@
 //	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
 //
 // -h shows the subcommands and the flags of the default action (train); a subcommand's -h shows its own.
-// -preset NAME selects a configuration (stories260K by default; smollm2, paper).
+// -preset NAME selects a configuration file from experiments/presets (smollm2, the default run; stories260K, a
+// one-minute check of the machinery; paper, the paper's LLaMA-7B setup); -config FILE reads one of the same form
+// (a user's own, or a run folder's config.json). Flags then override single settings.
 package main
 
 import (

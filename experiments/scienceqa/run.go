@@ -15,41 +15,54 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 )
 
-// presetFlag finds -preset NAME in args (before flag parsing, since it sets the other flags' defaults).
-func presetFlag(args []string) (string, []string) {
-	name := pipeline.DefaultPreset
+// takeFlag removes -name VALUE (or -name=VALUE, with one or two dashes) from args and returns its last value
+// ("" when absent) and the rest: -preset and -config are read before the other flags, whose defaults they set.
+func takeFlag(args []string, name string) (string, []string) {
+	val := ""
 	var rest []string
 	for i := 0; i < len(args); i++ {
-		a := args[i]
+		a := strings.TrimPrefix(strings.TrimPrefix(args[i], "-"), "-")
 		switch {
-		case a == "-preset" || a == "--preset":
-			if i+1 < len(args) {
-				name = args[i+1]
-				i++
-			}
-		case len(a) > 8 && (a[:8] == "-preset=" || (len(a) > 9 && a[:9] == "--preset=")):
-			name = a[len("-preset="):]
-			if a[1] == '-' {
-				name = a[len("--preset="):]
-			}
+		case a == args[i]: // not a flag
+			rest = append(rest, args[i])
+		case a == name && i+1 < len(args):
+			val = args[i+1]
+			i++
+		case strings.HasPrefix(a, name+"="):
+			val = strings.TrimPrefix(a, name+"=")
 		default:
-			rest = append(rest, a)
+			rest = append(rest, args[i])
 		}
 	}
-	return name, rest
+	return val, rest
 }
 
-// parseConfig builds a pipeline.Config from a preset and flags.
+// parseConfig builds a pipeline.Config from a preset (-preset NAME) or a configuration file (-config FILE), then
+// the flags, which override single settings.
 func parseConfig(name string, args []string, stderr io.Writer, extra func(fs *flag.FlagSet)) (pipeline.Config, error) {
-	preset, rest := presetFlag(args)
-	cfg, err := pipeline.Preset(preset)
+	preset, rest := takeFlag(args, "preset")
+	file, rest := takeFlag(rest, "config")
+	var cfg pipeline.Config
+	var err error
+	switch {
+	case file != "" && preset != "":
+		return cfg, fmt.Errorf("-preset %s and -config %s: give one (a file can name a preset as its \"base\")", preset, file)
+	case file != "":
+		cfg, err = pipeline.LoadConfigFile(file)
+	default:
+		if preset == "" {
+			preset = pipeline.DefaultPreset
+		}
+		cfg, err = pipeline.Preset(preset)
+	}
 	if err != nil {
 		return cfg, err
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("preset", preset, "configuration preset: "+strings.Join(pipeline.PresetNames(), ", ")+
-		" (smollm2: SmolLM2-135M on the local ScienceQA folds, ~15 min on 2 cores; stories260K: a 260K-parameter story model, ~1 min, tests the machinery; paper: LLaMA-7B + CLIP ViT-L/14, official data); the other flags' defaults below are the preset's")
+		" (files in experiments/presets; smollm2: "+pipeline.PresetDescription("smollm2")+"); the other flags' defaults below are the preset's")
+	fs.String("config", file, "configuration file of the presets' form ({\"base\": PRESET, \"config\": {…}}), or a run folder's config.json; flags override its settings")
 	cfg.Flags(fs)
 	if extra != nil {
 		extra(fs)

@@ -3,13 +3,37 @@ package pipeline
 import (
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 )
+
+// presetOrFatal returns a preset's configuration (the tests' shorthand).
+func presetOrFatal(name string) Config {
+	c, err := Preset(name)
+	if err != nil {
+		panic(err) // the committed preset files are part of the package
+	}
+	return c
+}
+
+// Stories260K is the stories260K preset, the tests' base configuration.
+func Stories260K() Config { return presetOrFatal("stories260K") }
+
+// runID is c's run id, failing the test when it has none.
+func runID(t *testing.T, c Config) string {
+	t.Helper()
+	id, err := c.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
 
 // committedRunDirs are the run folders committed under results/ (results/runs/* and any results/**/runs/*).
 func committedRunDirs(t *testing.T) []string {
@@ -43,8 +67,8 @@ func reroot(p string) string {
 	return p
 }
 
-// TestCommittedRunIDs: every committed run's config.json, read into the typed Config, hashes to its folder name,
-// so the typed configuration kept the id scheme.
+// TestCommittedRunIDs: every committed run's config.json (the flat form they were written in), read into the
+// nested Config, hashes to its folder name; written in the nested form and read back, it still does.
 func TestCommittedRunIDs(t *testing.T) {
 	dirs := committedRunDirs(t)
 	if len(dirs) == 0 {
@@ -63,77 +87,250 @@ func TestCommittedRunIDs(t *testing.T) {
 		for _, p := range []*string{&c.Data.Dir, &c.Data.ProblemsFile, &c.Data.SplitsFile, &c.Model.Path, &c.Model.Tokenizer, &c.Vision.CLIP} {
 			*p = reroot(*p)
 		}
-		if got, want := c.ID(), filepath.Base(dir); got != want {
+		if got := runID(t, c); got != filepath.Base(dir) {
 			t.Errorf("%s: the typed config hashes to %s", dir, got)
 		}
-	}
-	t.Logf("%d committed runs keep their ids", len(dirs))
-}
-
-// TestRecordRoundTrip: the JSON form is the flat record, and reading it back gives the same Config.
-func TestRecordRoundTrip(t *testing.T) {
-	for _, name := range PresetNames() {
-		c, err := Preset(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Devices, c.Data.Target, c.Train.Beta2 = "all", TargetLetterText, 0.99
 		data, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range []string{"model", "layers", "prompt_len", "epochs", "modality", "devices", "target", "beta2"} {
-			if _, ok := m[k]; !ok {
-				t.Errorf("preset %s: JSON lacks key %q: %s", name, k, data)
-			}
 		}
 		var back Config
 		if err := json.Unmarshal(data, &back); err != nil {
 			t.Fatal(err)
 		}
-		if back.ID() != c.ID() || back.Devices != "all" || back.Train.Beta2 != 0.99 || back.Data.Target != TargetLetterText {
-			t.Errorf("preset %s: round trip changed the config: %+v vs %+v", name, back, c)
+		if got := runID(t, back); got != filepath.Base(dir) {
+			t.Errorf("%s: the nested form hashes to %s", dir, got)
+		}
+	}
+	t.Logf("%d committed runs keep their ids", len(dirs))
+}
+
+// leafFields returns the address and path of every leaf field of v (a struct), descending into structs.
+func leafFields(v reflect.Value, path string, out map[uintptr]string) {
+	for i := 0; i < v.NumField(); i++ {
+		f, ft := v.Field(i), v.Type().Field(i)
+		if ft.Anonymous && ft.Type == reflect.TypeOf(Runtime{}) {
+			continue // not a setting
+		}
+		p := path + "." + ft.Name
+		if f.Kind() == reflect.Struct {
+			leafFields(f, p, out)
+			continue
+		}
+		out[f.Addr().Pointer()] = p
+	}
+}
+
+// TestSettingsCover: every field of Config (outside Runtime) is declared by exactly one row of settings, every
+// declared flag exists, and no two rows share a key or a flag.
+func TestSettingsCover(t *testing.T) {
+	var c Config
+	leaves := map[uintptr]string{}
+	leafFields(reflect.ValueOf(&c).Elem(), "Config", leaves)
+	seen := map[uintptr]int{}
+	keys, flags := map[string]bool{}, map[string]bool{}
+	for i, s := range settings {
+		if s.key != "" {
+			if keys[s.key] {
+				t.Errorf("key %q declared twice", s.key)
+			}
+			keys[s.key] = true
+		}
+		if s.flag != "" {
+			if flags[s.flag] {
+				t.Errorf("flag -%s declared twice", s.flag)
+			}
+			flags[s.flag] = true
+		}
+		if s.field == nil {
+			continue
+		}
+		addr := reflect.ValueOf(s.field(&c)).Pointer()
+		if _, ok := leaves[addr]; !ok {
+			t.Errorf("settings[%d] (%s) points at no leaf field of Config", i, s.name())
+		}
+		seen[addr]++
+	}
+	for addr, path := range leaves {
+		if seen[addr] != 1 {
+			t.Errorf("%s is declared %d times in settings (want once: add a row for a new field)", path, seen[addr])
+		}
+	}
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	c.Flags(fs)
+	for f := range flags {
+		if fs.Lookup(f) == nil {
+			t.Errorf("-%s declared but not registered", f)
 		}
 	}
 }
 
-// TestIDIgnoresDevicesAndNewDefaults: -devices is not hashed; settings added after the committed runs change the
-// id only when they leave their earlier implicit value.
-func TestIDIgnoresDevicesAndNewDefaults(t *testing.T) {
-	a := Stories260K()
-	b := a
-	b.Devices = "4"
-	b.Data.Target = ""
-	if a.ID() != b.ID() {
-		t.Errorf("-devices or an empty target changed the id: %s vs %s", a.ID(), b.ID())
-	}
-	for name, mod := range map[string]func(*Config){
-		"target": func(c *Config) { c.Data.Target = TargetLetterText },
-		"beta1":  func(c *Config) { c.Train.Beta1 = 0.8 },
-		"eval":   func(c *Config) { c.Eval.Mode = EvalCloze },
-	} {
-		c := a
-		mod(&c)
-		if c.ID() == a.ID() {
-			t.Errorf("changing %s kept the id", name)
+// mutate changes the field p points at to another valid-typed value.
+func mutate(p any) {
+	switch p := p.(type) {
+	case *string:
+		*p += "x"
+	case *int:
+		*p += 3
+	case *uint64:
+		*p += 3
+	case *float64:
+		*p += 0.25
+	case *bool:
+		*p = !*p
+	case *[]int:
+		*p = append(*p, 7)
+	case *DType:
+		*p = BFloat16
+	case *Modality:
+		*p = Multimodal
+	case *EvalMode:
+		*p = EvalCloze
+	case *Fallback:
+		*p = FallbackWrong
+	case *Target:
+		*p = TargetCloze
+	default:
+		v := reflect.ValueOf(p).Elem()
+		if v.Kind() == reflect.String {
+			v.SetString(v.String() + "x")
 		}
+	}
+}
+
+// TestSettingsRoles: a config field declared once shows up in the flags, config.json and the run id as declared:
+// changing a hashed setting changes the id, changing any other keeps it; every setting (and no runtime knob)
+// survives config.json's nested form.
+func TestSettingsRoles(t *testing.T) {
+	base := Stories260K()
+	id := runID(t, base)
+	for _, s := range settings {
+		if s.field == nil {
+			continue
+		}
+		c := base
+		c.Vision.Layers = append([]int(nil), base.Vision.Layers...)
+		mutate(s.field(&c))
+		if s.derived {
+			continue
+		}
+		got := runID(t, c)
+		if (got != id) != (s.hash != hashNever) {
+			t.Errorf("%s: hash role %d, but changing it gives id %s (base %s)", s.name(), s.hash, got, id)
+		}
+		data, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Config
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(s.field(&back), s.field(&c)) {
+			t.Errorf("%s not recorded: %v after the round trip, want %v", s.name(), reflect.ValueOf(s.field(&back)).Elem(), reflect.ValueOf(s.field(&c)).Elem())
+		}
+	}
+	// A setting added later is out of the hash only at its earlier implicit value, not at every zero.
+	for _, mod := range []func(*Config){func(c *Config) { c.Train.Beta1 = 0 }, func(c *Config) { c.Train.PadMultiple = 8 }} {
+		c := base
+		mod(&c)
+		if runID(t, c) == id {
+			t.Errorf("a changed setting kept the id: %+v", c.Train)
+		}
+	}
+	for _, mod := range []func(*Config){func(c *Config) { c.Data.Target = "" }, func(c *Config) { c.Train.PadMultiple = 0 }} {
+		c := base
+		mod(&c)
+		if runID(t, c) != id {
+			t.Errorf("an implicit value changed the id: %+v", c.Train)
+		}
+	}
+	// Runtime knobs: neither recorded nor hashed.
+	c := base
+	c.Runtime = Runtime{Devices: "4", RunsDir: "/elsewhere", Backend: "go", FeatureCache: "/f", ZeroShotCache: "/z", Install: true, Force: true, Wait: true}
+	if runID(t, c) != id {
+		t.Error("a runtime knob changed the id")
+	}
+	data, _ := json.Marshal(c)
+	for _, v := range []string{"/elsewhere", "/f", "/z"} {
+		if strings.Contains(string(data), v) {
+			t.Errorf("runtime knob %s recorded in %s", v, data)
+		}
+	}
+}
+
+// TestNewFlagsAndRecord: the settings that had no flag (-beta1, -answer-head) or were not recorded (-zero-shot,
+// answer_head) now are.
+func TestNewFlagsAndRecord(t *testing.T) {
+	c := parseFlags(t, "-beta1", "0.8", "-answer-head", "-zero-shot")
+	if c.Train.Beta1 != 0.8 || !c.Train.AnswerHead || !c.Eval.ZeroShot {
+		t.Fatalf("flags did not bind: %+v", c)
+	}
+	data, _ := json.Marshal(c)
+	var back Config
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Train.Beta1 != 0.8 || !back.Train.AnswerHead || !back.Eval.ZeroShot {
+		t.Errorf("not recorded: %s", data)
+	}
+}
+
+// TestPresetFiles: every preset file reads, validates, and smollm2 is the default run.
+func TestPresetFiles(t *testing.T) {
+	names := PresetNames()
+	if names[0] != DefaultPreset || len(names) < 3 {
+		t.Fatalf("presets %v", names)
+	}
+	for _, n := range names {
+		c, err := Preset(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("preset %s: %v", n, err)
+		}
+	}
+	s := presetOrFatal("smollm2")
+	if s.Model.Path != "smollm2" || s.Adapter.Layers != 30 || s.Train.BaseLR != 0.3 || s.Data.Target != TargetCloze ||
+		!s.Eval.ZeroShot || s.Data.ProblemsFile != assets.Path("scienceqa", "problems_test.json") {
+		t.Errorf("smollm2 preset: %+v", s)
+	}
+	if _, err := Preset("../presets/smollm2"); err == nil {
+		t.Error("a preset name with a path was accepted")
+	}
+	t.Chdir(t.TempDir()) // the presets are embedded: a built command finds them from anywhere
+	if c, err := Preset("paper"); err != nil || c.Adapter.Layers != 30 {
+		t.Errorf("preset outside the repository: %v", err)
+	}
+}
+
+// TestUserConfigFile: a user's file states what differs from its base; a misspelt key is an error.
+func TestUserConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "mine.json")
+	os.WriteFile(good, []byte(`{"base": "stories260K", "config": {"train": {"epochs": 3}, "adapter": {"prompt_len": 4}}}`), 0o644)
+	c, err := LoadConfigFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stories260K()
+	want.Train.Epochs, want.Adapter.PromptLen = 3, 4
+	if runID(t, c) != runID(t, want) {
+		t.Errorf("user file: %+v", c)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"base": "stories260K", "config": {"train": {"epoch": 3}}}`), 0o644)
+	if _, err := LoadConfigFile(bad); err == nil || !strings.Contains(err.Error(), "epoch") {
+		t.Errorf("misspelt key: %v", err)
 	}
 }
 
 // TestFlagsBindTypedFields: flags set the typed fields directly, enums reject unknown values, and Validate
 // collects the errors of one config.
 func TestFlagsBindTypedFields(t *testing.T) {
-	c := Stories260K()
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	c.Flags(fs)
-	if err := fs.Parse([]string{"-L", "3", "-init", "random", "-eval", "cloze", "-modality", "multimodal", "-clip", "random",
-		"-clip-layers", "2,4", "-format", "QCML-AE", "-dtype", "bfloat16", "-target", "letter-text", "-devices", "all"}); err != nil {
-		t.Fatal(err)
-	}
+	c := parseFlags(t, "-L", "3", "-init", "random", "-eval", "cloze", "-modality", "multimodal", "-clip", "random",
+		"-clip-layers", "2,4", "-format", "QCML-AE", "-dtype", "bfloat16", "-target", "letter-text", "-devices", "all")
 	if c.Adapter.Layers != 3 || c.Adapter.Init != "random" || c.Eval.Mode != EvalCloze || c.Vision.Modality != Multimodal ||
 		len(c.Vision.Layers) != 2 || c.Data.Format != "QCML-AE" || c.Model.DType != BFloat16 || c.Data.Target != TargetLetterText || c.Devices != "all" {
 		t.Errorf("flags did not bind: %+v", c)
@@ -155,6 +352,36 @@ func TestFlagsBindTypedFields(t *testing.T) {
 	err := bad.Validate()
 	if err == nil || !strings.Contains(err.Error(), "letter scoring") || !strings.Contains(err.Error(), "-devices") || !strings.Contains(err.Error(), "-fold") {
 		t.Errorf("Validate should report every problem, got %v", err)
+	}
+}
+
+// TestValidateNamesFlags (issue 28): non-finite, negative and zero settings are refused before any work, each
+// error naming its flag, and a configuration that cannot be encoded has no run id.
+func TestValidateNamesFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-wd", "NaN"}, "-wd"}, {[]string{"-lr", "Inf"}, "-lr"}, {[]string{"-min-lr", "-1"}, "-min-lr"},
+		{[]string{"-warmup", "NaN"}, "-warmup"}, {[]string{"-clip-norm", "-1"}, "-clip-norm"}, {[]string{"-wd", "-0.1"}, "-wd"},
+		{[]string{"-prompt-std", "-1"}, "-prompt-std"}, {[]string{"-gate-std", "Inf"}, "-gate-std"},
+		{[]string{"-checkpoint-every", "-5"}, "-checkpoint-every"}, {[]string{"-batch", "0"}, "-batch"},
+		{[]string{"-accum", "0"}, "-accum"}, {[]string{"-max-len", "0"}, "-max-len"}, {[]string{"-lr", "0"}, "-lr"},
+		{[]string{"-run", "."}, "-run"}, {[]string{"-run", "../x"}, "-run"}, {[]string{"-run", "a/b"}, "-run"},
+	} {
+		c := parseFlags(t, tc.args...)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.flag+" ") && !strings.Contains(err.Error(), tc.flag+":") {
+			t.Errorf("%v: want an error naming %s, got %v", tc.args, tc.flag, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "{") {
+			t.Errorf("%v: error dumps a struct: %v", tc.args, err)
+		}
+	}
+	c := Stories260K()
+	c.Train.WeightDecay = math.NaN()
+	if id, err := c.ID(); err == nil {
+		t.Errorf("a NaN setting hashed to %s", id)
 	}
 }
 

@@ -323,7 +323,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	cacheDir := cfg.Vision.FeatureCache
+	cacheDir := cfg.FeatureCache
 	if cacheDir == "" {
 		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
 	}
@@ -331,7 +331,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	x.Preprocess.MaxPixels, x.Warn = cfg.Vision.MaxPixels, out
+	x.Preprocess.MaxPixels, x.Warn = cfg.MaxPixels, out
 	var srcs []clip.ImageSource
 	var pids []string
 	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {

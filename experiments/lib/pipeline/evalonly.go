@@ -79,7 +79,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	if err != nil {
 		return nil, err
 	}
-	sum := &results.Summary{RunID: "eval: " + name, Complete: true, Versions: results.CurrentVersions(), Backend: s.info.String(),
+	sum := &results.Summary{RunID: "eval: " + name, Versions: results.CurrentVersions(), Backend: s.info.String(),
 		Environment: environment(s.info)}
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()
 	if err := sum.SetConfig(cfg); err != nil {
@@ -87,32 +87,11 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	}
 	sum.Split = evalSplitName(cfg)
 	sum.Truncation = &ex.trunc
-	if sum.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
-		return nil, err
-	}
 	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := results.WriteJSONAtomic(filepath.Join(outDir, PredictionsFile), preds.choice); err != nil {
-		return nil, err
-	}
-	if err := saveExtraPredictions(outDir, preds); err != nil {
-		return nil, err
-	}
-	sum.Scorings = map[string]results.AccuracyTable{}
-	extra, err := extraRows(outDir, sum.RunID, s.data.eval, preds, sum.Scorings)
-	if err != nil {
-		return nil, err
-	}
-	if err := results.WriteSummary(outDir, sum); err != nil {
-		return nil, err
-	}
-	t := runTable(sum, string(preds.mode), extra)
-	if err := t.Render(out, results.Text); err != nil {
-		return nil, err
-	}
-	return sum, t.Save(filepath.Join(outDir, TableFile))
+	return sum, writeResults(outDir, sum, s.data.eval, preds, out) // the record stage a run shares
 }
 
 func evalSplitName(cfg Config) string {

@@ -80,7 +80,7 @@ func TestUndecodableImage(t *testing.T) {
 	cfg.Data.TrainLimit, cfg.Data.EvalLimit = 0, 0
 	cfg.Train.Epochs = 1
 	cfg.Vision.Modality, cfg.Vision.CLIP = Multimodal, "random"
-	cfg.Vision.FeatureCache = t.TempDir()
+	cfg.FeatureCache = t.TempDir()
 	_, err := Run(context.Background(), cfg, io.Discard)
 	if err == nil {
 		t.Fatal("a run with an undecodable image went ahead")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -45,7 +46,10 @@ func TestRunFolderAndSkip(t *testing.T) {
 		t.Errorf("checkpoint left in a complete run folder (%v)", err)
 	}
 	s := res.Summary
-	if !s.Complete || s.Accuracy["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
+	if _, ok, err := RunComplete(res.Dir); !ok || err != nil {
+		t.Errorf("run folder not complete: %v", err)
+	}
+	if s.Accuracy["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
 		t.Errorf("summary incomplete: %+v", s)
 	}
 	if err := s.Accuracy.Validate(); err != nil {
@@ -70,13 +74,13 @@ func TestKillAndResume(t *testing.T) {
 	cfg2 := cfg
 	cfg2.RunsDir = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	testAfterStep = func(step int) {
-		if step == 5 {
+	cfg2.OnStep = func(s train.StepInfo) {
+		if s.Step == 5 {
 			cancel()
 		}
 	}
 	_, err = Run(ctx, cfg2, &out)
-	testAfterStep = nil
+	cfg2.OnStep = nil
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("expected the simulated kill, got %v", err)
 	}
@@ -160,11 +164,11 @@ func TestIDIndependentOfCheckout(t *testing.T) {
 	b.Model.Path = rel
 	b.Backend = "go:ops_sequential"
 	b.Devices = "all"
-	if a.ID() != b.ID() {
-		t.Errorf("ids differ: %s vs %s", a.ID(), b.ID())
+	if runID(t, a) != runID(t, b) {
+		t.Errorf("ids differ: %s vs %s", runID(t, a), runID(t, b))
 	}
 	b.Seed = 1
-	if a.ID() == b.ID() {
+	if runID(t, a) == runID(t, b) {
 		t.Error("a different seed gave the same id")
 	}
 }

@@ -16,6 +16,8 @@ type progress struct {
 	times []time.Time
 	done  []int
 	total int
+	last  int // the last position set
+	out   io.Writer
 }
 
 // etaWindow is how many recent updates the rate is measured over.
@@ -28,7 +30,7 @@ func newProgress(out io.Writer, what string, total, done int) *progress {
 		progressbar.OptionSetPredictTime(false), progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	_ = bar.Set(done)
-	p := &progress{bar: bar, what: what, total: total}
+	p := &progress{bar: bar, what: what, total: total, last: done, out: out}
 	p.times, p.done = []time.Time{time.Now()}, []int{done}
 	return p
 }
@@ -50,7 +52,16 @@ func (p *progress) set(done int, detail string) {
 	}
 	p.bar.Describe(desc)
 	_ = p.bar.Set(done)
+	p.last = done
 }
 
-// finish completes the bar (printing its newline).
-func (p *progress) finish() { _ = p.bar.Finish() }
+// finish ends the bar with its newline: at 100 % when every item was done, else where it stopped (a signal or an
+// error part-way must not draw a finished bar).
+func (p *progress) finish() {
+	if p.last >= p.total {
+		_ = p.bar.Finish()
+		return
+	}
+	_ = p.bar.Exit() // prints the newline, leaves the bar as drawn
+	fmt.Fprintf(p.out, "%s stopped at %d of %d\n", p.what, p.last, p.total)
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
@@ -29,16 +30,6 @@ const (
 	TableFile       = "table" // .txt, .md, .json
 )
 
-// resolved is what config.json records beyond the settings: absolute paths, content digests, the backend.
-type resolved struct {
-	record
-	Paths   map[string]string `json:"resolved_paths"`
-	Digests map[string]string `json:"digests"`
-	Backend string            `json:"backend_resolved"`
-	// Command is the command line that started the run (the process's arguments).
-	Command []string `json:"command"`
-}
-
 // Result is what a finished run reports.
 type Result struct {
 	Dir     string
@@ -48,178 +39,290 @@ type Result struct {
 
 // Run performs the run cfg describes in its folder <RunsDir>/<ID>, resuming a partial one. A complete one is not
 // run again (unless cfg.Force): its recorded table is printed. Progress and tables go to out.
+//
+// Run = lock → prepare → train → evaluate → record: each stage takes the previous stage's value. A signal (ctx)
+// stops the run between stages and inside training; what stays in the folder resumes on the next run.
 func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	id := cfg.ID()
-	cfg.RunID = id
-	dir := filepath.Join(cfg.RunsDir, id)
+	l, err := lock(ctx, cfg, out)
+	if err != nil {
+		return nil, err
+	}
+	defer l.rf.close(&err)
+	if l.done != nil {
+		return &Result{Dir: l.dir, Summary: l.done, Skipped: true}, printRecorded(out, l.dir, l.done, !cfg.SkipTable)
+	}
+	p, err := prepare(ctx, l, out)
+	if err != nil {
+		return nil, err
+	}
+	defer p.s.close()
+	t, err := trainStage(ctx, p, out)
+	if err != nil {
+		return nil, err
+	}
+	e, err := evaluateStage(ctx, t, out)
+	if err != nil {
+		return nil, err
+	}
+	return record(ctx, e, out)
+}
+
+// locked is the lock stage's value: the run's folder, held by this process, whose record matches this run.
+type locked struct {
+	cfg      Config // with its RunID
+	dir      string
+	rf       *runFolder
+	done     *results.Summary // the recorded summary when the folder is complete (nothing to run)
+	resolved folderRecord     // what this run records in config.json
+	forced   []string         // the differences -force-resume accepted
+}
+
+// lock opens and locks the run folder, clears it for -force, and checks its record against the current inputs
+// before anything in it is written. On an error the folder is released (and removed if this call created it).
+func lock(ctx context.Context, cfg Config, out io.Writer) (_ *locked, err error) {
+	if cfg.RunID, err = cfg.ID(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.RunsDir, cfg.RunID)
 	rf, err := openRunFolder(ctx, cfg, dir, out)
 	if err != nil {
 		return nil, err
 	}
-	defer rf.close(&err)
-	done, complete, err := rf.complete()
+	defer func() {
+		if err != nil {
+			rf.close(&err)
+		}
+	}()
+	l := &locked{cfg: cfg, dir: dir, rf: rf}
+	done, complete, err := l.rf.complete()
 	if err != nil {
 		return nil, err
 	}
 	if complete && cfg.Force {
-		fmt.Fprintf(out, "-force: deleting the complete run %s to run it again\n", dir)
-		if err := rf.clearForRerun(); err != nil {
+		fmt.Fprintf(out, "-force: deleting the complete run %s to run it again\n", l.dir)
+		if err := l.rf.clearForRerun(); err != nil {
 			return nil, err
 		}
 		complete = false
 	}
-	// The folder's record is checked against the current inputs before anything in it is written.
 	modelPath, tokPath, err := resolveModel(cfg, out)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := currentRecord(cfg, modelPath, tokPath, "")
-	if err != nil {
+	if l.resolved, err = currentRecord(cfg, modelPath, tokPath, ""); err != nil {
 		return nil, err
 	}
-	forced, err := rf.checkRecord(cfg, cur, out)
-	if err != nil {
+	if l.forced, err = l.rf.checkRecord(cfg, l.resolved, out); err != nil {
 		return nil, err
 	}
 	if complete {
-		return &Result{Dir: dir, Summary: done, Skipped: true}, printRecorded(out, dir, done, !cfg.SkipTable)
+		l.done = done
 	}
-	fmt.Fprintf(out, "run %s in %s\n", id, dir)
-	s, err := open(cfg, out)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	cur.Backend = s.info.Config
-	if err := rf.writeRecord(cur, forced); err != nil {
-		return nil, err
-	}
+	return l, nil
+}
 
+// prepared is the prepare stage's value: the open session (backend, tokenizer, problems, frozen model), the
+// adapter, the tokenized examples and the summary's description of the run.
+type prepared struct {
+	*locked
+	s       *session
+	a       *adapter.Adapter
+	ex      *runExamples
+	summary *results.Summary
+}
+
+// prepare opens the session, checks the settings against the model, writes config.json and builds the adapter and
+// the examples (with image features for a multimodal run).
+func prepare(ctx context.Context, l *locked, out io.Writer) (_ *prepared, err error) {
+	cfg := l.cfg
+	fmt.Fprintf(out, "run %s in %s\n", cfg.RunID, l.dir)
+	p := &prepared{locked: l}
+	if p.s, err = open(cfg, out); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			p.s.close()
+		}
+	}()
+	mc := p.s.model.Config
+	if cfg.Adapter.Layers > mc.NumLayers {
+		return nil, fmt.Errorf("-L %d (adapter.layers): model %s has %d layers", cfg.Adapter.Layers, p.s.modelPath, mc.NumLayers)
+	}
+	l.resolved.Backend = p.s.info.Config
+	if err := l.rf.writeRecord(l.resolved, l.forced); err != nil {
+		return nil, err
+	}
 	var feats map[string][]float32
 	var visual *adapter.VisualConfig
 	if cfg.Vision.Modality == Multimodal {
-		if feats, visual, err = s.features(out); err != nil {
+		if feats, visual, err = p.s.features(out); err != nil {
 			return nil, err
 		}
 	}
-	acfg := cfg.adapterConfig(s.model.Config.NumLayers, visual)
-	a, err := adapter.New(s.model.Store, acfg, s.model.Config)
+	acfg, err := cfg.adapterConfig(mc.NumLayers, visual)
 	if err != nil {
 		return nil, err
 	}
-	counts := adapter.Count(acfg, s.model.Config)
+	if p.a, err = adapter.New(p.s.model.Store, acfg, mc); err != nil {
+		return nil, err
+	}
+	counts := adapter.Count(acfg, mc)
 	fmt.Fprintln(out, counts.Summary())
-	ex, err := s.examples(feats, out)
-	if err != nil {
+	if p.ex, err = p.s.examples(feats, out); err != nil {
 		return nil, err
 	}
+	p.summary = &results.Summary{RunID: cfg.RunID, Versions: results.CurrentVersions(), Backend: p.s.info.String(),
+		Device: fmt.Sprintf("%s, %d CPU cores", p.s.backend.Description(), runtime.NumCPU()), TrainableParams: int64(counts.Total()),
+		Environment: environment(p.s.info), Dir: l.dir, Split: evalSplitName(cfg), SkippedImages: p.s.data.skippedImages, Vision: p.s.data.vision,
+		Truncation: &p.ex.trunc}
+	if err := p.summary.SetConfig(cfg); err != nil {
+		return nil, err
+	}
+	return p, ctx.Err()
+}
+
+// trainedRun is the train stage's value: the trainer (its state is the trained adapter, saved in the folder).
+type trainedRun struct {
+	*prepared
+	tr *train.Trainer
+}
+
+// trainStage trains from scratch or from the folder's checkpoint and saves the adapter.
+func trainStage(ctx context.Context, p *prepared, out io.Writer) (*trainedRun, error) {
+	cfg, s := p.cfg, p.s
 	place, err := device.NewPlacement(s.backend, cfg.Devices, false) // -devices: the batch sharded over a mesh
 	if err != nil {
 		return nil, err
 	}
-	tr, err := train.NewPlaced(s.model, a, s.backend, cfg.trainConfig(), place)
+	tr, err := train.NewPlaced(s.model, p.a, s.backend, cfg.trainConfig(), place)
 	if err != nil {
 		return nil, err
 	}
-
-	summary := &results.Summary{RunID: id, Versions: results.CurrentVersions(), Backend: s.info.String(),
-		Device: fmt.Sprintf("%s, %d CPU cores", s.backend.Description(), runtime.NumCPU()), TrainableParams: int64(counts.Total()),
-		Environment: environment(s.info), Dir: dir}
-	if err := summary.SetConfig(cfg); err != nil {
-		return nil, err
-	}
-	summary.Split = evalSplitName(cfg)
-	summary.SkippedImages = s.data.skippedImages
-	summary.Truncation = &ex.trunc
-	summary.Vision = s.data.vision
-
-	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
+	res, err := trainRun(ctx, cfg, p.dir, tr, p.ex.train, out)
 	if errors.Is(err, train.ErrNonFinite) {
-		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", dir, err, rf.keptMessage())
+		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", p.dir, err, p.rf.keptMessage())
 	} else if err != nil {
 		return nil, err
 	}
-	summary.Timings.TrainSeconds = tres.seconds
-	if tres.seconds > 0 {
-		summary.Timings.TokensPerSecond = float64(tres.tokens) / tres.seconds
+	sum := p.summary
+	sum.Timings.TrainSeconds = res.seconds
+	if res.seconds > 0 {
+		sum.Timings.TokensPerSecond = float64(res.tokens) / res.seconds
 	}
-	summary.FinalTrainLoss = tres.finalLoss
-	if err := a.Save(filepath.Join(dir, AdapterFile), map[string]string{"run_id": id}); err != nil {
+	sum.FinalTrainLoss = res.finalLoss
+	if err := p.a.Save(filepath.Join(p.dir, AdapterFile), map[string]string{"run_id": cfg.RunID}); err != nil {
 		return nil, err
 	}
+	return &trainedRun{prepared: p, tr: tr}, ctx.Err()
+}
 
-	// Evaluation.
-	evalStart := time.Now()
+// evaluated is the evaluate stage's value: the answers of every protocol.
+type evaluated struct {
+	*trainedRun
+	preds *predictions
+}
+
+// evaluateStage measures the validation loss, answers the evaluation problems by the configured protocols and,
+// with -zero-shot, the pretrained model's scores. A signal stops it between phases; the rerun resumes here (the
+// checkpoint stays until the run is complete).
+func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evaluated, err error) {
+	cfg, s, ex, sum := t.cfg, t.s, t.ex, t.summary
+	start := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
-	valLoss, err := tr.EvalLoss(ex.evalTrain)
+	valLoss, err := t.tr.EvalLoss(ex.evalTrain)
 	if err != nil {
 		return nil, err
 	}
-	summary.FinalValLoss = results.Float(valLoss)
-	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
-	if err != nil {
+	sum.FinalValLoss = results.Float(valLoss)
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	summary.Timings.EvalSeconds = time.Since(evalStart).Seconds()
-	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
+	e := &evaluated{trainedRun: t}
+	if e.preds, err = evaluateRun(cfg, s.model, t.a, s.backend, s.tok, ex, out); err != nil {
 		return nil, err
 	}
-	if err := saveExtraPredictions(dir, preds); err != nil {
+	sum.Timings.EvalSeconds = time.Since(start).Seconds()
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if summary.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
-		return nil, err
-	}
-	summary.Baselines = baselines(s.data.train, s.data.eval)
+	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if cfg.Eval.ZeroShot {
-		zs, err := zeroShotBaselines(cfg, s, cur, ex, out)
+		zs, err := zeroShotBaselines(cfg, s, t.resolved, ex, out)
 		if err != nil {
 			return nil, err
 		}
 		for name, row := range zs {
-			summary.Baselines[name] = row
+			sum.Baselines[name] = row
 		}
 	}
+	return e, ctx.Err()
+}
+
+// record writes the run's results (predictions, summary, table, loss figure) and then complete.json, the one
+// record that the run completed; the checkpoint goes last.
+func record(ctx context.Context, e *evaluated, out io.Writer) (*Result, error) {
+	dir, sum := e.dir, e.summary
 	if ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile)); err == nil {
-		if summary.FinalTrainLoss == nil {
+		if sum.FinalTrainLoss == nil {
 			// Resumed after its last epoch: no epoch ended in this process, the log has the last one.
 			if losses := results.EpochLosses(ms); len(losses) > 0 {
-				summary.FinalTrainLoss = results.Float(losses[len(losses)-1])
+				sum.FinalTrainLoss = results.Float(losses[len(losses)-1])
 			}
 		}
-		if fig, err := results.LossCurve(id, ms); err == nil {
+		if fig, err := results.LossCurve(sum.RunID, ms); err == nil {
 			if err := fig.Save(filepath.Join(dir, LossFigure)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	summary.Scorings = map[string]results.AccuracyTable{}
-	extra, err := extraRows(dir, id, s.data.eval, preds, summary.Scorings)
-	if err != nil {
+	if err := writeResults(dir, sum, e.s.data.eval, e.preds, out); err != nil {
 		return nil, err
 	}
-	summary.Complete = true
-	if err := results.WriteSummary(dir, summary); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t := runTable(summary, string(preds.mode), extra)
-	if err := t.Render(out, results.Text); err != nil {
-		return nil, err
-	}
-	if err := t.Save(filepath.Join(dir, TableFile)); err != nil {
-		return nil, err
-	}
-	if err := rf.markComplete(); err != nil {
+	if err := e.rf.markComplete(); err != nil {
 		return nil, err
 	}
 	// The checkpoint is only needed to resume; the adapter and summary are the run's record.
 	if err := os.Remove(filepath.Join(dir, CheckpointFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
-	return &Result{Dir: dir, Summary: summary}, nil
+	return &Result{Dir: dir, Summary: sum}, nil
+}
+
+// writeResults writes what a run and a re-evaluation both record: the predictions of every protocol, the summary
+// (scored by category, dated) and the table, which it also prints.
+func writeResults(dir string, sum *results.Summary, problems []*scienceqa.Problem, preds *predictions, out io.Writer) error {
+	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
+		return err
+	}
+	if err := saveExtraPredictions(dir, preds); err != nil {
+		return err
+	}
+	var err error
+	if sum.Accuracy, err = scoreRun(problems, preds.choice); err != nil {
+		return err
+	}
+	sum.Scorings = map[string]results.AccuracyTable{}
+	extra, err := extraRows(dir, sum.RunID, problems, preds, sum.Scorings)
+	if err != nil {
+		return err
+	}
+	// No completeness flag: complete.json, written last by markComplete, is the record that the run completed.
+	sum.Recorded = time.Now().UTC().Format(time.RFC3339)
+	if err := results.WriteSummary(dir, sum); err != nil {
+		return err
+	}
+	t := runTable(sum, string(preds.mode), extra)
+	if err := t.Render(out, results.Text); err != nil {
+		return err
+	}
+	return t.Save(filepath.Join(dir, TableFile))
 }
 
 // environment is the recording machine and build for summary.json.
@@ -237,9 +340,9 @@ func environment(info device.Info) *results.Environment {
 // printRecorded says that a run is complete and, with table, prints its table as it was recorded and how to run
 // it afresh.
 func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) error {
-	when := ""
-	if st, err := os.Stat(filepath.Join(dir, results.SummaryFile)); err == nil {
-		when = " on " + st.ModTime().Format("2006-01-02 15:04")
+	when := "" // from the record (runs recorded before it held a date have none), never the files' mtime
+	if t, err := time.Parse(time.RFC3339, s.Recorded); err == nil {
+		when = " on " + t.Format("2006-01-02 15:04 MST")
 	}
 	fmt.Fprintf(out, "run %s is complete: skipping it (recorded%s in %s", s.RunID, when, dir)
 	if s.Environment != nil && s.Environment.CPU != "" {
@@ -268,144 +371,6 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 	}
 	fmt.Fprintln(out, "To run it afresh: -runs DIR (a fresh folder of runs) or -force (deletes this folder first).")
 	return nil
-}
-
-// trained is what training reports: time, tokens and the last epoch's mean loss (from the trainer's OnEpoch
-// hook; nil when no epoch ended in this process).
-type trained struct {
-	seconds   float64
-	tokens    int
-	finalLoss *float64
-}
-
-// trainRun trains from scratch or from the folder's checkpoint, logging metrics.jsonl and showing a progress bar.
-func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, examples []train.Example, out io.Writer) (res trained, err error) {
-	ckpt := filepath.Join(dir, CheckpointFile)
-	metricsPath := filepath.Join(dir, results.MetricsFile)
-	var pos train.Position
-	if train.CheckpointExists(ckpt) {
-		if pos, err = tr.LoadCheckpoint(ckpt); err != nil {
-			return res, err
-		}
-		fmt.Fprintf(out, "resuming from %s: epoch %d, batch %d, step %d\n", ckpt, pos.Epoch, pos.Batch, pos.Step)
-		if err := truncateMetrics(metricsPath, pos.Step); err != nil {
-			return res, err
-		}
-	} else if err := os.Remove(metricsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return res, err
-	}
-	// Training time and tokens are totals over every process of the run: continue from what the log kept.
-	baseSeconds, baseTokens := 0.0, 0
-	if pos.Step > 0 {
-		if ms, err := results.ReadMetrics(metricsPath); err == nil {
-			baseSeconds, baseTokens = results.RunTotals(ms)
-		}
-	}
-	res.tokens = baseTokens
-	if pos.Epoch >= cfg.Train.EpochCount() {
-		res.seconds = baseSeconds
-		return res, nil
-	}
-	mw, err := results.OpenMetrics(metricsPath)
-	if err != nil {
-		return res, err
-	}
-	defer mw.Close()
-	// A metrics line that cannot be written stops the run: OnStep cannot return an error, so it records it and
-	// cancels; the checkpoint hook refuses to save a state whose log lost a line.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var logErr error
-	appendLine := func(m results.Metric) error {
-		err := mw.Append(m)
-		if err == nil && testMetricsError != nil {
-			err = testMetricsError(m)
-		}
-		if err != nil && logErr == nil {
-			logErr = err
-			cancel()
-		}
-		return err
-	}
-	var bar *progress
-	start := time.Now()
-	fmt.Fprintf(out, "training %d examples for %g epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
-	hooks := train.Hooks{
-		OnStep: func(s train.StepInfo) {
-			if bar == nil {
-				fmt.Fprintf(out, "first step done in %.1fs (compiled)\n", time.Since(start).Seconds())
-				bar = newProgress(out, "train", s.StepsTotal, s.Step-1)
-			}
-			res.tokens += s.Tokens
-			if testAfterStep != nil {
-				testAfterStep(s.Step)
-			}
-			tps := float64(s.Tokens) / max(s.Seconds, 1e-9)
-			bar.set(s.Step, fmt.Sprintf("e%d loss %.4f %5.0f tok/s", s.Epoch+1, s.Loss, tps))
-			if logErr == nil {
-				_ = appendLine(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
-					Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps),
-					TrainSeconds: results.Float(baseSeconds + time.Since(start).Seconds()), TrainTokens: results.Int(res.tokens)})
-			}
-		},
-		OnEpoch: func(e train.EpochInfo) error {
-			if logErr != nil {
-				return logErr
-			}
-			res.finalLoss = results.Float(e.TrainLoss)
-			return appendLine(results.Metric{Kind: results.KindEpoch, Step: results.Int(e.Step), Epoch: results.Float(float64(e.Epoch + 1)),
-				Loss: results.Float(e.TrainLoss), TrainSeconds: results.Float(baseSeconds + time.Since(start).Seconds()),
-				TrainTokens: results.Int(res.tokens)})
-		},
-		Checkpoint: func(p train.Position) error {
-			if logErr != nil {
-				return logErr
-			}
-			return tr.SaveCheckpoint(ckpt, p)
-		},
-	}
-	err = tr.Train(ctx, examples, pos, hooks)
-	if bar != nil {
-		bar.finish()
-	}
-	if logErr != nil {
-		return res, fmt.Errorf("training stopped: %w", logErr)
-	}
-	if err != nil {
-		return res, err
-	}
-	if err := mw.Close(); err != nil {
-		return res, err
-	}
-	res.seconds = baseSeconds + time.Since(start).Seconds()
-	return res, nil
-}
-
-// testAfterStep, when set by a test, is called after each optimizer step (to simulate a kill).
-var testAfterStep func(step int)
-
-// testMetricsError, when set by a test, is called after each metrics line is written; an error it returns is
-// handled as the line's write error (to simulate a full disk).
-var testMetricsError func(m results.Metric) error
-
-// truncateMetrics drops metric lines logged after the checkpoint's step (a killed run logged steps it lost), so the
-// resumed run's log has each step once.
-func truncateMetrics(path string, step int) error {
-	ms, err := results.ReadMetrics(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	var keep []byte
-	for _, m := range ms {
-		if m.Step != nil && *m.Step > step {
-			continue
-		}
-		line, _ := json.Marshal(m)
-		keep = append(append(keep, line...), '\n')
-	}
-	return results.WriteFileAtomic(path, keep, 0o644)
 }
 
 // runTable is the category table of a run beside the paper's rows and the same problems' baselines.

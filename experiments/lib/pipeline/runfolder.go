@@ -100,7 +100,8 @@ func (rf *runFolder) keptMessage() string {
 
 // complete reports whether the folder holds a finished run: complete.json whose files all still match, or (runs
 // recorded before complete.json existed) a summary marked complete and no checkpoint. A complete.json whose
-// files changed is an error.
+// files changed is an error. summary.json's own flag is never set by this version: complete.json, written last,
+// is the one record of completeness.
 func (rf *runFolder) complete() (*results.Summary, bool, error) {
 	s, err := results.ReadSummary(rf.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -117,8 +118,21 @@ func (rf *runFolder) complete() (*results.Summary, bool, error) {
 	return s, s.Complete && errors.Is(ckptErr, fs.ErrNotExist), nil
 }
 
-// clearForRerun empties the folder (keeping the lock) for -force.
+// RunComplete reports whether dir holds a complete run (see runFolder.complete) and returns its summary.
+func RunComplete(dir string) (*results.Summary, bool, error) {
+	return (&runFolder{dir: dir}).complete()
+}
+
+// clearForRerun empties the folder (keeping the lock) for -force, only when it is the recorded run of that name:
+// its config.json names it. Anything else (a folder of other files, a copy of another run) is refused untouched.
 func (rf *runFolder) clearForRerun() error {
+	fr, err := readFolderRecord(rf.dir)
+	if err != nil {
+		return fmt.Errorf("-force: %s is not a recorded run (%v): not deleting it", rf.dir, err)
+	}
+	if fr.RunID != filepath.Base(rf.dir) {
+		return fmt.Errorf("-force: %s records run %q, not %q: not deleting it", rf.dir, fr.RunID, filepath.Base(rf.dir))
+	}
 	entries, err := os.ReadDir(rf.dir)
 	if err != nil {
 		return fmt.Errorf("-force: %w", err)
@@ -134,19 +148,54 @@ func (rf *runFolder) clearForRerun() error {
 	return nil
 }
 
-// folderRecord is config.json: the resolved record and, after -force-resume, what differed when it was forced.
+// folderRecord is config.json: the run id, the nested settings, the resolved inputs (absolute paths and content
+// digests of every input file), the backend and command line, and, after -force-resume, what differed when it was
+// forced. Files written before the nested form hold the settings flat at the top level (read by readFolderRecord).
 type folderRecord struct {
-	resolved
+	RunID   string            `json:"run_id"`
+	Config  Config            `json:"config"`
+	Paths   map[string]string `json:"resolved_paths"`
+	Digests map[string]string `json:"digests"`
+	Backend string            `json:"backend_resolved"`
+	Devices string            `json:"devices,omitempty"`
+	// Command is the command line that started the run (the process's arguments).
+	Command      []string `json:"command"`
 	ForcedResume []string `json:"forced_resume,omitempty"`
 }
+
+// readFolderRecord reads dir's config.json in either form.
+func readFolderRecord(dir string) (*folderRecord, error) {
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var fr folderRecord
+	if err := json.Unmarshal(data, &fr); err != nil { // Config reads the nested form or, flat, the whole file
+		return nil, fmt.Errorf("%s is malformed: %w", path, err)
+	}
+	var probe struct {
+		Config json.RawMessage `json:"config"`
+	}
+	if json.Unmarshal(data, &probe) == nil && len(probe.Config) == 0 { // the flat form: the settings are the top-level keys
+		if err := json.Unmarshal(data, &fr.Config); err != nil {
+			return nil, fmt.Errorf("%s is malformed: %w", path, err)
+		}
+	}
+	return &fr, nil
+}
+
+// resolved is the record a run is about to write (the zero-shot cache keys on its digests).
+type resolved = folderRecord
 
 // errRecordMismatch marks a refused resume or skip (the folder is left exactly as it was).
 var errRecordMismatch = errors.New("the run folder's record does not match this run")
 
 // currentRecord resolves what this run would record: settings, absolute paths and content digests of every input
 // file (the data's resolved files, not only its folder).
-func currentRecord(cfg Config, modelPath, tokPath, backend string) (resolved, error) {
-	r := resolved{record: cfg.record(), Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend, Command: os.Args}
+func currentRecord(cfg Config, modelPath, tokPath, backend string) (folderRecord, error) {
+	r := folderRecord{RunID: cfg.RunID, Config: cfg, Paths: map[string]string{}, Digests: map[string]string{}, Backend: backend,
+		Devices: cfg.Devices, Command: os.Args}
 	clipPath := cfg.Vision.CLIP
 	if assets.IsModelName(clipPath) {
 		if p, err := assets.ModelPath(clipPath); err == nil {
@@ -184,34 +233,19 @@ func currentRecord(cfg Config, modelPath, tokPath, backend string) (resolved, er
 	return r, nil
 }
 
-// settingsOnly is the part of a record compared between processes: every setting, without where the inputs lie
-// (their digests say what they are) and where the run executes.
-func settingsOnly(r record) record {
-	r.Data, r.ProblemsFile, r.SplitsFile, r.Model, r.Tokenizer, r.FeatureCache = "", "", "", "", "", ""
-	if r.CLIP != "random" {
-		r.CLIP = ""
-	}
-	r.Backend, r.RunID, r.Devices = "", "", ""
-	return r
-}
-
 // checkRecord compares the folder's config.json (if any) with cur. A recorded digest that differs or whose input
 // is gone, or a changed setting, is an error naming each difference and the ways on, unless cfg.ForceResume,
 // which returns the differences to be recorded. Digests this version records and the folder's did not are not
 // differences (nothing was recorded to compare with).
-func (rf *runFolder) checkRecord(cfg Config, cur resolved, out io.Writer) ([]string, error) {
+func (rf *runFolder) checkRecord(cfg Config, cur folderRecord, out io.Writer) ([]string, error) {
 	path := filepath.Join(rf.dir, ConfigFile)
-	data, err := os.ReadFile(path)
+	old, err := readFolderRecord(rf.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("run %s: %w", rf.dir, err)
+		return nil, fmt.Errorf("run folder %s: %w", rf.dir, err)
 	}
-	var old folderRecord
-	if err := json.Unmarshal(data, &old); err != nil {
-		return nil, fmt.Errorf("run folder %s: %s is malformed: %w", rf.dir, path, err)
-	}
-	diffs, err := results.DiffRecords(settingsOnly(old.record), settingsOnly(cur.record))
+	diffs, err := results.DiffRecords(old.Config.comparedSettings(), cur.Config.comparedSettings())
 	if err != nil {
 		return nil, err
 	}
@@ -247,15 +281,11 @@ func (rf *runFolder) checkRecord(cfg Config, cur resolved, out io.Writer) ([]str
 }
 
 // writeRecord writes config.json (after checkRecord passed).
-func (rf *runFolder) writeRecord(r resolved, forced []string) error {
-	fr := folderRecord{resolved: r}
+func (rf *runFolder) writeRecord(fr folderRecord, forced []string) error {
 	if forced != nil {
 		// Keep the history of forced resumes, so the record says the run did not see one set of inputs.
-		if data, err := os.ReadFile(filepath.Join(rf.dir, ConfigFile)); err == nil {
-			var old folderRecord
-			if json.Unmarshal(data, &old) == nil {
-				fr.ForcedResume = append(fr.ForcedResume, old.ForcedResume...)
-			}
+		if old, err := readFolderRecord(rf.dir); err == nil {
+			fr.ForcedResume = append(fr.ForcedResume, old.ForcedResume...)
 		}
 		fr.ForcedResume = append(fr.ForcedResume, forced...)
 	}

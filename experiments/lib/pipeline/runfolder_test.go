@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -31,17 +32,16 @@ func killedRun(t *testing.T, cfg Config) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	testAfterStep = func(step int) {
-		if step == 3 {
+	cfg.OnStep = func(s train.StepInfo) {
+		if s.Step == 3 {
 			cancel()
 		}
 	}
-	defer func() { testAfterStep = nil }()
 	_, err := Run(ctx, cfg, io.Discard)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("expected the simulated kill, got %v", err)
 	}
-	dir := filepath.Join(cfg.RunsDir, cfg.ID())
+	dir := filepath.Join(cfg.RunsDir, runID(t, cfg))
 	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); err != nil {
 		t.Fatalf("no checkpoint after the kill: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestMetricsWriteFailureStopsRun(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("want the disk-full error, got %v", err)
 	}
-	dir := filepath.Join(cfg.RunsDir, cfg.ID())
+	dir := filepath.Join(cfg.RunsDir, runID(t, cfg))
 	if !strings.Contains(err.Error(), "checkpoint of step 2") {
 		t.Errorf("error does not say what was kept: %v", err)
 	}
@@ -220,7 +220,7 @@ func TestMetricsWriteFailureStopsRun(t *testing.T) {
 // TestConcurrentStart: a second process on a locked run folder says who holds it and leaves it untouched.
 func TestConcurrentStart(t *testing.T) {
 	cfg := tinyConfig(t)
-	dir := filepath.Join(cfg.RunsDir, cfg.ID())
+	dir := filepath.Join(cfg.RunsDir, runID(t, cfg))
 	l, err := results.LockRun(context.Background(), dir, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestNaNAtStep1(t *testing.T) {
 	if strings.Contains(err.Error(), "checkpoint of step") {
 		t.Errorf("error claims a checkpoint: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.RunsDir, cfg.ID())); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(cfg.RunsDir, runID(t, cfg))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the failed run left its folder: %v", err)
 	}
 }

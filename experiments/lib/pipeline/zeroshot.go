@@ -80,7 +80,7 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 		return nil, nil
 	}
 	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := cfg.Eval.ZeroShotCache
+	dir := cfg.ZeroShotCache
 	if dir == "" {
 		dir = DefaultZeroShotCache()
 	}
