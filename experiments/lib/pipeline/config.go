@@ -287,7 +287,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var(&m.DType, "dtype", "base weights: "+enumList(DTypes))
 	fs.IntVar(&a.Layers, "L", a.Layers, "adapted layers (the topmost; capped at the model's depth)")
 	fs.IntVar(&a.PromptLen, "K", a.PromptLen, "adaption prompt length")
-	fs.Var(parsedFlag[adapter.GateMode]{&a.Gate, oneOf(adapter.GateHeadTanh, adapter.GateLayer)}, "gate", "gate mode: head-tanh (official) or layer (peft)")
+	fs.Var(parsedFlag[adapter.GateMode]{&a.Gate, oneOf(adapter.GateModes...)}, "gate", "gate formula: head-tanh (official: tanh of one gate per head), head (litgpt: one per head, as is) or layer (peft: one per layer, as is)")
 	fs.Var(parsedFlag[adapter.InitScheme]{&a.Init, oneOf(adapter.InitZero, adapter.InitRandom)}, "init", "gate init: zero or random")
 	fs.Float64Var(&a.PromptStd, "prompt-std", a.PromptStd, "std of the prompts' init (0: 1, the official code's)")
 	fs.Float64Var(&a.GateStd, "gate-std", a.GateStd, "std of random gates (0: 1)")
