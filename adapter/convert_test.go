@@ -319,7 +319,7 @@ func TestGateMath(t *testing.T) {
 		for _, to := range GateModes {
 			out, err := src.WithGate(to)
 			if to == GateLayer && src == w {
-				wantErr(t, err, "head-tanh with unequal heads → layer", "different gate values", "head", "peft")
+				wantErr(t, err, "head-tanh with unequal heads → layer", "gated differently", "head", "peft")
 				continue
 			}
 			if err != nil {
@@ -355,7 +355,7 @@ func TestRefusals(t *testing.T) {
 	// Unequal heads → one gate per layer.
 	wantErr(t, w.Write(filepath.Join(dir, "p"), FormatPeft, WriteOptions{}), "head-tanh written as peft", "stores layer gates")
 	_, err := Convert(assets.Golden("adapter_tiny", "official_adapter.pth"), filepath.Join(dir, "p"), FormatPeft, ConvertOptions{})
-	wantErr(t, err, "official → peft", "different gate values", "one gate per layer", "head-tanh", "head (litgpt)")
+	wantErr(t, err, "official → peft", "gated differently", "one gate per layer", "head-tanh", "head (litgpt)")
 	// A visual projection → a format without one.
 	v := w.clone()
 	v.Config.Visual = &VisualConfig{Scales: 1, FeatureDim: 2, Depth: 1}

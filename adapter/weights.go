@@ -167,7 +167,7 @@ func (w *Weights) WithGate(to GateMode) (*Weights, error) {
 		for j, v := range values {
 			lo, hi := slices.Min(v), slices.Max(v)
 			if lo != hi {
-				return nil, fmt.Errorf("adapter %s: the heads of layer %d are gated differently (gate values, after %s's function, from %.6g to %.6g); the %s formula (peft) has one gate per layer and cannot carry them: keep %s (the toolkit's file or the official release) or use %s (litgpt)",
+				return nil, fmt.Errorf("adapter %s: the heads of layer %d are gated differently (the %s gates multiply by %.6g to %.6g); the %s formula (peft) has one gate per layer and cannot carry them: keep %s (the toolkit's file or the official release) or use %s (litgpt)",
 					w.source(), first+j, from, lo, hi, to, GateHeadTanh, GateHead)
 			}
 			values[j] = v[:1]
