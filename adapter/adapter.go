@@ -11,8 +11,9 @@
 // The gate is one of three formulas (GateMode): tanh(gate_l) per head (GateHeadTanh, the official training code:
 // gate [1, H, 1, 1]); the per-head gate used as is (GateHead, litgpt's gating_factor); one scalar per layer used as
 // is (GateLayer, peft's AdaptionPrompt). Weights, Open and Convert move adapters between the formulas and the
-// file formats of the toolkit, the official release, peft and litgpt wherever that is exact (see Convert). Gates start at zero, so at step 0 the model is
-// exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
+// file formats of the toolkit, the official release, peft and litgpt wherever that is exact (see WithGate).
+//
+// Gates start at zero, so at step 0 the model is exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
 // gateValue.
 package adapter
 
@@ -211,7 +212,7 @@ func New(store *model.Store, cfg Config, m llama.Config) (*Adapter, error) {
 		if cfg.Gate == GateHead {
 			// The same draw as head-tanh's, stored as the gate value tanh(g) that head uses as is: both formulas
 			// start as the same model, with every gate in (-1, 1) (a raw normal(0, 1) would put a third of the
-			// heads beyond ±1, gating more than the word tokens' own attention ever weighs).
+			// heads beyond ±1, weighting the prompts above the word tokens' whole attention, whose weights sum to 1).
 			for i, g := range gates {
 				gates[i] = float32(math.Tanh(float64(g)))
 			}
