@@ -8,9 +8,12 @@
 //	A      = softmax(Q·Kpᵀ / √D)                 over the K prompts only, apart from the causal scores
 //	out   += tanh(gate_l) · A·Vp                 added to the attention output before Wo
 //
-// tanh(gate_l) is per head (GateHeadTanh, the official training code: gate [1, H, 1, 1]); GateLayer (peft's
-// AdaptionPrompt) uses one scalar per layer as is, without tanh. Gates start at zero, so at step 0 the model is
-// exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
+// The gate is one of three formulas (GateMode): tanh(gate_l) per head (GateHeadTanh, the official training code:
+// gate [1, H, 1, 1]); the per-head gate used as is (GateHead, litgpt's gating_factor); one scalar per layer used as
+// is (GateLayer, peft's AdaptionPrompt). Weights, Open and Convert move adapters between the formulas and the
+// file formats of the toolkit, the official release, peft and litgpt wherever that is exact (see WithGate).
+//
+// Gates start at zero, so at step 0 the model is exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
 // gateValue.
 package adapter
 
@@ -35,8 +38,25 @@ type GateMode string
 // Gate modes.
 const (
 	GateHeadTanh GateMode = "head-tanh" // one gate per head, applied as tanh(g): the official LLaMA-Adapter code
+	GateHead     GateMode = "head"      // one gate per head, applied as is: litgpt's adapter (gating_factor)
 	GateLayer    GateMode = "layer"     // one gate per layer, applied as is: peft's AdaptionPrompt
 )
+
+// GateModes lists the gate formulas, the default first.
+var GateModes = []GateMode{GateHeadTanh, GateHead, GateLayer}
+
+// ParseGateMode checks a gate formula's name.
+func ParseGateMode(s string) (GateMode, error) {
+	for _, g := range GateModes {
+		if string(g) == s {
+			return g, nil
+		}
+	}
+	return "", fmt.Errorf("unknown gate mode %q (want %q, %q or %q)", s, GateHeadTanh, GateHead, GateLayer)
+}
+
+// perHead reports whether the formula has one gate per head ([L, H]) rather than one per layer ([L]).
+func (g GateMode) perHead() bool { return g == GateHeadTanh || g == GateHead }
 
 // InitScheme selects how gates and prompts start.
 type InitScheme string
@@ -99,8 +119,8 @@ func (c Config) Validate(m llama.Config) error {
 	if c.PromptLen < 1 {
 		return fmt.Errorf("adapter: prompt length K=%d must be positive", c.PromptLen)
 	}
-	if c.Gate != GateHeadTanh && c.Gate != GateLayer {
-		return fmt.Errorf("adapter: unknown gate mode %q (want %q or %q)", c.Gate, GateHeadTanh, GateLayer)
+	if _, err := ParseGateMode(string(c.Gate)); err != nil {
+		return fmt.Errorf("adapter: %w", err)
 	}
 	if c.Init != InitZero && c.Init != InitRandom {
 		return fmt.Errorf("adapter: unknown init scheme %q (want %q or %q)", c.Init, InitZero, InitRandom)
@@ -118,7 +138,7 @@ func (c Config) FirstLayer(m llama.Config) int { return m.NumLayers - c.Layers }
 
 // gateShape is [L, H] for per-head gates, [L] for per-layer ones.
 func (c Config) gateShape(m llama.Config) []int {
-	if c.Gate == GateHeadTanh {
+	if c.Gate.perHead() {
 		return []int{c.Layers, m.NumHeads}
 	}
 	return []int{c.Layers}
@@ -189,6 +209,14 @@ func New(store *model.Store, cfg Config, m llama.Config) (*Adapter, error) {
 	gates := make([]float32, ng) // zero init
 	if cfg.Init == InitRandom {
 		gates = normal(rng, ng, cfg.GateStd)
+		if cfg.Gate == GateHead {
+			// The same draw as head-tanh's, stored as the gate value tanh(g) that head uses as is: both formulas
+			// start as the same model, with every gate in (-1, 1) (a raw normal(0, 1) would put a third of the
+			// heads beyond ±1, weighting the prompts above the word tokens' whole attention, whose weights sum to 1).
+			for i, g := range gates {
+				gates[i] = float32(math.Tanh(float64(g)))
+			}
+		}
 	}
 	a := &Adapter{Config: cfg, Model: m}
 	var err error
@@ -234,12 +262,15 @@ type extension struct {
 	prompts, gates, visual *Node
 }
 
-// gateValue returns layer j's gate, tanh(gate) [1, KVH, R, 1, 1] per head or the scalar gate per layer, ready to
-// scale probabilities [B, KVH, R, S, K].
+// gateValue returns layer j's gate, tanh(gate) or the gate as is [1, KVH, R, 1, 1] per head, or the scalar gate per
+// layer, ready to scale probabilities [B, KVH, R, S, K].
 func (e *extension) gateValue(j int, kvh, r int) *Node {
 	gate := Slice(e.gates, AxisElem(j)) // [1, H] or [1]
-	if e.a.Config.Gate == GateHeadTanh {
+	switch e.a.Config.Gate {
+	case GateHeadTanh:
 		return Reshape(Tanh(gate), 1, kvh, r, 1, 1)
+	case GateHead:
+		return Reshape(gate, 1, kvh, r, 1, 1)
 	}
 	return Reshape(gate)
 }

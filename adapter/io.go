@@ -36,28 +36,40 @@ func (a *Adapter) tensorNames() []string {
 // Save writes the adapter (float32) with its config in the metadata, atomically. extra metadata (e.g. the run
 // id) is stored beside it.
 func (a *Adapter) Save(path string, extra map[string]string) error {
-	cfgJSON, err := json.Marshal(a.Config)
+	w, err := a.Weights()
 	if err != nil {
 		return fmt.Errorf("adapter: saving %s: %w", path, err)
 	}
-	shapeJSON, _ := json.Marshal(fileShape{NumLayers: a.Model.NumLayers, Dim: a.Model.Dim, NumHeads: a.Model.NumHeads})
+	return writeToolkit(w, path, extra)
+}
+
+// writeToolkit writes weights in the toolkit's format: tensors prompts, gates, visual.w{i}/visual.b{i}, with the
+// config and the model's shape as JSON metadata.
+func writeToolkit(w *Weights, path string, extra map[string]string) error {
+	if w.NumHeads < 1 {
+		return fmt.Errorf("adapter: saving %s: the model's head count is unknown", path)
+	}
+	cfgJSON, err := json.Marshal(w.Config)
+	if err != nil {
+		return fmt.Errorf("adapter: saving %s: %w", path, err)
+	}
+	shapeJSON, _ := json.Marshal(fileShape{NumLayers: w.NumLayers, Dim: w.Dim, NumHeads: w.NumHeads})
 	meta := map[string]string{"format": FormatTag, "config": string(cfgJSON), "model": string(shapeJSON)}
 	for k, v := range extra {
 		if _, reserved := meta[k]; !reserved {
 			meta[k] = v
 		}
 	}
-	var ts []safetensors.Tensor
-	for i, v := range a.Variables() {
-		t, err := v.Value()
-		if err != nil {
-			return fmt.Errorf("adapter: saving %s: %w", path, err)
-		}
-		vals, err := tensors.CopyFlatData[float32](t)
-		if err != nil {
-			return fmt.Errorf("adapter: saving %s: %s: %w", path, v.Name(), err)
-		}
-		ts = append(ts, safetensors.Float32Tensor(a.tensorNames()[i], t.Shape().Dimensions, vals, safetensors.F32))
+	gshape := []int{w.Config.Layers}
+	if w.Config.Gate.perHead() {
+		gshape = append(gshape, w.NumHeads)
+	}
+	ts := []safetensors.Tensor{
+		safetensors.Float32Tensor("prompts", []int{w.Config.Layers, w.Config.PromptLen, w.Dim}, w.Prompts, safetensors.F32),
+		safetensors.Float32Tensor("gates", gshape, w.Gates, safetensors.F32),
+	}
+	for _, t := range w.Visual {
+		ts = append(ts, safetensors.Float32Tensor(t.Name, t.Shape, t.Values, safetensors.F32))
 	}
 	return safetensors.Write(path, ts, meta)
 }
@@ -89,8 +101,18 @@ func readMeta(f *safetensors.File) (Config, fileShape, error) {
 }
 
 // Load reads an adapter saved by Save into new variables of store, checking it fits the model m: its L, K, C
-// and head count must agree with the model, and every tensor must have the shape its config implies.
+// and head count must agree with the model, and every tensor must have the shape its config implies. Open reads
+// every format.
 func Load(path string, store *model.Store, m llama.Config) (*Adapter, error) {
+	w, err := readToolkit(path)
+	if err != nil {
+		return nil, err
+	}
+	return w.NewAdapter(store, m)
+}
+
+// readToolkit reads a file written by Save.
+func readToolkit(path string) (*Weights, error) {
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, err
@@ -100,25 +122,54 @@ func Load(path string, store *model.Store, m llama.Config) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fs.Dim != m.Dim || fs.NumHeads != m.NumHeads {
-		return nil, fmt.Errorf("adapter %s: made for a model with C=%d and %d heads; this model has C=%d and %d heads",
-			path, fs.Dim, fs.NumHeads, m.Dim, m.NumHeads)
+	cfg = cfg.Defaults()
+	w := &Weights{Config: cfg, NumLayers: fs.NumLayers, Dim: fs.Dim, NumHeads: fs.NumHeads, Source: path,
+		origin: map[string]string{"dim": "its metadata (model.dim)", "heads": "its metadata (model.num_heads)", "layers": "its metadata (model.num_layers)"}}
+	names := []string{"prompts", "gates"}
+	if cfg.Visual != nil {
+		for i := 0; i < cfg.Visual.Depth; i++ {
+			names = append(names, fmt.Sprintf("visual.w%d", i), fmt.Sprintf("visual.b%d", i))
+		}
 	}
-	if cfg.Layers > m.NumLayers {
-		return nil, fmt.Errorf("adapter %s: adapts L=%d layers but the model has only %d", path, cfg.Layers, m.NumLayers)
+	gshape := []int{cfg.Layers}
+	if cfg.Gate.perHead() {
+		gshape = append(gshape, fs.NumHeads)
 	}
-	if fs.NumLayers != m.NumLayers {
-		return nil, fmt.Errorf("adapter %s: made for a %d-layer model (its prompts belong to layers %d..%d); this model has %d layers",
-			path, fs.NumLayers, fs.NumLayers-cfg.Layers, fs.NumLayers-1, m.NumLayers)
+	var vw []int
+	if cfg.Visual != nil {
+		vw = cfg.Visual.widths(fs.Dim)
 	}
-	a, err := New(store, cfg, m)
-	if err != nil {
-		return nil, fmt.Errorf("adapter %s: %w", path, err)
+	for i, name := range names {
+		vals, shape, err := f.ReadFloat32(name)
+		if err != nil {
+			return nil, fmt.Errorf("adapter %s: %w", path, err)
+		}
+		var want []int
+		switch {
+		case i == 0:
+			want = []int{cfg.Layers, cfg.PromptLen, fs.Dim}
+		case i == 1:
+			want = gshape
+		case i%2 == 0: // visual.w{k}: [out, in]
+			k := i/2 - 1
+			want = []int{vw[k+1], vw[k]}
+		default: // visual.b{k}
+			want = []int{vw[i/2]}
+		}
+		if !slices.Equal(shape, want) {
+			return nil, fmt.Errorf("adapter %s: tensor %q has shape %v, but L=%d, K=%d, C=%d, H=%d imply %v",
+				path, name, shape, cfg.Layers, cfg.PromptLen, fs.Dim, fs.NumHeads, want)
+		}
+		switch i {
+		case 0:
+			w.Prompts = vals
+		case 1:
+			w.Gates = vals
+		default:
+			w.Visual = append(w.Visual, Tensor{Name: name, Shape: shape, Values: vals})
+		}
 	}
-	if err := a.assign(f.Path, func(name string) ([]float32, []int, error) { return f.ReadFloat32(name) }); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return w, nil
 }
 
 // assign sets every variable from read(name), checking shapes.

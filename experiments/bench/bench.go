@@ -126,7 +126,7 @@ func run(args []string) error {
 	fs.IntVar(&o.Seq, "seq", 512, "tokens per training sequence")
 	fs.IntVar(&o.K, "K", 10, "adapter prompt length")
 	fs.IntVar(&o.L, "L", 30, "adapted layers (capped at the model's depth)")
-	fs.StringVar(&o.Gate, "gate", "head-tanh", "gate mode: head-tanh or layer")
+	fs.StringVar(&o.Gate, "gate", "head-tanh", "gate formula: head-tanh, head or layer")
 	fs.BoolVar(&o.Visual, "visual", false, "add the visual token (3 scales × 1024 features, random)")
 	fs.IntVar(&o.Steps, "steps", 10, "timed training steps")
 	fs.IntVar(&o.Warmup, "warmup", 2, "untimed training steps (compilation, allocator warm-up)")

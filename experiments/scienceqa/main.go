@@ -4,6 +4,7 @@
 //	go run ./experiments/scienceqa eval -adapter PATH   evaluate a saved adapter (or an official v1 .pth)
 //	go run ./experiments/scienceqa score ...            score a predictions file per ScienceQA category
 //	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
+//	go run ./experiments/scienceqa adapter convert ...  convert an adapter between the toolkit, official, peft and litgpt files
 //
 // -h shows the subcommands and the flags of the default action (train); a subcommand's -h shows its own.
 // -preset NAME selects a configuration file from experiments/presets (smollm2, the default run; stories260K, a
@@ -30,9 +31,10 @@ var subcommands = map[string]subcommand{
 	"eval":     runEval,
 	"score":    runScore,
 	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
+	"adapter":  runAdapter,
 }
 
-var order = []string{"train", "eval", "score", "features"}
+var order = []string{"train", "eval", "score", "features", "adapter"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scienceqa [<subcommand>] [flags]   (no subcommand: train, i.e. train and evaluate)")
@@ -41,6 +43,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  eval      evaluate a trained adapter")
 	fmt.Fprintln(w, "  score     score a predictions file (pid → choice index) per ScienceQA category")
 	fmt.Fprintln(w, "  features  precompute the CLIP image features of a data set")
+	fmt.Fprintln(w, "  adapter   convert an adapter between the toolkit, official, peft and litgpt files (adapter -h)")
 }
 
 // run dispatches args and returns the process exit status: 0 success, 1 failure, 2 usage error or a

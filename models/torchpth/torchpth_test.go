@@ -762,3 +762,33 @@ func TestBigEndianRejected(t *testing.T) {
 		t.Fatalf("Open(big-endian checkpoint): error %v", err)
 	}
 }
+
+// TestWriteWrapped: {key: {name: tensor}} reads back as "key.name" with the values, shapes and order written, and
+// its root is a plain dict (EMPTY_DICT, as torch.save pickles a dict) rather than an OrderedDict.
+func TestWriteWrapped(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "wrapped.pth")
+	a := Float32Tensor("transformer.h.2.attn.gating_factor", []int{1, 1, 4, 1}, []float32{1, -2, 3.5, 0.25}, safetensors.F32)
+	b := Float32Tensor("transformer.h.2.attn.adapter_wte.weight", []int{2, 3}, []float32{1, 2, 3, 4, 5, 6}, safetensors.F32)
+	if err := WriteWrapped(out, "model", []Tensor{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	pf := openPth(t, out)
+	if want := []string{"model." + a.Name, "model." + b.Name}; !slices.Equal(pf.Names(), want) {
+		t.Fatalf("names %v, want %v", pf.Names(), want)
+	}
+	for _, w := range []Tensor{a, b} {
+		raw, info, err := pf.ReadRaw("model."+w.Name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(raw, w.Data) || !slices.Equal(info.Shape, w.Shape) || info.DType != w.DType {
+			t.Errorf("%s: %s %v, want %s %v (or bytes differ)", w.Name, info.DType, info.Shape, w.DType, w.Shape)
+		}
+	}
+	if pkl := encodeStateDict([]Tensor{a}, "model"); pkl[2] != '}' || bytes.Contains(pkl[:8], []byte("OrderedDict")) {
+		t.Errorf("wrapped pickle does not start with a plain dict: % x", pkl[:8])
+	}
+	if err := WriteWrapped(out, "", []Tensor{a}); err == nil {
+		t.Error("empty wrapping key accepted")
+	}
+}

@@ -41,7 +41,19 @@ func Float32Tensor(name string, shape []int, values []float32, dtype string) Ten
 // Write saves tensors as a state dict (a collections.OrderedDict of name → tensor, in the given order) in the
 // zip format torch.load reads. The file is written to a temporary file in the same folder, synced and renamed
 // over path, so a reader never sees a partial checkpoint.
-func Write(path string, tensors []Tensor) error {
+func Write(path string, tensors []Tensor) error { return write(path, "", tensors) }
+
+// WriteWrapped saves tensors as {key: {name: tensor, ...}} (plain dicts, in the given order): the layout of
+// checkpoints that nest their state dict under one key, such as litgpt's adapter files ({"model": state_dict}).
+// Open reads such a file with names "key.name" (see TrimPrefix).
+func WriteWrapped(path, key string, tensors []Tensor) error {
+	if key == "" {
+		return fmt.Errorf("torchpth: writing %s: empty wrapping key", path)
+	}
+	return write(path, key, tensors)
+}
+
+func write(path, wrap string, tensors []Tensor) error {
 	seen := make(map[string]bool, len(tensors))
 	for _, t := range tensors {
 		es := safetensors.ElemSize(t.DType)
@@ -63,7 +75,7 @@ func Write(path string, tensors []Tensor) error {
 		}
 		seen[t.Name] = true
 	}
-	pkl := encodeStateDict(tensors)
+	pkl := encodeStateDict(tensors, wrap)
 	// 0644: a checkpoint gets the usual permissions (CreateTemp alone would leave it private).
 	if err := atomicfile.WriteFunc(path, 0o644, func(w io.Writer) error { return writeZip(w, pkl, tensors) }); err != nil {
 		return fmt.Errorf("torchpth: %w", err)
@@ -241,12 +253,22 @@ func (p *pickler) intTuple(xs []int) {
 
 // encodeStateDict pickles OrderedDict([(name, _rebuild_tensor_v2(storage_i, 0, shape, stride, False,
 // OrderedDict())), ...]) with storage i given by persistent id ('storage', torch.<X>Storage, "i", 'cpu', numel).
-func encodeStateDict(tensors []Tensor) []byte {
+// With wrap set it pickles {wrap: {name: tensor, ...}} instead, with plain dicts (what torch.save writes for a
+// dict of a state dict, e.g. litgpt's {"model": ...}).
+func encodeStateDict(tensors []Tensor, wrap string) []byte {
 	p := &pickler{memo: map[string]int{}}
 	p.op(0x80, 2) // PROTO 2
-	p.global("collections", "OrderedDict")
-	p.op(')', 'R') // OrderedDict()
-	p.put("root")
+	if wrap != "" {
+		p.op('}') // EMPTY_DICT
+		p.put("root")
+		p.str(wrap, false)
+		p.op('}')
+		p.put("state")
+	} else {
+		p.global("collections", "OrderedDict")
+		p.op(')', 'R') // OrderedDict()
+		p.put("root")
+	}
 	const batch = 1000 // as Python's pickler batches SETITEMS
 	for start := 0; start < len(tensors); start += batch {
 		p.op('(')
@@ -282,6 +304,9 @@ func encodeStateDict(tensors []Tensor) []byte {
 			p.op('t', 'R') // args tuple, call _rebuild_tensor_v2
 		}
 		p.op('u') // SETITEMS
+	}
+	if wrap != "" {
+		p.op('s') // SETITEM: root[wrap] = state
 	}
 	p.op('.')
 	return p.buf.Bytes()

@@ -127,9 +127,9 @@ var settings = []setting{
 	{key: "prompt_len", flag: "K", hash: hashAlways, rng: atLeast(1), field: func(c *Config) any { return &c.Adapter.PromptLen }, usage: "adaption prompt length"},
 	{key: "gate", flag: "gate", hash: hashAlways, field: func(c *Config) any { return &c.Adapter.Gate },
 		value: func(c *Config, _ *flagScratch) flag.Value {
-			return parsedFlag[adapter.GateMode]{&c.Adapter.Gate, oneOf(adapter.GateHeadTanh, adapter.GateLayer)}
+			return parsedFlag[adapter.GateMode]{&c.Adapter.Gate, oneOf(adapter.GateModes...)}
 		},
-		usage: "gate mode: head-tanh (official) or layer (peft)"},
+		usage: "gate formula: head-tanh (official: tanh of one gate per head), head (litgpt: one per head, as is) or layer (peft: one per layer, as is)"},
 	{key: "init", flag: "init", hash: hashAlways, field: func(c *Config) any { return &c.Adapter.Init },
 		value: func(c *Config, _ *flagScratch) flag.Value {
 			return parsedFlag[adapter.InitScheme]{&c.Adapter.Init, oneOf(adapter.InitZero, adapter.InitRandom)}

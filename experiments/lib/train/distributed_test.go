@@ -307,7 +307,7 @@ func TestCorruptCheckpointIsAnError(t *testing.T) {
 // TestWeightDecayByStructure: the optimizer groups follow nanoGPT's p.dim() >= 2 per adapted layer, which keeps the
 // official groups: prompts and projection weights decay, gates (per head or per layer) and biases do not.
 func TestWeightDecayByStructure(t *testing.T) {
-	for _, gate := range []adapter.GateMode{adapter.GateHeadTanh, adapter.GateLayer} {
+	for _, gate := range adapter.GateModes {
 		m, err := llama.RandomModel(llama.Presets["tiny"], dtypes.Float32, 1)
 		if err != nil {
 			t.Fatal(err)
