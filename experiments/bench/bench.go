@@ -272,13 +272,13 @@ func Bench(o Options) (*Result, error) {
 			return ex
 		}
 		t0 := time.Now()
-		if _, err := r.ScoreLetters(mk(o.Batch)); err != nil {
+		if _, err := r.ScoreLetters(context.Background(), mk(o.Batch)); err != nil {
 			return nil, err
 		}
 		first := time.Since(t0).Seconds()
 		ex := mk(o.Batch * o.EvalBatches)
 		t0 = time.Now()
-		if _, err := r.ScoreLetters(ex); err != nil {
+		if _, err := r.ScoreLetters(context.Background(), ex); err != nil {
 			return nil, err
 		}
 		el := time.Since(t0).Seconds()
@@ -300,12 +300,12 @@ func Bench(o Options) (*Result, error) {
 			return ex
 		}
 		t0 := time.Now()
-		if _, err := r.Generate(mk(), o.GenTokens, nil); err != nil {
+		if _, err := r.Generate(context.Background(), mk(), o.GenTokens, nil); err != nil {
 			return nil, err
 		}
 		first := time.Since(t0).Seconds()
 		t0 = time.Now()
-		out, err := r.Generate(mk(), o.GenTokens, nil)
+		out, err := r.Generate(context.Background(), mk(), o.GenTokens, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -13,8 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -169,7 +171,7 @@ func Preset(name string) (Config, error) {
 // PresetNames lists the presets, the default first.
 func PresetNames() []string {
 	names := []string{DefaultPreset}
-	for _, n := range sortedKeys(Presets) {
+	for _, n := range slices.Sorted(maps.Keys(Presets)) {
 		if n != DefaultPreset {
 			names = append(names, n)
 		}
@@ -308,7 +310,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Float64Var(&t.ClipNorm, "clip-norm", t.ClipNorm, "gradient clipping by global norm (0: off)")
 	fs.IntVar(&t.MaxLen, "max-len", t.MaxLen, "maximum tokens per example (the context is truncated first)")
 	fs.IntVar(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "optimizer steps between checkpoints (and every epoch end)")
-	fs.Var(&e.Mode, "eval", "evaluation: letter, cloze (option texts as continuations), generate (the paper's), both (letter + generate), letter+cloze, or all")
+	fs.Var(&e.Mode, "eval", evalHelp())
 	fs.Var(&e.Fallback, "fallback", "unparsable generations: random (official, seeded) or wrong")
 	fs.IntVar(&e.MaxNew, "max-new", e.MaxNew, "generated tokens per answer")
 	fs.IntVar(&e.Batch, "eval-batch", e.Batch, "evaluation batch size")
@@ -339,7 +341,7 @@ func (c Config) Validate() error {
 	if err := setEnum(new(Modality), string(v.Modality), Modalities); err != nil {
 		bad("-modality %w", err)
 	}
-	if err := setEnum(new(EvalMode), string(e.Mode), EvalModes); err != nil {
+	if err := new(EvalMode).Set(string(e.Mode)); err != nil {
 		bad("-eval %w", err)
 	}
 	if err := setEnum(new(Fallback), string(e.Fallback), Fallbacks); err != nil {

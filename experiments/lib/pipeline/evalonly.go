@@ -75,7 +75,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 		return nil, err
 	}
 	start := time.Now()
-	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
+	ev, err := evaluateRun(ctx, cfg, s, a, ex.features, out)
 	if err != nil {
 		return nil, err
 	}
@@ -86,28 +86,16 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 		return nil, err
 	}
 	sum.Split = evalSplitName(cfg)
-	if sum.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
-		return nil, err
-	}
-	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := results.WriteJSONAtomic(filepath.Join(outDir, PredictionsFile), preds.choice); err != nil {
-		return nil, err
-	}
-	if err := saveExtraPredictions(outDir, preds); err != nil {
-		return nil, err
-	}
-	sum.Scorings = map[string]results.AccuracyTable{}
-	extra, err := extraRows(outDir, sum.RunID, s.data.eval, preds, sum.Scorings)
-	if err != nil {
+	if err := recordEvaluation(outDir, sum, ev, s.data); err != nil {
 		return nil, err
 	}
 	if err := results.WriteSummary(outDir, sum); err != nil {
 		return nil, err
 	}
-	t := runTable(sum, string(preds.mode), extra)
+	t := runTable(sum)
 	if err := t.Render(out, results.Text); err != nil {
 		return nil, err
 	}

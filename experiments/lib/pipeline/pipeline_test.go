@@ -45,10 +45,10 @@ func TestRunFolderAndSkip(t *testing.T) {
 		t.Errorf("checkpoint left in a complete run folder (%v)", err)
 	}
 	s := res.Summary
-	if !s.Complete || s.Accuracy["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
+	if !s.Complete || s.PrimaryAccuracy()["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
 		t.Errorf("summary incomplete: %+v", s)
 	}
-	if err := s.Accuracy.Validate(); err != nil {
+	if err := s.PrimaryAccuracy().Validate(); err != nil {
 		t.Error(err)
 	}
 	again, err := Run(context.Background(), cfg, &out)
@@ -89,8 +89,8 @@ func TestKillAndResume(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Error("resumed run's adapter differs from the uninterrupted run's")
 	}
-	if full.Summary.Accuracy["Avg"] != resumed.Summary.Accuracy["Avg"] {
-		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.Accuracy["Avg"], resumed.Summary.Accuracy["Avg"])
+	if full.Summary.PrimaryAccuracy()["Avg"] != resumed.Summary.PrimaryAccuracy()["Avg"] {
+		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.PrimaryAccuracy()["Avg"], resumed.Summary.PrimaryAccuracy()["Avg"])
 	}
 }
 
@@ -109,8 +109,8 @@ func TestEvaluateSavedAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Accuracy["Avg"] != res.Summary.Accuracy["Avg"] {
-		t.Errorf("re-evaluation %v, run %v", s.Accuracy["Avg"], res.Summary.Accuracy["Avg"])
+	if s.PrimaryAccuracy()["Avg"] != res.Summary.PrimaryAccuracy()["Avg"] {
+		t.Errorf("re-evaluation %v, run %v", s.PrimaryAccuracy()["Avg"], res.Summary.PrimaryAccuracy()["Avg"])
 	}
 	if _, err := Evaluate(context.Background(), cfg, "", filepath.Join(t.TempDir(), "base"), &out); err != nil {
 		t.Errorf("base model evaluation: %v", err)

@@ -158,28 +158,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 		return nil, err
 	}
 	summary.FinalValLoss = results.Float(valLoss)
-	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
+	ev, err := evaluateRun(ctx, cfg, s, a, ex.features, out)
 	if err != nil {
 		return nil, err
 	}
 	summary.Timings.EvalSeconds = time.Since(evalStart).Seconds()
-	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
+	if err := recordEvaluation(dir, summary, ev, s.data); err != nil {
 		return nil, err
 	}
-	if err := saveExtraPredictions(dir, preds); err != nil {
-		return nil, err
-	}
-	if summary.Accuracy, err = scoreRun(s.data.eval, preds.choice); err != nil {
-		return nil, err
-	}
-	summary.Baselines = baselines(s.data.train, s.data.eval)
 	if cfg.Eval.ZeroShot {
-		zs, err := zeroShotBaselines(cfg, s, cur, ex, out)
-		if err != nil {
+		if err := addZeroShot(ctx, cfg, s, cur, ex, summary, out); err != nil {
 			return nil, err
-		}
-		for name, row := range zs {
-			summary.Baselines[name] = row
 		}
 	}
 	if ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile)); err == nil {
@@ -195,16 +184,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 			}
 		}
 	}
-	summary.Scorings = map[string]results.AccuracyTable{}
-	extra, err := extraRows(dir, id, s.data.eval, preds, summary.Scorings)
-	if err != nil {
-		return nil, err
-	}
 	summary.Complete = true
 	if err := results.WriteSummary(dir, summary); err != nil {
 		return nil, err
 	}
-	t := runTable(summary, string(preds.mode), extra)
+	t := runTable(summary)
 	if err := t.Render(out, results.Text); err != nil {
 		return nil, err
 	}
@@ -250,19 +234,7 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 	if !table {
 		return nil
 	}
-	var cfg Config
-	mode := ""
-	if err := s.DecodeConfig(&cfg); err == nil {
-		mode = string(cfg.Eval.Mode)
-	}
-	var extra []results.MeasuredRow
-	for _, x := range extraScoreFiles {
-		var acc results.AccuracyTable
-		if data, err := os.ReadFile(filepath.Join(dir, x.file)); err == nil && json.Unmarshal(data, &acc) == nil {
-			extra = append(extra, results.MeasuredRow{Name: s.RunID + " (" + x.label + ")", Accuracy: acc})
-		}
-	}
-	if err := runTable(s, mode, extra).Render(out, results.Text); err != nil {
+	if err := runTable(s).Render(out, results.Text); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "To run it afresh: -runs DIR (a fresh folder of runs) or -force (deletes this folder first).")
@@ -405,19 +377,4 @@ func truncateMetrics(path string, step int) error {
 		keep = append(append(keep, line...), '\n')
 	}
 	return results.WriteFileAtomic(path, keep, 0o644)
-}
-
-// runTable is the category table of a run beside the paper's rows and the same problems' baselines.
-func runTable(s *results.Summary, mode string, extra []results.MeasuredRow) *results.Table {
-	rows := append([]results.MeasuredRow{results.SummaryRow(s)}, extra...)
-	rows = append(rows, baselineRows(s)...)
-	t := results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
-	if s.Vision != "" {
-		t.Notes = append(t.Notes, "Image features: "+s.Vision+".")
-	}
-	if n := len(s.SkippedImages); n > 0 {
-		t.Notes = append(t.Notes, fmt.Sprintf("%d problems ran without image features: their image did not decode (-skip-bad-images); pids %s.",
-			n, strings.Join(s.SkippedImages, ", ")))
-	}
-	return t
 }
