@@ -25,12 +25,12 @@ func TestParseList(t *testing.T) {
 		return strings.Join(s, ",")
 	}
 	for in, want := range map[string]string{
-		"cloze,cloze-norm,letter": "cloze,cloze-norm,letter",
+		"cloze,cloze-norm,letter":  "cloze,cloze-norm,letter",
 		" cloze-calibrated, cloze": "cloze-calibrated,cloze",
-		"letter+cloze":            "letter,cloze,cloze-norm",
-		"both":                    "generate,letter",
-		"all":                     "generate,letter,cloze,cloze-norm",
-		"generate":                "generate",
+		"letter+cloze":             "letter,cloze,cloze-norm",
+		"both":                     "generate,letter",
+		"all":                      "generate,letter,cloze,cloze-norm",
+		"generate":                 "generate",
 	} {
 		ps, err := ParseList(in)
 		if err != nil || names(ps) != want {
