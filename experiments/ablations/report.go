@@ -458,23 +458,35 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		written = append(written, filepath.Join(dir, "layers.{png,svg}"))
 	}
 
-	// runs.json: which run folder gave each seed's numbers.
-	type runRecord struct {
-		Value     string   `json:"value"`
-		Seed      uint64   `json:"seed"`
-		RunID     string   `json:"run_id"`
-		Dir       string   `json:"dir"`
-		Params    int64    `json:"trainable_params"`
-		TrainLoss *float64 `json:"final_train_loss"`
-		ValLoss   *float64 `json:"final_val_loss"`
-		ValAcc    *float64 `json:"val_acc"`
-		IMGAcc    *float64 `json:"img_acc,omitempty"`
-		// Metric names the scoring val_acc and img_acc are read in; LetterAcc is letter scoring's whatever it is.
-		Metric         string   `json:"metric,omitempty"`
-		LetterAcc      *float64 `json:"letter_acc,omitempty"`
-		ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
-		ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
+	if err := writeRunsJSON(filepath.Join(dir, "runs.json"), groups); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
 	}
+	written = append(written, filepath.Join(dir, "runs.json"))
+	fmt.Fprintf(out, "wrote %s\n\n", strings.Join(written, ", "))
+	return nil
+}
+
+// runRecord is one run of a report's runs.json: which run folder gave each seed's numbers.
+type runRecord struct {
+	Value     string   `json:"value"`
+	Seed      uint64   `json:"seed"`
+	RunID     string   `json:"run_id"`
+	Dir       string   `json:"dir"`
+	Params    int64    `json:"trainable_params"`
+	TrainLoss *float64 `json:"final_train_loss"`
+	ValLoss   *float64 `json:"final_val_loss"`
+	ValAcc    *float64 `json:"val_acc"`
+	IMGAcc    *float64 `json:"img_acc,omitempty"`
+	// Metric names the protocol val_acc and img_acc are read in when it is not letter scoring; LetterAcc is letter
+	// scoring's accuracy beside it.
+	Metric         string   `json:"metric,omitempty"`
+	LetterAcc      *float64 `json:"letter_acc,omitempty"`
+	ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
+	ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
+}
+
+// writeRunsJSON writes the groups' runs as runRecords.
+func writeRunsJSON(path string, groups []group) error {
 	var recs []runRecord
 	for _, g := range groups {
 		for _, r := range g.Runs {
@@ -487,12 +499,7 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 			recs = append(recs, rec)
 		}
 	}
-	if err := results.WriteJSONAtomic(filepath.Join(dir, "runs.json"), recs); err != nil {
-		return fmt.Errorf("report %s: %w", s.Name, err)
-	}
-	written = append(written, filepath.Join(dir, "runs.json"))
-	fmt.Fprintf(out, "wrote %s\n\n", strings.Join(written, ", "))
-	return nil
+	return results.WriteJSONAtomic(path, recs)
 }
 
 // curveLabel names a value's curve: the parameter's wording, else "-flag=<row label>".
