@@ -385,25 +385,10 @@ func (c Config) Validate() error {
 	if e.Mode.generate() && e.MaxNew >= c.Train.MaxLen {
 		bad("-max-new %d leaves no room for the prompt within -max-len %d", e.MaxNew, c.Train.MaxLen)
 	}
-	if _, err := ParseDevices(c.Devices); err != nil {
+	if _, err := device.ParseDeviceCount(c.Devices); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// ParseDevices reads -devices: "" or "1" is one device, "all" every device (0 here), N a count.
-func ParseDevices(s string) (int, error) {
-	switch s {
-	case "", "1":
-		return 1, nil
-	case "all":
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("-devices %q: want a positive number or all", s)
-	}
-	return n, nil
 }
 
 // record is the flat key set of config.json and of the run id (id scheme v1). Its first fields and their order are
