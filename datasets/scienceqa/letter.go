@@ -19,7 +19,8 @@ type LetterPrompt struct {
 	// SentencePiece ("▁A"), sometimes two with small vocabularies (" " then "A", while " B" is one token). At most
 	// MaxLetterTokens.
 	Options [][]int
-	// Cut is set when even the context-free prompt was too long: Prompt then keeps BOS and its last tokens.
+	// Cut is set when the prompt was shortened to fit: context words dropped, or where even no context fits, BOS
+	// and the prompt's last tokens kept.
 	Cut bool
 }
 
@@ -28,7 +29,7 @@ type LetterPrompt struct {
 // continuation. Only formats whose output is the answer alone ("-A") qualify: in the others the prompt would
 // include the gold lecture or solution. Beyond maxLen (0: no bound) the context is shortened as Tokenize does;
 // when even no context is too long, the prompt keeps BOS and its last tokens (options and "The answer is" are at
-// its end) and Cut is set.
+// its end). Either sets Cut.
 func TokenizeLetter(enc Encoder, p *Problem, f Format, o PromptOptions, maxLen int) (LetterPrompt, error) {
 	l, err := tokenizeLetter(enc, p, f, o, maxLen)
 	if !errors.Is(err, ErrTooLong) {
@@ -75,7 +76,7 @@ func tokenizeLetter(enc Encoder, p *Problem, f Format, po PromptOptions, maxLen 
 	if common == 0 {
 		return LetterPrompt{}, fmt.Errorf("scienceqa: pid %s: the options' sequences share no prefix", p.PID)
 	}
-	l := LetterPrompt{PID: p.PID, Prompt: seqs[0][:common]}
+	l := LetterPrompt{PID: p.PID, Prompt: seqs[0][:common], Cut: words >= 0}
 	for i, s := range seqs {
 		c := s[common : len(s)-suffix]
 		if len(c) == 0 || len(c) > MaxLetterTokens {
@@ -123,11 +124,11 @@ func KeepTail(ids []int, n int) []int {
 
 // GenerationPrompt tokenizes p's test-time prompt (BOS + the prompt of format f, no answer) so that maxNew
 // generated tokens still fit in maxLen: the context is shortened as Tokenize does, and when even no context is
-// too long the prompt keeps BOS and its last tokens (cut is then true).
+// too long the prompt keeps BOS and its last tokens. cut says whether either happened.
 func GenerationPrompt(enc Encoder, p *Problem, f Format, po PromptOptions, maxLen, maxNew int) (ids []int, cut bool, err error) {
 	g, err := Tokenize(enc, p, f, TokenOptions{PromptOptions: po, MaxLen: maxLen - maxNew, PromptOnly: true})
 	if !errors.Is(err, ErrTooLong) {
-		return g.IDs, false, err
+		return g.IDs, g.ContextWords >= 0, err
 	}
 	if g, err = Tokenize(enc, p, f, TokenOptions{PromptOptions: po, PromptOnly: true}); err != nil {
 		return nil, false, err

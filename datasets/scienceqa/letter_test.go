@@ -29,6 +29,12 @@ func TestTokenizeLetter(t *testing.T) {
 			t.Errorf("option %d continues with %q", i, decodeBytes(o))
 		}
 	}
+	// Over maxLen: context words go first.
+	full2, err := TokenizeLetter(byteEncoder{}, p, QCMA, PromptOptions{}, len(l.Prompt)-20)
+	if err != nil || !full2.Cut || len(full2.Prompt)+MaxLetterTokens > len(l.Prompt) || !strings.HasSuffix(decodeBytes(full2.Prompt), "The answer is ") ||
+		!strings.HasPrefix(decodeBytes(full2.Prompt), decodeBytes(l.Prompt)[:40]) {
+		t.Errorf("shortened context: %q (cut %v), %v", decodeBytes(full2.Prompt), full2.Cut, err)
+	}
 	// Too long even without context: BOS and the prompt's last tokens, so "The answer is" stays at the end.
 	c, err := TokenizeLetter(byteEncoder{}, p, QCMA, PromptOptions{}, 40)
 	if err != nil {

@@ -40,7 +40,8 @@ type Result struct {
 	Unparsed int
 	// Texts are generation's answers (the text up to the first newline), by pid.
 	Texts map[string]string
-	// Cut counts prompts shortened from the left to fit MaxLen (every problem is still answered).
+	// Cut counts prompts shortened to fit MaxLen: context words dropped, or where even no context fits, the
+	// prompt's start (every problem is still answered).
 	Cut int
 	// Note is a line for the log (e.g. generation's parse failures).
 	Note string

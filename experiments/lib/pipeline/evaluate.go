@@ -64,7 +64,7 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 	}
 	for _, r := range res {
 		if r.Cut > 0 {
-			fmt.Fprintf(out, "%s: %d prompts too long for -max-len %d even without context were shortened from the left\n", r.Protocol, r.Cut, cfg.Train.MaxLen)
+			fmt.Fprintf(out, "%s: %d prompts shortened to fit -max-len %d (context words dropped; where even no context fits, the prompt's start)\n", r.Protocol, r.Cut, cfg.Train.MaxLen)
 		}
 	}
 	return &evaluation{results: res}, nil
