@@ -117,11 +117,13 @@ type Summary struct {
 	Primary string `json:"primary"`
 	// Scores holds every protocol's accuracy by category (protocol name → table, e.g. "cloze", "letter"), all on
 	// the same problems.
-	Scores   map[string]AccuracyTable `json:"scores"`
-	Timings  Timings                  `json:"timings"`
-	Versions Versions                 `json:"versions"`
-	Backend  string                   `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
-	Device   string                   `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	Scores map[string]AccuracyTable `json:"scores"`
+	// Unparsed counts, per generating protocol, the answers without a parsable letter (scored by the fallback).
+	Unparsed map[string]int `json:"unparsed,omitempty"`
+	Timings  Timings        `json:"timings"`
+	Versions Versions       `json:"versions"`
+	Backend  string         `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
+	Device   string         `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
 	// Environment is the machine and build that recorded the run: results are bit-identical only on the same
 	// CPU model, backend and plugin build (float differences elsewhere flip near-tie predictions).
 	Environment *Environment `json:"environment,omitempty"`

@@ -71,10 +71,11 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 }
 
 // Files of a run folder beside predictions.json (the primary protocol's choices): each other protocol's choices
-// and accuracy, and every scoring protocol's per-choice scores.
+// and accuracy, every scoring protocol's per-choice scores and every generating protocol's answer texts.
 func predictionsFile(protocol string) string  { return "predictions_" + protocol + ".json" }
 func accuracyFile(protocol string) string     { return "scores_" + protocol + ".json" }
 func choiceScoresFile(protocol string) string { return "choice_scores_" + protocol + ".json" }
+func textsFile(protocol string) string        { return "texts_" + protocol + ".json" }
 
 // recordEvaluation writes the evaluation's files to dir and scores it into sum: Primary, Scores and the baselines
 // that need no model (majority class, random guessing).
@@ -94,6 +95,13 @@ func recordEvaluation(dir string, sum *results.Summary, ev *evaluation, d *runDa
 		}
 		if r.Scores != nil {
 			files[choiceScoresFile(r.Protocol)] = r.Scores
+		}
+		if r.Texts != nil {
+			files[textsFile(r.Protocol)] = r.Texts
+			if sum.Unparsed == nil {
+				sum.Unparsed = map[string]int{}
+			}
+			sum.Unparsed[r.Protocol] = r.Unparsed
 		}
 		for _, name := range slices.Sorted(maps.Keys(files)) {
 			if err := results.WriteJSONAtomic(filepath.Join(dir, name), files[name]); err != nil {

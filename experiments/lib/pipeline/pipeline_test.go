@@ -35,7 +35,7 @@ func TestRunFolderAndSkip(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Log(out.String())
-	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json",
+	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json", "texts_generate.json",
 		results.SummaryFile, LossFigure + ".png", LossFigure + ".svg", TableFile + ".md"} {
 		if st, err := os.Stat(filepath.Join(res.Dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("run folder lacks %s (%v)", f, err)
@@ -45,6 +45,9 @@ func TestRunFolderAndSkip(t *testing.T) {
 		t.Errorf("checkpoint left in a complete run folder (%v)", err)
 	}
 	s := res.Summary
+	if _, ok := s.Unparsed["generate"]; !ok || s.Primary != "generate" || s.Scores["letter"] == nil {
+		t.Errorf("-eval both: primary %q, unparsed %v, letter %v", s.Primary, s.Unparsed, s.Scores["letter"])
+	}
 	if !s.Complete || s.PrimaryAccuracy()["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
 		t.Errorf("summary incomplete: %+v", s)
 	}
