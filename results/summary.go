@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -113,15 +115,19 @@ type Summary struct {
 	// kept as raw JSON so that this package does not depend on the mains' config types.
 	Config json.RawMessage `json:"config,omitempty"`
 	// Split names the evaluation split the accuracy was measured on (e.g. "test", "val", "fold 0/5").
-	Split    string        `json:"split,omitempty"`
-	Accuracy AccuracyTable `json:"accuracy,omitempty"`
-	// Scorings holds the accuracy of the other protocols that ran beside the primary one (by protocol name, e.g.
-	// "cloze", "cloze-norm", "letter"), on the same problems.
-	Scorings map[string]AccuracyTable `json:"scorings,omitempty"`
-	Timings  Timings                  `json:"timings"`
-	Versions Versions                 `json:"versions"`
-	Backend  string                   `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
-	Device   string                   `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	Split string `json:"split,omitempty"`
+	// Primary is the protocol that answers for the run (predictions.json, the first row of its table): the first
+	// of its -eval list.
+	Primary string `json:"primary"`
+	// Scores holds every protocol's accuracy by category (protocol name → table, e.g. "cloze", "letter"), all on
+	// the same problems.
+	Scores map[string]AccuracyTable `json:"scores"`
+	// Unparsed counts, per generating protocol, the answers without a parsable letter (scored by the fallback).
+	Unparsed map[string]int `json:"unparsed,omitempty"`
+	Timings  Timings        `json:"timings"`
+	Versions Versions       `json:"versions"`
+	Backend  string         `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
+	Device   string         `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
 	// Environment is the machine and build that recorded the run: results are bit-identical only on the same
 	// CPU model, backend and plugin build (float differences elsewhere flip near-tie predictions).
 	Environment *Environment `json:"environment,omitempty"`
@@ -136,9 +142,10 @@ type Summary struct {
 	SkippedImages []string `json:"skipped_images,omitempty"`
 	// Truncation counts the problems whose prompt context was cut to fit -max-len (training and evaluation).
 	Truncation *scienceqa.Truncation `json:"truncation,omitempty"`
-	// Baselines are reference accuracies on the same problems (name → category → percent), e.g. the
-	// majority-class answer and random guessing.
-	Baselines map[string]map[string]float64 `json:"baselines,omitempty"`
+	// Baselines are reference accuracies on the same problems: baseline → protocol → category → percent, e.g.
+	// Baselines[ZeroShot]["cloze"]. A baseline that no protocol enters (the majority-class answer, random
+	// guessing) is under AnyProtocol.
+	Baselines map[string]map[string]map[string]float64 `json:"baselines,omitempty"`
 
 	// Dir is the folder the summary was read from (set by ReadSummary and ListRuns, never written).
 	Dir string `json:"-"`
@@ -165,13 +172,66 @@ func (s *Summary) DecodeConfig(v any) error {
 	return nil
 }
 
-// Validate checks the summary's invariants: a run id and a consistent accuracy table.
+// Baseline names that tables and reports look up.
+const (
+	// ZeroShot is the pretrained model without an adapter, scored by the run's protocols.
+	ZeroShot = "zero-shot"
+	// AnyProtocol is the protocol key of a baseline that does not depend on the protocol.
+	AnyProtocol = "any"
+)
+
+// Accuracy returns a protocol's accuracy table (nil when the protocol did not run).
+func (s *Summary) Accuracy(protocol string) AccuracyTable { return s.Scores[protocol] }
+
+// PrimaryAccuracy returns the primary protocol's accuracy table.
+func (s *Summary) PrimaryAccuracy() AccuracyTable { return s.Scores[s.Primary] }
+
+// Protocols lists the protocols that ran: the primary first, then the others by name.
+func (s *Summary) Protocols() []string {
+	ps := []string{s.Primary}
+	for _, p := range slices.Sorted(maps.Keys(s.Scores)) {
+		if p != s.Primary {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// BaselinePercent returns a baseline's accuracy of a category in percent for a protocol: its entry for that
+// protocol, else its AnyProtocol entry.
+func (s *Summary) BaselinePercent(baseline, protocol, category string) (float64, bool) {
+	b := s.Baselines[baseline]
+	if v, ok := b[protocol][category]; ok {
+		return v, true
+	}
+	v, ok := b[AnyProtocol][category]
+	return v, ok
+}
+
+// SetBaseline stores a baseline's accuracies (category → percent) for a protocol (AnyProtocol: for all).
+func (s *Summary) SetBaseline(baseline, protocol string, row map[string]float64) {
+	if s.Baselines == nil {
+		s.Baselines = map[string]map[string]map[string]float64{}
+	}
+	if s.Baselines[baseline] == nil {
+		s.Baselines[baseline] = map[string]map[string]float64{}
+	}
+	s.Baselines[baseline][protocol] = row
+}
+
+// Validate checks the summary's invariants: a run id, a primary protocol with scores and consistent accuracy
+// tables.
 func (s *Summary) Validate() error {
 	if s.RunID == "" {
 		return errors.New("empty run_id")
 	}
-	if err := s.Accuracy.Validate(); err != nil {
-		return fmt.Errorf("accuracy: %w", err)
+	if s.Primary == "" || s.Scores[s.Primary] == nil {
+		return fmt.Errorf("no scores for the primary protocol %q", s.Primary)
+	}
+	for _, p := range slices.Sorted(maps.Keys(s.Scores)) {
+		if err := s.Scores[p].Validate(); err != nil {
+			return fmt.Errorf("scores[%s]: %w", p, err)
+		}
 	}
 	return nil
 }
@@ -239,13 +299,4 @@ func ListRuns(root string) ([]*Summary, error) {
 	}
 	sort.Slice(runs, func(i, j int) bool { return runs[i].RunID < runs[j].RunID })
 	return runs, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -21,7 +21,8 @@ func sampleSummary(id string) *Summary {
 		RunID:           id,
 		Complete:        true,
 		Split:           "fold 0/5",
-		Accuracy:        acc,
+		Primary:         "letter",
+		Scores:          map[string]AccuracyTable{"letter": acc},
 		Timings:         Timings{TrainSeconds: 12.5, EvalSeconds: 3.25, TokensPerSecond: 812.75},
 		Versions:        CurrentVersions(),
 		Backend:         "go (go:ops_sequential)",
@@ -110,7 +111,7 @@ func TestSummaryErrors(t *testing.T) {
 		t.Error("a summary without run id was written")
 	}
 	s = sampleSummary("x")
-	s.Accuracy["NO"] = Score{} // a zero score: must be rejected, n/a is absence
+	s.Scores["letter"]["NO"] = Score{} // a zero score: must be rejected, n/a is absence
 	if err := WriteSummary(dir, s); err == nil || !strings.Contains(err.Error(), "NO") {
 		t.Errorf("zero-total score: err = %v", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
@@ -205,13 +207,47 @@ type MeasuredRow struct {
 	Accuracy AccuracyTable
 }
 
-// SummaryRow turns a run summary into a MeasuredRow named after the run (and its split, if recorded).
+// SummaryRow turns a run summary into a MeasuredRow of its primary protocol, named after the run, its split (if
+// recorded) and the protocol.
 func SummaryRow(s *Summary) MeasuredRow {
-	name := s.RunID
+	name := s.RunID + " ("
 	if s.Split != "" {
-		name += " (" + s.Split + ")"
+		name += s.Split + ", "
 	}
-	return MeasuredRow{Name: name, Accuracy: s.Accuracy}
+	return MeasuredRow{Name: name + s.Primary + ")", Accuracy: s.PrimaryAccuracy()}
+}
+
+// ProtocolRows are a run's rows, one per protocol (the primary first), each named "<run id> (<protocol>)".
+func ProtocolRows(s *Summary) []MeasuredRow {
+	var rows []MeasuredRow
+	for _, p := range s.Protocols() {
+		rows = append(rows, MeasuredRow{Name: s.RunID + " (" + p + ")", Accuracy: s.Scores[p]})
+	}
+	return rows
+}
+
+// BaselineRows are a summary's baselines as rows for the protocols that ran: a protocol-independent baseline once
+// ("<baseline> (same problems)"), a per-protocol one once per protocol ("<baseline>, <protocol> (same problems)").
+func BaselineRows(s *Summary) []MeasuredRow {
+	var rows []MeasuredRow
+	for _, b := range slices.Sorted(maps.Keys(s.Baselines)) {
+		for _, p := range append([]string{AnyProtocol}, s.Protocols()...) {
+			cats, ok := s.Baselines[b][p]
+			if !ok {
+				continue
+			}
+			name := b
+			if p != AnyProtocol {
+				name += ", " + p
+			}
+			t := AccuracyTable{}
+			for c, v := range cats {
+				t[c] = Score{Accuracy: v, Total: 1}
+			}
+			rows = append(rows, MeasuredRow{Name: name + " (same problems)", Accuracy: t})
+		}
+	}
+	return rows
 }
 
 // ScienceQATable is the paper's category table (columns NAT SOC LAN TXT IMG NO G1-6 G7-12 Avg): the

@@ -36,6 +36,17 @@ const (
 	FallbackWrong
 )
 
+// String is the fallback's name as ParseFallback reads it.
+func (f Fallback) String() string {
+	switch f {
+	case FallbackRandom:
+		return "random"
+	case FallbackWrong:
+		return "wrong"
+	}
+	return fmt.Sprintf("Fallback(%d)", int(f))
+}
+
 // ParseFallback maps "random" and "wrong" to a Fallback.
 func ParseFallback(s string) (Fallback, error) {
 	switch s {

@@ -31,7 +31,7 @@ func clozePrompt(p *Problem, context string) string {
 	if context != "" {
 		text += "Context: " + context + "\n"
 	}
-	return pyStrip(strings.ReplaceAll(text+"Answer:", "  ", " "))
+	return pyStrip(strings.ReplaceAll(text+ClozeAnswerCue, "  ", " "))
 }
 
 // ClozeContinuation is the text scored for one option after ClozePrompt: a space and the choice text as the
@@ -104,11 +104,23 @@ func (c Cloze) longest() int {
 }
 
 func tokenizeClozeWithContext(enc Encoder, p *Problem, context string) Cloze {
-	text := clozePrompt(p, context)
+	c := TokenizeContinuations(enc, clozePrompt(p, context), p.Choices)
+	c.PID = p.PID
+	return c
+}
+
+// ClozeAnswerCue is the end of every cloze prompt and, alone, the prompt of the unconditional pass that
+// calibrates option scores (an option's log-probability after the cue with no question or context).
+const ClozeAnswerCue = "Answer:"
+
+// TokenizeContinuations tokenizes each choice's ClozeContinuation after text, as TokenizeCloze does for the cloze
+// prompt: each option is encoded together with text (a tokenizer may merge across the boundary) and the prompt is
+// the longest prefix of Encode(text) every option's sequence shares. PID is left empty.
+func TokenizeContinuations(enc Encoder, text string, choices []string) Cloze {
 	prompt := enc.Encode(text, true)
-	seqs := make([][]int, len(p.Choices))
+	seqs := make([][]int, len(choices))
 	n := len(prompt)
-	for i, ch := range p.Choices {
+	for i, ch := range choices {
 		seqs[i] = enc.Encode(text+ClozeContinuation(ch), true)
 		k := 0
 		for k < n && k < len(seqs[i]) && seqs[i][k] == prompt[k] {
@@ -116,7 +128,7 @@ func tokenizeClozeWithContext(enc Encoder, p *Problem, context string) Cloze {
 		}
 		n = k
 	}
-	c := Cloze{PID: p.PID, Prompt: prompt[:n], Text: text, ContextWords: -1}
+	c := Cloze{Prompt: prompt[:n], Text: text, ContextWords: -1}
 	for _, s := range seqs {
 		c.Options = append(c.Options, s[n:])
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -19,47 +20,48 @@ type measuredRun struct {
 	Summary *results.Summary
 	Metrics []results.Metric
 	Dir     string
-	// Metric is the scoring protocol the tables read (Preset.Metric): "" or "letter" for the run's primary accuracy.
+	// Metric is the protocol the tables read (Preset.Metric): "" for the run's primary protocol.
 	Metric string
 }
 
-// otherScoring reports whether a report's metric names one of a run's other scorings (Summary.Scorings) rather than
-// its primary accuracy ("" or "letter").
-func otherScoring(metric string) bool { return metric != "" && metric != "letter" }
-
-// accuracy returns the run's accuracy of a category in percent by the report's metric (nil: n/a).
-func (m measuredRun) accuracy(category string) *float64 {
-	t := m.Summary.Accuracy
-	if otherScoring(m.Metric) {
-		t = m.Summary.Scorings[m.Metric]
+// protocol is the protocol the run's accuracies are read in: the report's metric, else the run's primary one.
+func (m measuredRun) protocol() string {
+	if m.Metric != "" {
+		return m.Metric
 	}
-	if v, ok := t.Percent(category); ok {
+	return m.Summary.Primary
+}
+
+// readsOther reports whether the tables read a protocol other than letter scoring (the paper's); the report then
+// records letter scoring's figures beside it.
+func (m measuredRun) readsOther() bool { return m.protocol() != "letter" }
+
+// accuracy returns the run's accuracy of a category in percent by the report's protocol (nil: n/a).
+func (m measuredRun) accuracy(category string) *float64 {
+	if v, ok := m.Summary.Scores[m.protocol()].Percent(category); ok {
 		return results.Float(v)
 	}
 	return nil
 }
 
-// primaryAccuracy is the run's primary accuracy (letter scoring for the local presets), whatever the metric.
-func (m measuredRun) primaryAccuracy() *float64 {
-	if v, ok := m.Summary.Accuracy.Percent("Avg"); ok {
+// letterAccuracy is the run's letter-scoring accuracy, whatever the metric (nil: letter scoring did not run).
+func (m measuredRun) letterAccuracy() *float64 {
+	if v, ok := m.Summary.Scores["letter"].Percent("Avg"); ok {
 		return results.Float(v)
 	}
 	return nil
 }
 
 // zeroShot returns the run's zero-shot baseline (the pretrained model on the same problems) by the report's
-// metric and by letter scoring, in percent (nil: not measured).
+// protocol and by letter scoring, in percent (nil: not measured).
 func (m measuredRun) zeroShot() (metric, letter *float64) {
 	get := func(protocol string) *float64 {
-		if v, ok := m.Summary.Baselines[pipeline.ZeroShotBaseline(protocol)]["Avg"]; ok {
+		if v, ok := m.Summary.BaselinePercent(results.ZeroShot, protocol, "Avg"); ok {
 			return results.Float(v)
 		}
 		return nil
 	}
-	if !otherScoring(m.Metric) {
-		return get("letter"), get("letter")
-	}
-	return get(m.Metric), get("letter")
+	return get(m.protocol()), get("letter")
 }
 
 // group is the runs of one sweep value, one per seed (in seed order).
@@ -101,8 +103,8 @@ func collect(runs []plannedRun, metric string) ([]group, error) {
 			index[r.Value] = i
 			groups = append(groups, group{Value: r.Value})
 		}
-		if otherScoring(metric) && s.Scorings[metric] == nil {
-			return nil, fmt.Errorf("%s: %s has no %s scores (the report reads -metric %s; evaluate with -eval letter+cloze)", r.describe(), dir, metric, metric)
+		if metric != "" && s.Scores[metric] == nil {
+			return nil, fmt.Errorf("%s: %s has no %s scores (the report reads -metric %s; evaluate with an -eval list that includes it)", r.describe(), dir, metric, metric)
 		}
 		groups[i].Runs = append(groups[i].Runs, measuredRun{plannedRun: r, Summary: s, Metrics: ms, Dir: dir, Metric: metric})
 	}
@@ -455,41 +457,48 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		written = append(written, filepath.Join(dir, "layers.{png,svg}"))
 	}
 
-	// runs.json: which run folder gave each seed's numbers.
-	type runRecord struct {
-		Value     string   `json:"value"`
-		Seed      uint64   `json:"seed"`
-		RunID     string   `json:"run_id"`
-		Dir       string   `json:"dir"`
-		Params    int64    `json:"trainable_params"`
-		TrainLoss *float64 `json:"final_train_loss"`
-		ValLoss   *float64 `json:"final_val_loss"`
-		ValAcc    *float64 `json:"val_acc"`
-		IMGAcc    *float64 `json:"img_acc,omitempty"`
-		// Metric names the scoring val_acc and img_acc are read in; LetterAcc is letter scoring's whatever it is.
-		Metric         string   `json:"metric,omitempty"`
-		LetterAcc      *float64 `json:"letter_acc,omitempty"`
-		ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
-		ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
-	}
-	var recs []runRecord
-	for _, g := range groups {
-		for _, r := range g.Runs {
-			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: workRelative(r.Dir),
-				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)}
-			if otherScoring(r.Metric) {
-				rec.Metric, rec.LetterAcc = r.Metric, r.primaryAccuracy()
-				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
-			}
-			recs = append(recs, rec)
-		}
-	}
-	if err := results.WriteJSONAtomic(filepath.Join(dir, "runs.json"), recs); err != nil {
+	if err := writeRunsJSON(filepath.Join(dir, "runs.json"), groups); err != nil {
 		return fmt.Errorf("report %s: %w", s.Name, err)
 	}
 	written = append(written, filepath.Join(dir, "runs.json"))
 	fmt.Fprintf(out, "wrote %s\n\n", strings.Join(written, ", "))
 	return nil
+}
+
+// runRecord is one run of a report's runs.json: which run folder gave each seed's numbers.
+type runRecord struct {
+	Value     string   `json:"value"`
+	Seed      uint64   `json:"seed"`
+	RunID     string   `json:"run_id"`
+	Dir       string   `json:"dir"`
+	Params    int64    `json:"trainable_params"`
+	TrainLoss *float64 `json:"final_train_loss"`
+	ValLoss   *float64 `json:"final_val_loss"`
+	ValAcc    *float64 `json:"val_acc"`
+	IMGAcc    *float64 `json:"img_acc,omitempty"`
+	// Metric names the protocol val_acc and img_acc are read in when it is not letter scoring; LetterAcc is letter
+	// scoring's accuracy beside it.
+	Metric         string   `json:"metric,omitempty"`
+	LetterAcc      *float64 `json:"letter_acc,omitempty"`
+	ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
+	ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
+}
+
+// writeRunsJSON writes the groups' runs as runRecords.
+func writeRunsJSON(path string, groups []group) error {
+	var recs []runRecord
+	for _, g := range groups {
+		for _, r := range g.Runs {
+			rec := runRecord{Value: g.Value, Seed: r.Config.Seed, RunID: r.Summary.RunID, Dir: workRelative(r.Dir),
+				Params: r.Summary.TrainableParams, TrainLoss: trainLoss(r), ValLoss: valLoss(r), ValAcc: valAcc(r), IMGAcc: imgAcc(r)}
+			if r.readsOther() {
+				rec.Metric, rec.LetterAcc = r.protocol(), r.letterAccuracy()
+				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
+			}
+			recs = append(recs, rec)
+		}
+	}
+	return results.WriteJSONAtomic(path, recs)
 }
 
 // curveLabel names a value's curve: the parameter's wording, else "-flag=<row label>".
@@ -509,12 +518,16 @@ func metricNotes(groups []group) []string {
 		return nil
 	}
 	r0 := groups[0].Runs[0]
-	if !otherScoring(r0.Metric) {
+	if !r0.readsOther() {
 		return nil
 	}
-	notes := []string{fmt.Sprintf("Accuracies are %s scoring (the option texts scored as continuations; letter scoring stays at chance on this model).", r0.Metric)}
+	what := "protocol not registered in this build"
+	if p, ok := evaluate.Lookup(r0.protocol()); ok {
+		what = p.Description()
+	}
+	notes := []string{fmt.Sprintf("Accuracies are %s scoring (%s; letter scoring stays at chance on this model).", r0.protocol(), what)}
 	if zm, zl := r0.zeroShot(); zm != nil {
-		line := fmt.Sprintf("Zero-shot (the pretrained model, no adapter, same problems): %s %.2f", r0.Metric, *zm)
+		line := fmt.Sprintf("Zero-shot (the pretrained model, no adapter, same problems): %s %.2f", r0.protocol(), *zm)
 		if zl != nil {
 			line += fmt.Sprintf(", letter %.2f", *zl)
 		}
@@ -522,7 +535,7 @@ func metricNotes(groups []group) []string {
 	}
 	var parts []string
 	for _, g := range groups {
-		st := g.measure(func(m measuredRun) *float64 { return m.primaryAccuracy() })
+		st := g.measure(func(m measuredRun) *float64 { return m.letterAccuracy() })
 		if st.Mean != nil {
 			parts = append(parts, fmt.Sprintf("%s %.2f", g.label(), *st.Mean))
 		}

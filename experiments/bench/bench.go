@@ -175,11 +175,74 @@ func run(args []string) error {
 	return nil
 }
 
-// Bench runs the measurements.
-func Bench(o Options) (*Result, error) {
+// benchEval measures letter scoring: a first batch (compiling) and o.EvalBatches batches.
+func benchEval(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, place device.Placement, o Options, randomTokens func(int) []int32, features func() []float32) error {
+	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.Batch, PadMultiple: 64, MaxLen: o.Seq, Placement: place}
+	mk := func(n int) []evaluate.LetterExample {
+		var ex []evaluate.LetterExample
+		for i := 0; i < n; i++ {
+			ex = append(ex, evaluate.LetterExample{ID: strconv.Itoa(i), Prompt: randomTokens(o.Seq), Options: [][]int32{{3}, {4}, {5}, {6}}, Features: features()})
+		}
+		return ex
+	}
+	t0 := time.Now()
+	if _, err := r.ScoreLetters(context.Background(), mk(o.Batch)); err != nil {
+		return err
+	}
+	first := time.Since(t0).Seconds()
+	ex := mk(o.Batch * o.EvalBatches)
+	t0 = time.Now()
+	if _, err := r.ScoreLetters(context.Background(), ex); err != nil {
+		return err
+	}
+	el := time.Since(t0).Seconds()
+	res.EvalExamplesS = float64(len(ex)) / el
+	res.EvalCompile = max(0, first-el/float64(o.EvalBatches))
+	return nil
+}
+
+// benchGen measures greedy generation: a first batch (compiling) and a second one.
+func benchGen(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, o Options, randomTokens func(int) []int32, features func() []float32) error {
+	cfg := m.Config
+	r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.GenBatch, PadMultiple: 64, MaxLen: min(cfg.MaxSeqLen, o.GenPrompt+o.GenTokens+64)}
+	mk := func() []evaluate.GenExample {
+		var ex []evaluate.GenExample
+		for i := 0; i < o.GenBatch; i++ {
+			p := randomTokens(o.GenPrompt)
+			ids := make([]int, len(p))
+			for j, v := range p {
+				ids[j] = int(v)
+			}
+			ex = append(ex, evaluate.GenExample{ID: strconv.Itoa(i), Prompt: ids, Features: features()})
+		}
+		return ex
+	}
+	t0 := time.Now()
+	if _, err := r.Generate(context.Background(), mk(), o.GenTokens, nil); err != nil {
+		return err
+	}
+	first := time.Since(t0).Seconds()
+	t0 = time.Now()
+	out, err := r.Generate(context.Background(), mk(), o.GenTokens, nil)
+	if err != nil {
+		return err
+	}
+	el := time.Since(t0).Seconds()
+	n := 0
+	for _, g := range out {
+		n += len(g)
+	}
+	res.GenTokensSec = float64(n) / el
+	res.GenCompile = max(0, first-el)
+	return nil
+}
+
+// resolve checks o and fills its defaults (dtype by model size, layers from the preset); it returns the model
+// configuration.
+func resolve(o *Options) (llama.Config, error) {
 	cfg, ok := llama.Presets[o.Preset]
 	if !ok {
-		return nil, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
+		return cfg, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
 	}
 	if o.DType == "" {
 		o.DType = device.Float32
@@ -188,11 +251,10 @@ func Bench(o Options) (*Result, error) {
 		}
 	}
 	if _, err := device.ParseDType(string(o.DType)); err != nil {
-		return nil, fmt.Errorf("dtype %w", err)
+		return cfg, fmt.Errorf("dtype %w", err)
 	}
-	dtype := o.DType.GoMLX()
 	if o.Attention != "auto" && o.Attention != "" && o.Attention != "decomposed" {
-		return nil, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
+		return cfg, fmt.Errorf("unknown -attention %q (want auto or decomposed)", o.Attention)
 	}
 	if o.Layers > 0 {
 		cfg.NumLayers = o.Layers
@@ -200,8 +262,18 @@ func Bench(o Options) (*Result, error) {
 	o.Layers = cfg.NumLayers
 	o.L = min(o.L, cfg.NumLayers)
 	if o.Seq > cfg.MaxSeqLen {
-		return nil, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
+		return cfg, fmt.Errorf("-seq %d exceeds the preset's max length %d", o.Seq, cfg.MaxSeqLen)
 	}
+	return cfg, nil
+}
+
+// Bench runs the measurements.
+func Bench(o Options) (*Result, error) {
+	cfg, err := resolve(&o)
+	if err != nil {
+		return nil, err
+	}
+	dtype := o.DType.GoMLX()
 	if n, err := strconv.Atoi(o.Devices); err == nil && n > 1 && os.Getenv(device.CPUDevicesEnvVar) == "" {
 		device.SetCPUDevices(n) // XLA CPU: expose exactly n devices (no effect on other backends)
 		defer device.SetCPUDevices(0)
@@ -263,59 +335,14 @@ func Bench(o Options) (*Result, error) {
 		}
 	}
 	if o.Only == "all" || o.Only == "eval" {
-		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.Batch, PadMultiple: 64, MaxLen: o.Seq, Placement: place}
-		mk := func(n int) []evaluate.LetterExample {
-			var ex []evaluate.LetterExample
-			for i := 0; i < n; i++ {
-				ex = append(ex, evaluate.LetterExample{ID: strconv.Itoa(i), Prompt: randomTokens(o.Seq), Options: [][]int32{{3}, {4}, {5}, {6}}, Features: features()})
-			}
-			return ex
-		}
-		t0 := time.Now()
-		if _, err := r.ScoreLetters(mk(o.Batch)); err != nil {
+		if err := benchEval(res, m, a, b, place, o, randomTokens, features); err != nil {
 			return nil, err
 		}
-		first := time.Since(t0).Seconds()
-		ex := mk(o.Batch * o.EvalBatches)
-		t0 = time.Now()
-		if _, err := r.ScoreLetters(ex); err != nil {
-			return nil, err
-		}
-		el := time.Since(t0).Seconds()
-		res.EvalExamplesS = float64(len(ex)) / el
-		res.EvalCompile = max(0, first-el/float64(o.EvalBatches))
 	}
 	if o.Only == "all" || o.Only == "gen" {
-		r := &evaluate.Runner{Model: m, Adapter: a, Backend: b, BatchSize: o.GenBatch, PadMultiple: 64, MaxLen: min(cfg.MaxSeqLen, o.GenPrompt+o.GenTokens+64)}
-		mk := func() []evaluate.GenExample {
-			var ex []evaluate.GenExample
-			for i := 0; i < o.GenBatch; i++ {
-				p := randomTokens(o.GenPrompt)
-				ids := make([]int, len(p))
-				for j, v := range p {
-					ids[j] = int(v)
-				}
-				ex = append(ex, evaluate.GenExample{ID: strconv.Itoa(i), Prompt: ids, Features: features()})
-			}
-			return ex
-		}
-		t0 := time.Now()
-		if _, err := r.Generate(mk(), o.GenTokens, nil); err != nil {
+		if err := benchGen(res, m, a, b, o, randomTokens, features); err != nil {
 			return nil, err
 		}
-		first := time.Since(t0).Seconds()
-		t0 = time.Now()
-		out, err := r.Generate(mk(), o.GenTokens, nil)
-		if err != nil {
-			return nil, err
-		}
-		el := time.Since(t0).Seconds()
-		n := 0
-		for _, g := range out {
-			n += len(g)
-		}
-		res.GenTokensSec = float64(n) / el
-		res.GenCompile = max(0, first-el)
 	}
 	res.PeakRSSGiB = float64(peakRSS()) / (1 << 30)
 	res.PeakDeviceGiB = gpu.stop()

@@ -79,21 +79,34 @@ const DataAxis = "data"
 // AllDevices is the -devices value that asks for every device of the backend.
 const AllDevices = "all"
 
-// ParseDevices parses a -devices value for backend b: "" or "1" is one device, "all" every device of b, N exactly
-// N devices. Any N from 1 to b's count is allowed: batches are padded with empty rows to a multiple of N, and
-// frozen matrices that N does not divide stay replicated.
-func ParseDevices(b compute.Backend, s string) (int, error) {
-	have := b.NumDevices()
+// ParseDeviceCount reads a -devices value where no backend is at hand (checking a configuration): "" or "1" is 1,
+// "all" is 0 (every device of the backend, counted when there is one), N is N.
+func ParseDeviceCount(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	switch s {
 	case "", "1":
 		return 1, nil
 	case AllDevices:
-		return have, nil
+		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
 		return 0, fmt.Errorf("-devices %q: want a positive number or %q", s, AllDevices)
+	}
+	return n, nil
+}
+
+// ParseDevices parses a -devices value for backend b: "" or "1" is one device, "all" every device of b, N exactly
+// N devices. Any N from 1 to b's count is allowed: batches are padded with empty rows to a multiple of N, and
+// frozen matrices that N does not divide stay replicated.
+func ParseDevices(b compute.Backend, s string) (int, error) {
+	n, err := ParseDeviceCount(s)
+	if err != nil {
+		return 0, err
+	}
+	have := b.NumDevices()
+	if n == 0 {
+		return have, nil
 	}
 	if n > have {
 		hint := ""

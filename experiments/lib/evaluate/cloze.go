@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -59,31 +60,28 @@ const (
 // token j of an option attends exactly the prompt and the option's tokens before it, at the same rotary positions
 // as in an unpadded prompt+option pass, so its state is that pass's (up to float rounding). Only the W window
 // states go through the output projection, so the vocabulary-wide logits are never [B,S,V].
-func (r *Runner) clozeGraph(scope *model.Scope, inputs []*Node) *Node {
-	g := inputs[0].Graph()
-	tokens, seg, rotary, pos, targets := inputs[0], inputs[1], inputs[2], inputs[3], inputs[4]
-	var feats *Node
-	if len(inputs) > 5 {
-		feats = inputs[5]
-	}
+func (r *Runner) clozeGraph(scope *model.Scope, flat []*Node) *Node {
+	in := unpackClozeInputs(flat)
+	g := in.Tokens.Graph()
+	tokens, seg := in.Tokens, in.Segments
 	G, S := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
 	keySeg := BroadcastToDims(InsertAxes(seg, 1), G, S, S) // [G, query, key]
 	mask := LogicalOr(Equal(keySeg, Scalar(g, dtypes.Int32, clozeSegPrompt)), Equal(keySeg, InsertAxes(seg, -1)))
-	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: rotary, AttentionMask: mask,
-		Extension: r.extension(g, feats), SkipLogits: true})
-	W := pos.Shape().Dimensions[1]
-	logp := LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1) // [G, W, V]
+	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: in.Rotary, AttentionMask: mask,
+		Extension: r.extension(g, optionalFeatures(in.Features)), SkipLogits: true})
+	W := in.Positions.Shape().Dimensions[1]
+	logp := LogSoftmax(r.Model.LogitsAt(out.Final, in.Positions), -1) // [G, W, V]
 	rows := Iota(g, shapes.Make(dtypes.Int32, G, W), 0)
 	cols := Iota(g, shapes.Make(dtypes.Int32, G, W), 1)
-	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(targets, -1)}, -1))
+	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(in.Targets, -1)}, -1))
 }
 
 // ScoreCloze scores every option of every example as a continuation of its prompt, as lm-evaluation-harness
 // scores ARC or SciQ, reading each prompt once: a batch holds BatchSize examples (ordered by prompt length, so a
 // batch pads little, with image features apart); an example is one row, its prompt followed by all its options,
 // each option attending only the prompt and itself (clozeGraph). progress, when not nil, is called with (done,
-// total) after each batch.
-func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
+// total) after each batch; a cancelled ctx stops it between batches.
+func (r *Runner) ScoreCloze(ctx context.Context, examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
 	r.defaults()
 	if r.clozeExec == nil {
 		exec, err := r.placedExec(r.clozeGraph)
@@ -92,28 +90,8 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 		}
 		r.clozeExec = exec
 	}
-	V := r.Model.Config.VocabSize
-	for _, e := range examples {
-		if len(e.Prompt) == 0 {
-			return nil, fmt.Errorf("evaluate: cloze example %s has an empty prompt", e.ID)
-		}
-		if len(e.Options) < 2 {
-			return nil, fmt.Errorf("evaluate: cloze example %s has %d options", e.ID, len(e.Options))
-		}
-		for o, c := range e.Options {
-			if len(c) == 0 {
-				return nil, fmt.Errorf("evaluate: cloze example %s: option %d has no tokens", e.ID, o)
-			}
-			// The rotary positions of a row stop at the prompt plus its longest option (the row may be longer).
-			if n := len(e.Prompt) + len(c); n > r.MaxLen {
-				return nil, fmt.Errorf("evaluate: cloze example %s: option %d makes %d tokens (max %d)", e.ID, o, n, r.MaxLen)
-			}
-			for _, t := range c {
-				if t < 0 || int(t) >= V {
-					return nil, fmt.Errorf("evaluate: cloze example %s: option %d token %d outside the vocabulary", e.ID, o, t)
-				}
-			}
-		}
+	if err := r.checkCloze(examples); err != nil {
+		return nil, err
 	}
 	// Examples with image features apart from those without (a batch has features for every example or none),
 	// then longest row first, so each batch's padded length fits its examples closely.
@@ -131,6 +109,9 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 	res := make([]ClozeResult, len(examples))
 	done := 0
 	for start := 0; start < len(order); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		end := start
 		for end < len(order) && end-start < r.BatchSize && hasFeat(order[end]) == hasFeat(order[start]) {
 			end++
@@ -153,6 +134,34 @@ func (r *Runner) ScoreCloze(examples []ClozeExample, progress func(done, total i
 		}
 	}
 	return res, nil
+}
+
+// checkCloze checks the examples' prompts, option counts and tokens, and that every option fits in MaxLen.
+func (r *Runner) checkCloze(examples []ClozeExample) error {
+	V := r.Model.Config.VocabSize
+	for _, e := range examples {
+		if len(e.Prompt) == 0 {
+			return fmt.Errorf("evaluate: cloze example %s has an empty prompt", e.ID)
+		}
+		if len(e.Options) < 2 {
+			return fmt.Errorf("evaluate: cloze example %s has %d options", e.ID, len(e.Options))
+		}
+		for o, c := range e.Options {
+			if len(c) == 0 {
+				return fmt.Errorf("evaluate: cloze example %s: option %d has no tokens", e.ID, o)
+			}
+			// The rotary positions of a row stop at the prompt plus its longest option (the row may be longer).
+			if n := len(e.Prompt) + len(c); n > r.MaxLen {
+				return fmt.Errorf("evaluate: cloze example %s: option %d makes %d tokens (max %d)", e.ID, o, n, r.MaxLen)
+			}
+			for _, t := range c {
+				if t < 0 || int(t) >= V {
+					return fmt.Errorf("evaluate: cloze example %s: option %d token %d outside the vocabulary", e.ID, o, t)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // clozeLen is the length of e's row: prompt and every option.
@@ -208,22 +217,14 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 		}
 		feats = append(feats, e.Features...)
 	}
-	args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, G, S), tensors.FromFlatDataAndDimensions(seg, G, S),
-		tensors.FromFlatDataAndDimensions(rot, G, S), tensors.FromFlatDataAndDimensions(pos, G, W),
-		tensors.FromFlatDataAndDimensions(tgt, G, W)}
-	if withFeatures {
-		if r.Adapter == nil || r.Adapter.Config.Visual == nil {
-			return nil, fmt.Errorf("evaluate: cloze example %s has image features but the adapter has no visual projection", batch[0].ID)
-		}
-		vc := r.Adapter.Config.Visual
-		for _, e := range batch {
-			if len(e.Features) != vc.Scales*vc.FeatureDim {
-				return nil, fmt.Errorf("evaluate: cloze example %s: %d feature values, the visual projection wants %d×%d", e.ID, len(e.Features), vc.Scales, vc.FeatureDim)
-			}
-		}
-		args = append(args, tensors.FromFlatDataAndDimensions(feats, G, vc.Scales, vc.FeatureDim))
+	in := clozeInputs[*tensors.Tensor]{Tokens: tensors.FromFlatDataAndDimensions(tok, G, S), Segments: tensors.FromFlatDataAndDimensions(seg, G, S),
+		Rotary: tensors.FromFlatDataAndDimensions(rot, G, S), Positions: tensors.FromFlatDataAndDimensions(pos, G, W),
+		Targets: tensors.FromFlatDataAndDimensions(tgt, G, W)}
+	var err error
+	if in.Features, err = r.featureArgs(feats, G); err != nil {
+		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
-	outs, err := r.runBatch(r.clozeExec, args...)
+	outs, err := r.runBatch(r.clozeExec, in.pack()...)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
@@ -231,11 +232,17 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: cloze batch starting at example %s: %w", batch[0].ID, err)
 	}
+	return clozeResults(batch, logp, W), nil
+}
+
+// clozeResults reads each example's option scores from a batch's window log-probabilities (W per row, the
+// options' tokens in order).
+func clozeResults(batch []ClozeExample, logp []float32, W int) []ClozeResult {
 	res := make([]ClozeResult, len(batch))
 	for k, e := range batch {
 		res[k] = ClozeResult{ID: e.ID, LogProbs: make([]float64, len(e.Options)), Tokens: make([]int, len(e.Options))}
 		bestNorm := math.Inf(-1)
-		slot := k * W // the window holds the options' tokens in order
+		slot := k * W
 		for o, c := range e.Options {
 			sum := 0.0
 			for range c {
@@ -251,7 +258,7 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 			}
 		}
 	}
-	return res, nil
+	return res
 }
 
 // ClozePredictions maps each result's ID to its two predictions: by summed ("cloze") and by per-token mean

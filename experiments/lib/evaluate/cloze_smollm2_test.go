@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strconv"
@@ -71,7 +72,7 @@ func TestClozeSmolLM2(t *testing.T) {
 	start := time.Now()
 	for range repeat {
 		t0 := time.Now()
-		res, err = r.ScoreCloze(ex, func(done, total int) {
+		res, err = r.ScoreCloze(context.Background(), ex, func(done, total int) {
 			if done%50 == 0 {
 				t.Logf("%d/%d problems, %.0fs", done, total, time.Since(t0).Seconds())
 			}
@@ -103,12 +104,4 @@ func TestClozeSmolLM2(t *testing.T) {
 		avg, _ := s.Percent("Avg")
 		t.Logf("%s: %.2f %% of %d problems (%.0fs)", name, avg, len(eval), time.Since(start).Seconds())
 	}
-}
-
-func int32s(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, v := range ids {
-		out[i] = int32(v)
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -50,7 +51,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		{ID: "tiny", Prompt: prompt(2), Options: [][]int32{{40}, {41}}, Features: feats()},
 	}
 	var calls [][2]int
-	got, err := r.ScoreCloze(ex, func(done, total int) { calls = append(calls, [2]int{done, total}) })
+	got, err := r.ScoreCloze(context.Background(), ex, func(done, total int) { calls = append(calls, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		t.Errorf("progress calls %v", calls)
 	}
 	small := &Runner{Model: m, Adapter: a, Backend: r.Backend, PadMultiple: 8, MaxLen: 64, BatchSize: 3}
-	gotSmall, err := small.ScoreCloze(ex, nil)
+	gotSmall, err := small.ScoreCloze(context.Background(), ex, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		{{ID: "vocab", Prompt: prompt(3), Options: [][]int32{{4}, {int32(V)}}}},
 		{{ID: "long", Prompt: prompt(60), Options: [][]int32{{4}, seq(8)}}},
 	} {
-		if _, err := r.ScoreCloze(bad, nil); err == nil {
+		if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
 			t.Errorf("%s: no error", bad[0].ID)
 		}
 	}
@@ -156,7 +157,7 @@ func TestShardedClozeEqualSingleDevice(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		res, err := r.ScoreCloze(examples, nil)
+		res, err := r.ScoreCloze(context.Background(), examples, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,13 +1,19 @@
-// Package evaluate runs a frozen LLaMA with an adapter over multiple-choice prompts, in the two protocols the
-// toolkit reports: letter scoring (one forward pass; the answer is the option letter whose token scores highest
-// at the answer position) and free greedy generation with the KV cache (the paper's protocol; the caller extracts
-// "The answer is X" from the text).
+// Package evaluate answers multiple-choice problems with a frozen LLaMA, with or without an adapter. A Protocol
+// (letter, cloze, cloze-norm, cloze-calibrated, generate, ...) prepares its own examples from ScienceQA problems
+// through datasets/scienceqa, runs them batched on a Runner and returns pid → choice plus per-choice scores; Run
+// evaluates an ordered list of protocols (the first is the primary). The batched executors are Runner's: letter
+// scoring (one forward pass; the option letter whose tokens score highest at the answer position), cloze scoring
+// (every option's text as a continuation of a prompt, each prompt read once) and greedy generation with the KV
+// cache (the paper's protocol).
 package evaluate
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
@@ -67,31 +73,26 @@ func (r *Runner) defaults() {
 	}
 }
 
-// extension returns the adapter's extension for a graph given optional features [B, M, D].
+// extension returns the adapter's extension for a graph given optional features [B, M, D] (nil: no adapter).
 func (r *Runner) extension(g *Graph, features *Node) llama.AttentionExtension {
 	if r.Adapter == nil {
 		return nil
 	}
-	var visual *Node
-	if features != nil && r.Adapter.Projection != nil {
-		visual = r.Adapter.Projection.Token(features)
-	}
-	return r.Adapter.Extension(g, visual)
+	return r.Adapter.FeatureExtension(g, features)
 }
+
+// errNoProjection: examples carry image features but the runner has no adapter (or no visual projection).
+var errNoProjection = errors.New("evaluate: examples carry image features but there is no adapter with a visual projection")
 
 // letterGraph: right-padded tokens [B,S], row lengths [B] (int32), optional features → log-probabilities
 // [B, W, V] at each row's last W real positions (W = MaxOptionTokens; positions before 0 repeat position 0).
-func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
-	g := inputs[0].Graph()
-	tokens, seqLens := inputs[0], inputs[1]
-	var feats *Node
-	if len(inputs) > 2 {
-		feats = inputs[2]
-	}
-	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: r.extension(g, feats), SkipLogits: true})
-	B, W := tokens.Shape().Dimensions[0], MaxOptionTokens
+func (r *Runner) letterGraph(scope *model.Scope, flat []*Node) *Node {
+	in := unpackLetterInputs(flat)
+	g := in.Tokens.Graph()
+	out := r.Model.Forward(g, llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: r.extension(g, optionalFeatures(in.Features)), SkipLogits: true})
+	B, W := in.Tokens.Shape().Dimensions[0], MaxOptionTokens
 	// Position of window slot w in row b: seqLen[b] - W + w, clamped at 0.
-	pos := Add(InsertAxes(seqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
+	pos := Add(InsertAxes(in.SeqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
 	pos = Max(pos, ScalarZero(g, dtypes.Int32))
 	return LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1)
 }
@@ -146,27 +147,57 @@ func letterRows(i int, e LetterExample) ([]letterRow, error) {
 }
 
 // ScoreLetters returns, for each example, the option whose continuation (its letter) is most probable after the
-// prompt: with single-token letters that is the argmax of the logits over the valid option letters, from one
-// forward pass per example.
-func (r *Runner) ScoreLetters(examples []LetterExample) ([]int, error) {
-	scores, err := r.OptionScores(examples)
+// prompt (scienceqa.ArgmaxLetter of OptionScores): with single-token letters that is the argmax of the logits over
+// the valid option letters, from one forward pass per example.
+func (r *Runner) ScoreLetters(ctx context.Context, examples []LetterExample) ([]int, error) {
+	scores, err := r.OptionScores(ctx, examples)
 	if err != nil {
 		return nil, err
 	}
 	choices := make([]int, len(examples))
 	for i, sc := range scores {
-		for o := range sc {
-			if sc[o] > sc[choices[i]] {
-				choices[i] = o
-			}
+		if choices[i], err = scienceqa.ArgmaxLetter(sc, len(sc)); err != nil {
+			return nil, fmt.Errorf("evaluate: example %s: %w", examples[i].ID, err)
 		}
 	}
 	return choices, nil
 }
 
+// letterPlan is the forward passes of a set of examples: their rows and each row's length.
+type letterPlan struct {
+	rows    []letterRow
+	lengths []int
+}
+
+// planLetters checks the examples and plans their rows.
+func (r *Runner) planLetters(examples []LetterExample) (letterPlan, error) {
+	var p letterPlan
+	for i, e := range examples {
+		if len(e.Prompt) == 0 {
+			return p, fmt.Errorf("evaluate: example %s has an empty prompt", e.ID)
+		}
+		if len(e.Options) < 2 {
+			return p, fmt.Errorf("evaluate: example %s has %d options", e.ID, len(e.Options))
+		}
+		rs, err := letterRows(i, e)
+		if err != nil {
+			return p, err
+		}
+		p.rows = append(p.rows, rs...)
+	}
+	p.lengths = make([]int, len(p.rows))
+	for k, row := range p.rows {
+		p.lengths[k] = len(examples[row.example].Prompt) + len(row.probe)
+		if p.lengths[k] > r.MaxLen {
+			return p, fmt.Errorf("evaluate: example %s has %d prompt tokens (max %d)", examples[row.example].ID, p.lengths[k], r.MaxLen)
+		}
+	}
+	return p, nil
+}
+
 // OptionScores returns, for each example and option, the log-probability of the option's continuation tokens
-// after the prompt.
-func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
+// after the prompt. A cancelled ctx stops it between batches.
+func (r *Runner) OptionScores(ctx context.Context, examples []LetterExample) ([][]float64, error) {
 	r.defaults()
 	if r.letterExec == nil {
 		exec, err := r.placedExec(r.letterGraph)
@@ -175,82 +206,73 @@ func (r *Runner) OptionScores(examples []LetterExample) ([][]float64, error) {
 		}
 		r.letterExec = exec
 	}
-	var rows []letterRow
-	for i, e := range examples {
-		if len(e.Prompt) == 0 {
-			return nil, fmt.Errorf("evaluate: example %s has an empty prompt", e.ID)
-		}
-		if len(e.Options) < 2 {
-			return nil, fmt.Errorf("evaluate: example %s has %d options", e.ID, len(e.Options))
-		}
-		rs, err := letterRows(i, e)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, rs...)
+	plan, err := r.planLetters(examples)
+	if err != nil {
+		return nil, err
 	}
-	lengths := make([]int, len(rows))
-	for k, row := range rows {
-		lengths[k] = len(examples[row.example].Prompt) + len(row.probe)
-		if lengths[k] > r.MaxLen {
-			return nil, fmt.Errorf("evaluate: example %s has %d prompt tokens (max %d)", examples[row.example].ID, lengths[k], r.MaxLen)
-		}
-	}
-	V, W := r.Model.Config.VocabSize, MaxOptionTokens
 	scores := make([][]float64, len(examples))
 	for i, e := range examples {
 		scores[i] = make([]float64, len(e.Options))
 	}
 	done := 0
-	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
-		B, S := len(b.Indices), b.Len
-		tok := make([]int32, B*S)
-		lens := make([]int32, B)
-		var feats []float32
-		for k, ri := range b.Indices {
-			e := examples[rows[ri].example]
-			copy(tok[k*S:], e.Prompt)
-			copy(tok[k*S+len(e.Prompt):], rows[ri].probe)
-			lens[k] = int32(lengths[ri])
-			feats = append(feats, e.Features...)
-		}
-		args := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(tok, B, S), tensors.FromFlatDataAndDimensions(lens, B)}
-		if len(feats) > 0 {
-			vc := r.Adapter.Config.Visual
-			if vc == nil || len(feats) != B*vc.Scales*vc.FeatureDim {
-				return nil, fmt.Errorf("evaluate: batch features (%d values) do not fit the adapter's visual projection", len(feats))
-			}
-			args = append(args, tensors.FromFlatDataAndDimensions(feats, B, vc.Scales, vc.FeatureDim))
-		}
-		outs, err := r.runBatch(r.letterExec, args...)
-		if err != nil {
+	for _, b := range train.SequentialBatches(plan.lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logp, err := tensors.CopyFlatData[float32](outs[0])
-		if err != nil {
+		if err := r.letterBatch(examples, plan, b, scores); err != nil {
 			return nil, err
 		}
-		for k, ri := range b.Indices {
-			row := rows[ri]
-			e := examples[row.example]
-			// Window slot of the position that predicts the first continuation token (the prompt's last token).
-			first := W - 1 - len(row.probe)
-			for _, o := range row.options {
-				sum := 0.0
-				for j, t := range e.Options[o] {
-					if t < 0 || int(t) >= V {
-						return nil, fmt.Errorf("evaluate: example %s: option token %d outside the vocabulary", e.ID, t)
-					}
-					sum += float64(logp[(k*W+first+j)*V+int(t)])
-				}
-				scores[row.example][o] = sum
-			}
-		}
-		if done += B; r.Progress != nil {
-			r.Progress(done*len(examples)/len(rows), len(examples))
+		if done += len(b.Indices); r.Progress != nil {
+			r.Progress(done*len(examples)/len(plan.rows), len(examples))
 		}
 	}
 	return scores, nil
+}
+
+// letterBatch runs one batch of rows and stores the scores of the options each row serves.
+func (r *Runner) letterBatch(examples []LetterExample, plan letterPlan, b train.Batch, scores [][]float64) error {
+	B, S := len(b.Indices), b.Len
+	tok := make([]int32, B*S)
+	lens := make([]int32, B)
+	var feats []float32
+	for k, ri := range b.Indices {
+		e := examples[plan.rows[ri].example]
+		copy(tok[k*S:], e.Prompt)
+		copy(tok[k*S+len(e.Prompt):], plan.rows[ri].probe)
+		lens[k] = int32(plan.lengths[ri])
+		feats = append(feats, e.Features...)
+	}
+	in := letterInputs[*tensors.Tensor]{Tokens: tensors.FromFlatDataAndDimensions(tok, B, S), SeqLens: tensors.FromFlatDataAndDimensions(lens, B)}
+	var err error
+	if in.Features, err = r.featureArgs(feats, B); err != nil {
+		return fmt.Errorf("evaluate: batch starting at example %s: %w", examples[plan.rows[b.Indices[0]].example].ID, err)
+	}
+	outs, err := r.runBatch(r.letterExec, in.pack()...)
+	if err != nil {
+		return err
+	}
+	logp, err := tensors.CopyFlatData[float32](outs[0])
+	if err != nil {
+		return err
+	}
+	V, W := r.Model.Config.VocabSize, MaxOptionTokens
+	for k, ri := range b.Indices {
+		row := plan.rows[ri]
+		e := examples[row.example]
+		// Window slot of the position that predicts the first continuation token (the prompt's last token).
+		first := W - 1 - len(row.probe)
+		for _, o := range row.options {
+			sum := 0.0
+			for j, t := range e.Options[o] {
+				if t < 0 || int(t) >= V {
+					return fmt.Errorf("evaluate: example %s: option token %d outside the vocabulary", e.ID, t)
+				}
+				sum += float64(logp[(k*W+first+j)*V+int(t)])
+			}
+			scores[row.example][o] = sum
+		}
+	}
+	return nil
 }
 
 // GenExample is one prompt for free generation.
@@ -260,50 +282,53 @@ type GenExample struct {
 	Features []float32
 }
 
+// generator returns the runner's generator for a cache length, creating it (and its compiled graphs) once.
+func (r *Runner) generator(maxLen int) *llama.Generator {
+	if r.gens == nil {
+		r.gens = map[int]*llama.Generator{}
+	}
+	gen, ok := r.gens[maxLen]
+	if !ok {
+		gen = r.Model.NewGenerator(r.Backend, maxLen, true)
+		if r.Adapter != nil {
+			gen.Extension = func(g *Graph, extra []*Node) llama.AttentionExtension {
+				return r.extension(g, optionalFeatures(extra))
+			}
+		}
+		r.gens[maxLen] = gen
+	}
+	return gen
+}
+
 // Generate continues every prompt greedily for up to maxNew tokens (stopping a row at stop(token) == true, e.g.
-// EOS), in batches of examples of similar length, with the KV cache.
-func (r *Runner) Generate(examples []GenExample, maxNew int, stop func(id int) bool) ([][]int, error) {
+// EOS), in batches of examples of similar length, with the KV cache. A cancelled ctx stops every row at its next
+// token and Generate returns ctx's error.
+func (r *Runner) Generate(ctx context.Context, examples []GenExample, maxNew int, stop func(id int) bool) ([][]int, error) {
 	r.defaults()
 	lengths := make([]int, len(examples))
 	for i, e := range examples {
 		lengths[i] = len(e.Prompt)
 	}
 	out := make([][]int, len(examples))
-	if r.gens == nil {
-		r.gens = map[int]*llama.Generator{}
-	}
-	gens := r.gens
 	done := 0
 	for _, b := range train.SequentialBatches(lengths, r.BatchSize, r.PadMultiple, r.MaxLen) {
-		maxLen := min(r.MaxLen, r.Model.Config.MaxSeqLen, train.PadLen(b.Len+maxNew, r.PadMultiple, 0))
-		gen, ok := gens[maxLen]
-		if !ok {
-			gen = r.Model.NewGenerator(r.Backend, maxLen, true)
-			if r.Adapter != nil {
-				gen.Extension = func(g *Graph, extra []*Node) llama.AttentionExtension {
-					var f *Node
-					if len(extra) > 0 {
-						f = extra[0]
-					}
-					return r.extension(g, f)
-				}
-			}
-			gens[maxLen] = gen
-		}
+		gen := r.generator(min(r.MaxLen, r.Model.Config.MaxSeqLen, train.PadLen(b.Len+maxNew, r.PadMultiple, 0)))
 		prompts := make([][]int, len(b.Indices))
 		var feats []float32
 		for row, i := range b.Indices {
 			prompts[row] = examples[i].Prompt
 			feats = append(feats, examples[i].Features...)
 		}
-		var extra []*tensors.Tensor
-		if len(feats) > 0 && r.Adapter != nil && r.Adapter.Config.Visual != nil {
-			vc := r.Adapter.Config.Visual
-			extra = append(extra, tensors.FromFlatDataAndDimensions(feats, len(b.Indices), vc.Scales, vc.FeatureDim))
+		extra, err := r.featureArgs(feats, len(b.Indices))
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: generating for %s...: %w", examples[b.Indices[0]].ID, err)
 		}
 		res, err := gen.Generate(prompts, maxNew, nil, func(row, prev, next int) bool {
-			return stop == nil || !stop(next)
+			return ctx.Err() == nil && (stop == nil || !stop(next))
 		}, extra...)
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: generating for %s...: %w", examples[b.Indices[0]].ID, err)
 		}

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -36,7 +37,7 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 		}
 		gens = append(gens, GenExample{ID: string(rune('a' + i)), Prompt: p, Features: f})
 	}
-	out, err := r.Generate(gens, 3, nil)
+	out, err := r.Generate(context.Background(), gens, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 		}
 		letters = append(letters, LetterExample{ID: g.ID, Prompt: prompt, Options: opts, Features: g.Features})
 	}
-	got, err := r.ScoreLetters(letters)
+	got, err := r.ScoreLetters(context.Background(), letters)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestLetterScoringAgreesWithGeneration(t *testing.T) {
 		}
 	}
 	// A single-example batch must give the same generation as the padded batch.
-	solo, err := r.Generate(gens[3:4], 3, nil)
+	solo, err := r.Generate(context.Background(), gens[3:4], 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestOptionScoresMultiToken(t *testing.T) {
 		{ID: "x", Prompt: prompt, Options: [][]int32{{10, 11}, {10, 12}, {13}, {14, 15, 16}}},
 		{ID: "y", Prompt: prompt[:4], Options: [][]int32{{7}, {8}}},
 	}
-	scores, err := r.OptionScores(ex)
+	scores, err := r.OptionScores(context.Background(), ex)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestShardedLetterScoresEqualSingleDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := &Runner{Model: m, Adapter: randomAdapter(t, m, 2, false), Backend: b, BatchSize: 3, PadMultiple: 8, Placement: p}
-		s, err := r.OptionScores(examples)
+		s, err := r.OptionScores(context.Background(), examples)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -228,7 +228,7 @@ func (c Config) Validate() error {
 		name string
 		err  error
 	}{{"-dtype", setEnum(new(DType), string(c.Model.DType), DTypes)}, {"-modality", setEnum(new(Modality), string(v.Modality), Modalities)},
-		{"-eval", setEnum(new(EvalMode), string(e.Mode), EvalModes)}, {"-fallback", setEnum(new(Fallback), string(e.Fallback), Fallbacks)}} {
+		{"-eval", new(EvalMode).Set(string(e.Mode))}, {"-fallback", setEnum(new(Fallback), string(e.Fallback), Fallbacks)}} {
 		if en.err != nil {
 			bad("%s %w", en.name, en.err)
 		}
@@ -267,7 +267,7 @@ func (c Config) Validate() error {
 	if e.Mode.generate() && e.MaxNew >= c.Train.MaxLen {
 		bad("-max-new %d leaves no room for the prompt within -max-len %d", e.MaxNew, c.Train.MaxLen)
 	}
-	if _, err := ParseDevices(c.Devices); err != nil {
+	if _, err := device.ParseDeviceCount(c.Devices); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RunID != "" {

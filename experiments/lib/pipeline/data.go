@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/gomlx/compute"
@@ -74,19 +72,18 @@ func loadData(cfg Config) (*runData, error) {
 	return d, nil
 }
 
-// runExamples are the tokenized problems.
+// runExamples are the tokenized training problems and what the evaluation protocols read (each protocol
+// tokenizes the evaluation problems its own way, see experiments/lib/evaluate).
 type runExamples struct {
-	// skipped counts training problems too long for MaxLen even without context (left out of training);
-	// cut counts evaluation prompts shortened from the left to fit (every evaluation problem is scored).
-	skipped, cut int
-	trunc        scienceqa.Truncation // problems whose context was cut to fit MaxLen (summary.json "truncation")
-	train        []train.Example
-	evalTrain    []train.Example // the evaluation problems with their answers, for the validation loss
-	letters      []evaluate.LetterExample
-	clozes       []evaluate.ClozeExample
-	gens         []evaluate.GenExample
-	evalPIDs     []string
-	nChoices     []int
+	// skipped counts training problems too long for MaxLen even without context (left out of training).
+	skipped   int
+	train     []train.Example
+	evalTrain []train.Example // the evaluation problems with their answers, for the validation loss
+	evalPIDs  []string
+	// trunc counts the training problems whose context was cut to fit MaxLen (summary.json "truncation").
+	trunc scienceqa.Truncation
+	// features are the image features by pid (nil: a text-only run).
+	features map[string][]float32
 }
 
 func int32s(ids []int) []int32 {
@@ -97,20 +94,19 @@ func int32s(ids []int) []int32 {
 	return out
 }
 
-// buildExamples tokenizes every problem: training sequences (prompt + target + EOS, loss on the target), and the
-// letter-scoring, cloze and generation prompts of the evaluation problems the mode needs.
+// buildExamples tokenizes the training sequences (prompt + target + EOS, loss on the target) of the training and
+// evaluation problems.
 func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[string][]float32) (*runExamples, error) {
-	format := cfg.Data.Format
 	target, err := cfg.Data.Target.scienceqa()
 	if err != nil {
 		return nil, err
 	}
 	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
-	maxLen, mode := cfg.Train.MaxLen, cfg.Eval.Mode
-	ex := &runExamples{trunc: scienceqa.Truncation{MaxLen: maxLen}}
+	maxLen := cfg.Train.MaxLen
+	ex := &runExamples{features: feats, trunc: scienceqa.Truncation{MaxLen: maxLen}}
 	var lastCut bool // whether toTrain's last call cut the context
 	toTrain := func(p *scienceqa.Problem) (train.Example, error) {
-		e, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
+		e, err := scienceqa.Tokenize(tok, p, cfg.Data.Format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
 		lastCut = err == nil && e.ContextCut()
 		if err != nil {
 			return train.Example{}, err
@@ -131,11 +127,11 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 		}
 		ex.train = append(ex.train, e)
 	}
-	// Letter scoring and cloze prompts state the answer letter (or nothing) in the plain base_prompt.py way: the
-	// training target's wording does not change what is scored.
-	evalPO := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions}
 	for _, p := range d.eval {
 		e, err := toTrain(p)
+		// Counted on the evaluation problem's training-format sequence (the validation loss's); each protocol's
+		// prompt is shorter than it (no answer), so a protocol cuts no more often than this.
+		ex.trunc.Eval.Note(p.PID, lastCut, errors.Is(err, scienceqa.ErrTooLong))
 		if errors.Is(err, scienceqa.ErrTooLong) {
 			// The validation loss covers the problems that fit; accuracy covers all of them.
 		} else if err != nil {
@@ -144,149 +140,8 @@ func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[st
 			ex.evalTrain = append(ex.evalTrain, e)
 		}
 		ex.evalPIDs = append(ex.evalPIDs, p.PID)
-		ex.nChoices = append(ex.nChoices, len(p.Choices))
-		cut := false
-		if mode.letter() {
-			// The gold option's sequence, as letterExample tokenizes each option (they differ only in the letter).
-			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: evalPO, MaxLen: maxLen})
-			ex.trunc.Eval.Note(p.PID, err == nil && g.ContextCut(), false)
-			l, err := letterExample(tok, p, format, evalPO, maxLen)
-			if errors.Is(err, scienceqa.ErrTooLong) {
-				// Even without context the prompt is too long: keep BOS and its last tokens (options and "The
-				// answer is" are at the end).
-				if l, err = letterExample(tok, p, format, evalPO, 0); err != nil {
-					return nil, err
-				}
-				l.Prompt = keepTail(l.Prompt, maxLen-evaluate.MaxOptionTokens)
-				cut = true
-			} else if err != nil {
-				return nil, err
-			}
-			l.Features = feats[p.PID]
-			ex.letters = append(ex.letters, l)
-		}
-		if mode.cloze() {
-			c, err := scienceqa.TokenizeCloze(tok, p, scienceqa.ClozeOptions{UseCaption: cfg.Data.Captions, MaxLen: maxLen})
-			if err != nil {
-				// A question too long for -max-len even without context cannot be cloze-scored whole.
-				return nil, fmt.Errorf("cloze prompt: %w", err)
-			}
-			ex.trunc.Eval.Note(p.PID, c.ContextCut(), false)
-			ce := evaluate.ClozeExample{ID: p.PID, Prompt: int32s(c.Prompt), Features: feats[p.PID]}
-			for _, o := range c.Options {
-				ce.Options = append(ce.Options, int32s(o))
-			}
-			ex.clozes = append(ex.clozes, ce)
-		}
-		if mode.generate() {
-			g, err := scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen - cfg.Eval.MaxNew, PromptOnly: true})
-			if errors.Is(err, scienceqa.ErrTooLong) {
-				if g, err = scienceqa.Tokenize(tok, p, format, scienceqa.TokenOptions{PromptOptions: po, PromptOnly: true}); err != nil {
-					return nil, err
-				}
-				g.IDs = keepTailInts(g.IDs, maxLen-cfg.Eval.MaxNew)
-				cut = true
-			} else if err != nil {
-				return nil, err
-			}
-			ex.trunc.Eval.Note(p.PID, g.ContextCut(), false)
-			ex.gens = append(ex.gens, evaluate.GenExample{ID: p.PID, Prompt: g.IDs, Features: feats[p.PID]})
-		}
-		ex.trunc.Eval.Note(p.PID, false, cut)
-		if cut {
-			ex.cut++
-		}
 	}
 	return ex, nil
-}
-
-// keepTail keeps the first token (BOS) and the last n-1 tokens.
-func keepTail(ids []int32, n int) []int32 {
-	if len(ids) <= n {
-		return ids
-	}
-	return append([]int32{ids[0]}, ids[len(ids)-(n-1):]...)
-}
-
-func keepTailInts(ids []int, n int) []int {
-	if len(ids) <= n {
-		return ids
-	}
-	return append([]int{ids[0]}, ids[len(ids)-(n-1):]...)
-}
-
-// letterExample finds where the answer letter is scored: the training sequence is tokenized once per option (as if
-// it were the answer); the shared prefix is the prompt and each option's continuation is what differs (its letter:
-// one token with LLaMA's tokenizer, " " + letter or a merged " B" with llama2.c's tok512). Only formats whose output
-// is the answer alone ("-A") qualify: in the others the prompt would include the gold lecture or solution.
-func letterExample(tok tokenizer.Tokenizer, p *scienceqa.Problem, f scienceqa.Format, po scienceqa.PromptOptions, maxLen int) (evaluate.LetterExample, error) {
-	if !strings.HasSuffix(string(f), "-A") {
-		return evaluate.LetterExample{}, fmt.Errorf("letter scoring needs a format whose output is the answer alone (X-A), not %s: use -eval generate", f)
-	}
-	// Tokenize once per option. Where the context had to be shortened, every option gets the shortest context any of
-	// them needed, so the sequences differ only in the answer.
-	tokenizeAll := func(q scienceqa.Problem, po scienceqa.PromptOptions, maxLen int) ([][]int, int, error) {
-		var seqs [][]int
-		words := -1
-		for i := range p.Choices {
-			q.Answer = i
-			e, err := scienceqa.Tokenize(tok, &q, f, scienceqa.TokenOptions{PromptOptions: po, MaxLen: maxLen})
-			if err != nil {
-				return nil, 0, err
-			}
-			if e.ContextWords >= 0 && (words < 0 || e.ContextWords < words) {
-				words = e.ContextWords
-			}
-			seqs = append(seqs, e.IDs)
-		}
-		return seqs, words, nil
-	}
-	seqs, words, err := tokenizeAll(*p, po, maxLen)
-	if err != nil {
-		return evaluate.LetterExample{}, err
-	}
-	if words >= 0 {
-		q := *p
-		q.Hint = strings.Join(strings.Fields(scienceqa.Context(p, po.UseCaption))[:words], " ")
-		q.Caption = ""
-		if seqs, _, err = tokenizeAll(q, scienceqa.PromptOptions{}, 0); err != nil {
-			return evaluate.LetterExample{}, err
-		}
-	}
-	// Common prefix (the prompt through "The answer is") and common suffix (e.g. "." and EOS) of all options.
-	n := len(seqs[0])
-	for _, s := range seqs[1:] {
-		n = min(n, len(s))
-	}
-	common := 0
-	for common < n && allEqual(seqs, func(s []int) int { return s[common] }) {
-		common++
-	}
-	suffix := 0
-	for suffix < n-common && allEqual(seqs, func(s []int) int { return s[len(s)-1-suffix] }) {
-		suffix++
-	}
-	if common == 0 {
-		return evaluate.LetterExample{}, fmt.Errorf("pid %s: the options' sequences share no prefix", p.PID)
-	}
-	l := evaluate.LetterExample{ID: p.PID, Prompt: int32s(seqs[0][:common])}
-	for i, s := range seqs {
-		c := s[common : len(s)-suffix]
-		if len(c) == 0 || len(c) > evaluate.MaxOptionTokens {
-			return evaluate.LetterExample{}, fmt.Errorf("pid %s: option %s tokenizes to %d tokens after the prompt (1..%d)", p.PID, scienceqa.Letter(i), len(c), evaluate.MaxOptionTokens)
-		}
-		l.Options = append(l.Options, int32s(c))
-	}
-	return l, nil
-}
-
-func allEqual(seqs [][]int, at func([]int) int) bool {
-	for _, s := range seqs[1:] {
-		if at(s) != at(seqs[0]) {
-			return false
-		}
-	}
-	return true
 }
 
 // randomCLIP is the encoder used for local multimodal runs when no pretrained CLIP is available (-clip random):

@@ -7,6 +7,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/clip"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/models/device"
 )
 
@@ -78,10 +79,13 @@ const (
 // DTypes lists the accepted values.
 var DTypes = device.DTypes
 
-// EvalMode chooses how the evaluation problems are answered.
+// EvalMode is the -eval value: an ordered, comma-separated list of evaluation protocols (evaluate.ParseList; e.g.
+// "cloze,cloze-norm,letter"), the first the primary, or one of the older combination names (both, all,
+// letter+cloze), which config.json files of earlier runs hold. It is recorded as written (a list is normalized to
+// "a,b,c"), so the run ids of recorded runs do not move.
 type EvalMode string
 
-// Evaluation modes.
+// Evaluation modes the presets use.
 const (
 	// EvalLetter scores the option letters after "The answer is" (one forward pass).
 	EvalLetter EvalMode = "letter"
@@ -89,28 +93,66 @@ const (
 	EvalCloze EvalMode = "cloze"
 	// EvalGenerate generates greedily and parses "The answer is X" (the paper's protocol).
 	EvalGenerate EvalMode = "generate"
-	// EvalBoth is letter scoring and generation; generation's answers are the run's predictions.
+	// EvalBoth is generation (primary) and letter scoring.
 	EvalBoth EvalMode = "both"
-	// EvalAll is letter, cloze and generation; generation's answers are the run's predictions.
+	// EvalAll is generation (primary), letter, cloze and cloze-norm.
 	EvalAll EvalMode = "all"
-	// EvalScores is letter and cloze scoring (no generation); letter scoring's answers are the run's predictions.
+	// EvalScores is letter scoring (primary), cloze and cloze-norm.
 	EvalScores EvalMode = "letter+cloze"
 )
 
-// EvalModes lists the accepted values.
-var EvalModes = []EvalMode{EvalLetter, EvalCloze, EvalGenerate, EvalBoth, EvalAll, EvalScores}
+func (e EvalMode) String() string { return string(e) }
 
-func (e EvalMode) String() string                { return string(e) }
-func (e *EvalMode) Set(s string) error           { return setEnum(e, s, EvalModes) }
+// Set checks s against the registered protocols and stores it (a list with its spaces removed).
+func (e *EvalMode) Set(s string) error {
+	ps, err := evaluate.ParseList(s)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(s, ",") {
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.Name()
+		}
+		s = strings.Join(names, ",")
+	}
+	*e = EvalMode(s)
+	return nil
+}
+
 func (e EvalMode) MarshalText() ([]byte, error)  { return []byte(e), nil }
 func (e *EvalMode) UnmarshalText(b []byte) error { return unmarshalEnum(e, b) }
 
-// letter, cloze and generate say which protocols the mode runs.
-func (e EvalMode) letter() bool {
-	return e == EvalLetter || e == EvalBoth || e == EvalAll || e == EvalScores
+// Protocols returns the mode's protocols, the primary first.
+func (e EvalMode) Protocols() ([]evaluate.Protocol, error) {
+	ps, err := evaluate.ParseList(string(e))
+	if err != nil {
+		return nil, fmt.Errorf("-eval: %w", err)
+	}
+	return ps, nil
 }
-func (e EvalMode) cloze() bool    { return e == EvalCloze || e == EvalAll || e == EvalScores }
-func (e EvalMode) generate() bool { return e == EvalGenerate || e == EvalBoth || e == EvalAll }
+
+// has reports whether the mode runs the named protocol.
+func (e EvalMode) has(name string) bool {
+	ps, _ := evaluate.ParseList(string(e))
+	for _, p := range ps {
+		if p.Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// evalHelp is -eval's help text.
+func evalHelp() string {
+	return "evaluation protocols, the primary first, comma-separated: " + strings.Join(evaluate.Names(), ", ") +
+		" (e.g. cloze,cloze-norm,letter; older names: both = generate,letter; letter+cloze = letter,cloze,cloze-norm; all = generate,letter,cloze,cloze-norm)"
+}
+
+// letter and generate say whether the mode runs letter scoring or generation (what Validate checks the format and
+// token budget for).
+func (e EvalMode) letter() bool   { return e.has("letter") }
+func (e EvalMode) generate() bool { return e.has("generate") }
 
 // Fallback scores generations without a parsable answer.
 type Fallback string

@@ -75,7 +75,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 		return nil, err
 	}
 	start := time.Now()
-	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
+	ev, err := evaluateRun(ctx, cfg, s, a, ex.features, out)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +87,10 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	}
 	sum.Split = evalSplitName(cfg)
 	sum.Truncation = &ex.trunc
-	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
-	return sum, writeResults(outDir, sum, s.data.eval, preds, out) // the record stage a run shares
+	return sum, writeResults(outDir, sum, ev, s.data, out) // the record stage a run shares
 }
 
 func evalSplitName(cfg Config) string {

@@ -72,12 +72,12 @@ func TestGateHeadThroughPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Accuracy["Avg"] != full.Summary.Accuracy["Avg"] || len(s.Scorings) != len(full.Summary.Scorings) {
-		t.Errorf("re-evaluation %v %v, run %v %v", s.Accuracy["Avg"], s.Scorings, full.Summary.Accuracy["Avg"], full.Summary.Scorings)
+	if s.Primary != full.Summary.Primary || len(s.Scores) != len(full.Summary.Scores) || len(s.Scores) < 2 {
+		t.Errorf("re-evaluation protocols %q %d, run %q %d", s.Primary, len(s.Scores), full.Summary.Primary, len(full.Summary.Scores))
 	}
-	for k, v := range full.Summary.Scorings {
-		if s.Scorings[k]["Avg"] != v["Avg"] {
-			t.Errorf("%s: re-evaluation %v, run %v", k, s.Scorings[k]["Avg"], v["Avg"])
+	for k, v := range full.Summary.Scores {
+		if s.Scores[k]["Avg"] != v["Avg"] {
+			t.Errorf("%s: re-evaluation %v, run %v", k, s.Scores[k]["Avg"], v["Avg"])
 		}
 	}
 	// Killed after a checkpoint and resumed: the same adapter as the uninterrupted run.

@@ -77,7 +77,7 @@ func TestHFSnapshotRunsThroughThePipeline(t *testing.T) {
 	if !strings.Contains(out.String(), filepath.Join(dir, "data")) {
 		t.Errorf("the resolved parquet files are not printed:\n%s", out.String())
 	}
-	if res.Summary.Split != "test" || res.Summary.Accuracy["Avg"].Total != 8 {
-		t.Errorf("evaluated %q on %d problems, want test on 8", res.Summary.Split, res.Summary.Accuracy["Avg"].Total)
+	if res.Summary.Split != "test" || res.Summary.PrimaryAccuracy()["Avg"].Total != 8 {
+		t.Errorf("evaluated %q on %d problems, want test on 8", res.Summary.Split, res.Summary.PrimaryAccuracy()["Avg"].Total)
 	}
 }

@@ -36,7 +36,7 @@ func TestRunFolderAndSkip(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Log(out.String())
-	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json",
+	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json", "texts_generate.json",
 		results.SummaryFile, LossFigure + ".png", LossFigure + ".svg", TableFile + ".md"} {
 		if st, err := os.Stat(filepath.Join(res.Dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("run folder lacks %s (%v)", f, err)
@@ -49,10 +49,13 @@ func TestRunFolderAndSkip(t *testing.T) {
 	if _, ok, err := RunComplete(res.Dir); !ok || err != nil {
 		t.Errorf("run folder not complete: %v", err)
 	}
-	if s.Accuracy["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
+	if _, ok := s.Unparsed["generate"]; !ok || s.Primary != "generate" || s.Scores["letter"] == nil {
+		t.Errorf("-eval both: primary %q, unparsed %v, letter %v", s.Primary, s.Unparsed, s.Scores["letter"])
+	}
+	if s.PrimaryAccuracy()["Avg"].Total != 24 || s.FinalTrainLoss == nil || s.FinalValLoss == nil {
 		t.Errorf("summary incomplete: %+v", s)
 	}
-	if err := s.Accuracy.Validate(); err != nil {
+	if err := s.PrimaryAccuracy().Validate(); err != nil {
 		t.Error(err)
 	}
 	again, err := Run(context.Background(), cfg, &out)
@@ -93,8 +96,8 @@ func TestKillAndResume(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Error("resumed run's adapter differs from the uninterrupted run's")
 	}
-	if full.Summary.Accuracy["Avg"] != resumed.Summary.Accuracy["Avg"] {
-		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.Accuracy["Avg"], resumed.Summary.Accuracy["Avg"])
+	if full.Summary.PrimaryAccuracy()["Avg"] != resumed.Summary.PrimaryAccuracy()["Avg"] {
+		t.Errorf("accuracy %v (uninterrupted) vs %v (resumed)", full.Summary.PrimaryAccuracy()["Avg"], resumed.Summary.PrimaryAccuracy()["Avg"])
 	}
 }
 
@@ -113,8 +116,8 @@ func TestEvaluateSavedAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Accuracy["Avg"] != res.Summary.Accuracy["Avg"] {
-		t.Errorf("re-evaluation %v, run %v", s.Accuracy["Avg"], res.Summary.Accuracy["Avg"])
+	if s.PrimaryAccuracy()["Avg"] != res.Summary.PrimaryAccuracy()["Avg"] {
+		t.Errorf("re-evaluation %v, run %v", s.PrimaryAccuracy()["Avg"], res.Summary.PrimaryAccuracy()["Avg"])
 	}
 	if _, err := Evaluate(context.Background(), cfg, "", filepath.Join(t.TempDir(), "base"), &out); err != nil {
 		t.Errorf("base model evaluation: %v", err)

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
@@ -223,7 +221,7 @@ func trainStage(ctx context.Context, p *prepared, out io.Writer) (*trainedRun, e
 // evaluated is the evaluate stage's value: the answers of every protocol.
 type evaluated struct {
 	*trainedRun
-	preds *predictions
+	ev *evaluation
 }
 
 // evaluateStage measures the validation loss, answers the evaluation problems by the configured protocols and,
@@ -242,21 +240,16 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 		return nil, err
 	}
 	e := &evaluated{trainedRun: t}
-	if e.preds, err = evaluateRun(cfg, s.model, t.a, s.backend, s.tok, ex, out); err != nil {
+	if e.ev, err = evaluateRun(ctx, cfg, s, t.a, ex.features, out); err != nil {
 		return nil, err
 	}
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sum.Baselines = baselines(s.data.train, s.data.eval)
 	if cfg.Eval.ZeroShot {
-		zs, err := zeroShotBaselines(cfg, s, t.resolved, ex, out)
-		if err != nil {
+		if err := addZeroShot(ctx, cfg, s, t.resolved, ex, sum, out); err != nil {
 			return nil, err
-		}
-		for name, row := range zs {
-			sum.Baselines[name] = row
 		}
 	}
 	return e, ctx.Err()
@@ -279,7 +272,7 @@ func record(ctx context.Context, e *evaluated, out io.Writer) (*Result, error) {
 			}
 		}
 	}
-	if err := writeResults(dir, sum, e.s.data.eval, e.preds, out); err != nil {
+	if err := writeResults(dir, sum, e.ev, e.s.data, out); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -297,20 +290,8 @@ func record(ctx context.Context, e *evaluated, out io.Writer) (*Result, error) {
 
 // writeResults writes what a run and a re-evaluation both record: the predictions of every protocol, the summary
 // (scored by category, dated) and the table, which it also prints.
-func writeResults(dir string, sum *results.Summary, problems []*scienceqa.Problem, preds *predictions, out io.Writer) error {
-	if err := results.WriteJSONAtomic(filepath.Join(dir, PredictionsFile), preds.byPID()); err != nil {
-		return err
-	}
-	if err := saveExtraPredictions(dir, preds); err != nil {
-		return err
-	}
-	var err error
-	if sum.Accuracy, err = scoreRun(problems, preds.choice); err != nil {
-		return err
-	}
-	sum.Scorings = map[string]results.AccuracyTable{}
-	extra, err := extraRows(dir, sum.RunID, problems, preds, sum.Scorings)
-	if err != nil {
+func writeResults(dir string, sum *results.Summary, ev *evaluation, d *runData, out io.Writer) error {
+	if err := recordEvaluation(dir, sum, ev, d); err != nil {
 		return err
 	}
 	// No completeness flag: complete.json, written last by markComplete, is the record that the run completed.
@@ -318,7 +299,7 @@ func writeResults(dir string, sum *results.Summary, problems []*scienceqa.Proble
 	if err := results.WriteSummary(dir, sum); err != nil {
 		return err
 	}
-	t := runTable(sum, string(preds.mode), extra)
+	t := runTable(sum)
 	if err := t.Render(out, results.Text); err != nil {
 		return err
 	}
@@ -354,36 +335,9 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 	if !table {
 		return nil
 	}
-	var cfg Config
-	mode := ""
-	if err := s.DecodeConfig(&cfg); err == nil {
-		mode = string(cfg.Eval.Mode)
-	}
-	var extra []results.MeasuredRow
-	for _, x := range extraScoreFiles {
-		var acc results.AccuracyTable
-		if data, err := os.ReadFile(filepath.Join(dir, x.file)); err == nil && json.Unmarshal(data, &acc) == nil {
-			extra = append(extra, results.MeasuredRow{Name: s.RunID + " (" + x.label + ")", Accuracy: acc})
-		}
-	}
-	if err := runTable(s, mode, extra).Render(out, results.Text); err != nil {
+	if err := runTable(s).Render(out, results.Text); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "To run it afresh: -runs DIR (a fresh folder of runs) or -force (deletes this folder first).")
 	return nil
-}
-
-// runTable is the category table of a run beside the paper's rows and the same problems' baselines.
-func runTable(s *results.Summary, mode string, extra []results.MeasuredRow) *results.Table {
-	rows := append([]results.MeasuredRow{results.SummaryRow(s)}, extra...)
-	rows = append(rows, baselineRows(s)...)
-	t := results.ScienceQATable(fmt.Sprintf("ScienceQA accuracy (%%), %s, %s scoring", s.Split, mode), rows, results.PaperScienceQARows())
-	if s.Vision != "" {
-		t.Notes = append(t.Notes, "Image features: "+s.Vision+".")
-	}
-	if n := len(s.SkippedImages); n > 0 {
-		t.Notes = append(t.Notes, fmt.Sprintf("%d problems ran without image features: their image did not decode (-skip-bad-images); pids %s.",
-			n, strings.Join(s.SkippedImages, ", ")))
-	}
-	return t
 }

@@ -174,7 +174,7 @@ var settings = []setting{
 	{key: "checkpoint_every", flag: "checkpoint-every", hash: hashAlways, rng: atLeast(0), field: func(c *Config) any { return &c.Train.CheckpointEvery },
 		usage: "optimizer steps between checkpoints (and every epoch end; 0: epoch ends only)"},
 	{key: "eval_mode", flag: "eval", hash: hashAlways, field: func(c *Config) any { return &c.Eval.Mode },
-		usage: "evaluation: letter, cloze (option texts as continuations), generate (the paper's), both (letter + generate), letter+cloze, or all"},
+		usage: evalHelp()},
 	{key: "fallback", flag: "fallback", hash: hashAlways, field: func(c *Config) any { return &c.Eval.Fallback },
 		usage: "unparsable generations: random (official, seeded) or wrong"},
 	{key: "max_new_tokens", flag: "max-new", hash: hashAlways, rng: atLeast(0), field: func(c *Config) any { return &c.Eval.MaxNew },

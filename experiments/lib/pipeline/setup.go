@@ -111,9 +111,8 @@ func (s *session) examples(feats map[string][]float32, out io.Writer) (*runExamp
 	if err != nil {
 		return nil, err
 	}
-	if ex.skipped > 0 || ex.cut > 0 {
-		fmt.Fprintf(out, "max length %d: %d training problems do not fit even without context and are left out; %d evaluation prompts were shortened from the left\n",
-			s.cfg.Train.MaxLen, ex.skipped, ex.cut)
+	if ex.skipped > 0 {
+		fmt.Fprintf(out, "max length %d: %d training problems do not fit even without context and are left out\n", s.cfg.Train.MaxLen, ex.skipped)
 	}
 	return ex, nil
 }

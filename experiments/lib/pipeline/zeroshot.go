@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
@@ -35,49 +38,63 @@ type zeroShotRecord struct {
 	Key      string `json:"key"`
 	Model    string `json:"model"`
 	Problems int    `json:"problems"`
-	// Scores holds, per protocol ("letter scoring", "cloze scoring", ...), the accuracy by category.
+	// Scores holds, per protocol ("letter", "cloze", ...), the accuracy by category. Records written before
+	// protocols were values name them by label ("letter scoring", ...: zeroShotLabels).
 	Scores map[string]results.AccuracyTable `json:"scores"`
 }
 
-// zeroShotKey hashes everything a zero-shot score depends on: the inputs' content digests, the evaluation problems
-// and the prompt settings the protocols read.
+// zeroShotLabels are the names the first cache records gave the protocols; the key still hashes them, so those
+// records stay valid.
+var zeroShotLabels = map[string]string{"letter": "letter scoring", "cloze": "cloze scoring", "cloze-norm": "cloze scoring, per-token mean"}
+
+// zeroShotKey hashes everything a zero-shot score depends on: the inputs' content digests, the evaluation problems,
+// the prompt settings the protocols read and the protocols.
 func zeroShotKey(cfg Config, cur resolved, ex *runExamples, protocols []string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", zeroShotVersion)
 	for _, name := range []string{"model", "tokenizer", "problems", "splits", "captions"} {
 		fmt.Fprintf(h, "%s=%s\n", name, cur.Digests[name])
 	}
-	for _, name := range sortedKeys(cur.Digests) {
+	for _, name := range slices.Sorted(maps.Keys(cur.Digests)) {
 		if strings.HasPrefix(name, "parquet:") {
 			fmt.Fprintf(h, "%s=%s\n", name, cur.Digests[name])
 		}
 	}
+	labels := make([]string, len(protocols))
+	for i, p := range protocols {
+		if labels[i] = zeroShotLabels[p]; labels[i] == "" {
+			labels[i] = p
+		}
+	}
 	fmt.Fprintf(h, "dtype=%s format=%s captions=%v maxlen=%d protocols=%s\n", cfg.Model.DType, cfg.Data.Format,
-		cfg.Data.Captions, cfg.Train.MaxLen, strings.Join(protocols, ","))
+		cfg.Data.Captions, cfg.Train.MaxLen, strings.Join(labels, ","))
 	fmt.Fprintf(h, "pids=%s\n", strings.Join(ex.evalPIDs, ","))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// zeroShotProtocols lists the scoring protocols of mode that the zero-shot baseline measures (generation is left
-// out: it is the slowest and the scorers already show what the pretrained model knows).
-func zeroShotProtocols(mode EvalMode) []string {
-	var ps []string
-	if mode.letter() {
-		ps = append(ps, ScoringLabel("letter"))
+// zeroShotProtocols lists the protocols of mode that the zero-shot baseline measures: all but those marked
+// evaluate.NoZeroShot (generation).
+func zeroShotProtocols(mode EvalMode) ([]string, error) {
+	ps, err := mode.Protocols()
+	if err != nil {
+		return nil, err
 	}
-	if mode.cloze() {
-		ps = append(ps, ScoringLabel("cloze"), ScoringLabel("cloze-norm"))
+	var names []string
+	for _, p := range ps {
+		if _, skip := p.(evaluate.NoZeroShot); !skip {
+			names = append(names, p.Name())
+		}
 	}
-	return ps
+	return names, nil
 }
 
-// zeroShotBaselines returns the zero-shot accuracies for the run's baselines ("zero-shot, <protocol>" → category →
-// percent), from the shared cache or measured now (and cached). It returns nil when the mode has no scoring
-// protocol.
-func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, out io.Writer) (map[string]map[string]float64, error) {
-	protocols := zeroShotProtocols(cfg.Eval.Mode)
-	if len(protocols) == 0 {
-		return nil, nil
+// addZeroShot stores the zero-shot baseline (the run's protocols on the pretrained model, no adapter, no image) in
+// sum.Baselines[results.ZeroShot], from the shared cache or measured now (and cached). Nothing is added when no
+// protocol of the mode is measured zero-shot.
+func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, out io.Writer) error {
+	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
+	if err != nil || len(protocols) == 0 {
+		return err
 	}
 	key := zeroShotKey(cfg, cur, ex, protocols)
 	dir := cfg.ZeroShotCache
@@ -87,60 +104,44 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 	path := filepath.Join(dir, key+".json")
 	rec, err := readZeroShot(path, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if rec == nil {
 		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), path)
-		mode := EvalLetter
-		switch {
-		case cfg.Eval.Mode.letter() && cfg.Eval.Mode.cloze():
-			mode = EvalScores
-		case cfg.Eval.Mode.cloze():
-			mode = EvalCloze
-		}
 		zcfg := cfg
-		zcfg.Eval.Mode = mode
-		preds, err := evaluateRun(zcfg, s.model, nil, s.backend, s.tok, textOnly(ex), out)
+		zcfg.Eval.Mode = EvalMode(strings.Join(protocols, ","))
+		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, out)
 		if err != nil {
-			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
 		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs), Scores: map[string]results.AccuracyTable{}}
-		letter, cloze := ScoringLabel("letter"), ScoringLabel("cloze")
-		byProtocol := map[string]map[string]int{ScoringLabel("cloze-norm"): preds.norm}
-		switch mode {
-		case EvalLetter:
-			byProtocol[letter] = preds.choice
-		case EvalCloze:
-			byProtocol[cloze] = preds.choice
-		case EvalScores:
-			byProtocol[letter], byProtocol[cloze] = preds.choice, preds.cloze
-		}
-		for _, p := range protocols {
-			if byProtocol[p] == nil {
-				continue
-			}
-			if rec.Scores[p], err = scoreRun(s.data.eval, byProtocol[p]); err != nil {
-				return nil, fmt.Errorf("zero-shot baseline: %w", err)
+		for _, r := range ev.results {
+			if rec.Scores[r.Protocol], err = scoreRun(s.data.eval, r.Choices); err != nil {
+				return fmt.Errorf("zero-shot baseline: %w", err)
 			}
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
 		if err := results.WriteJSONAtomic(path, rec); err != nil {
-			return nil, fmt.Errorf("zero-shot baseline: %w", err)
+			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
 	} else {
 		fmt.Fprintf(out, "zero-shot baseline: from %s\n", path)
 	}
-	b := map[string]map[string]float64{}
-	for p, t := range rec.Scores {
+	for name, t := range rec.Scores {
+		for p, label := range zeroShotLabels {
+			if name == label {
+				name = p
+			}
+		}
 		row := map[string]float64{}
 		for c, v := range t {
 			row[c] = v.Accuracy
 		}
-		b["zero-shot, "+p] = row
+		sum.SetBaseline(results.ZeroShot, name, row)
 	}
-	return b, nil
+	return nil
 }
 
 // readZeroShot reads a cached zero-shot record; (nil, nil) when there is none.
@@ -159,18 +160,4 @@ func readZeroShot(path, key string) (*zeroShotRecord, error) {
 		return nil, fmt.Errorf("zero-shot baseline %s: key %q, want %q, or no scores (delete it to measure again)", path, rec.Key, key)
 	}
 	return &rec, nil
-}
-
-// textOnly returns the evaluation examples without image features (the pretrained model has no visual input).
-func textOnly(ex *runExamples) *runExamples {
-	c := *ex
-	c.letters = append([]evaluate.LetterExample(nil), ex.letters...)
-	for i := range c.letters {
-		c.letters[i].Features = nil
-	}
-	c.clozes = append([]evaluate.ClozeExample(nil), ex.clozes...)
-	for i := range c.clozes {
-		c.clozes[i].Features = nil
-	}
-	return &c
 }

@@ -120,11 +120,7 @@ func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
 // instead of [B, S, V], the same masked mean over the same target tokens.
 func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count *Node) {
 	g := in.tokens.Graph()
-	var visual *Node
-	if in.features != nil && a.Projection != nil {
-		visual = a.Projection.Token(in.features)
-	}
-	fwd := llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.Extension(g, visual), SkipLogits: in.positions != nil}
+	fwd := llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.FeatureExtension(g, in.features), SkipLogits: in.positions != nil}
 	out := m.Forward(g, fwd)
 	if in.positions == nil {
 		return maskedNLL(out.Logits, in.targets, in.weights)

@@ -238,15 +238,9 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
 		d.targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
 		d.weights = tensors.FromFlatDataAndDimensions(weights, B, S)
 	}
-	if featLen > 0 {
-		vc := t.Adapter.Config.Visual
-		if vc == nil {
-			return d, errors.New("train: examples carry image features but the adapter has no visual projection")
-		}
-		if featLen != vc.Scales*vc.FeatureDim {
-			return d, fmt.Errorf("train: %d feature values per example, the projection expects %d×%d", featLen, vc.Scales, vc.FeatureDim)
-		}
-		d.features = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim)
+	var err error
+	if d.features, err = t.Adapter.FeatureTensor(features, B); err != nil {
+		return d, fmt.Errorf("train: %w", err)
 	}
 	return d, nil
 }
