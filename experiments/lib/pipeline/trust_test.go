@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -28,7 +29,8 @@ func TestForceDeletesOnlyRecordedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A summary marked complete (the form of runs recorded before complete.json) and a config.json naming another run.
-	s := &results.Summary{RunID: "other", Complete: true}
+	s := &results.Summary{RunID: "other", Complete: true, Primary: "letter",
+		Scores: map[string]results.AccuracyTable{"letter": {"Avg": scienceqa.NewCategoryScore(1, 2)}}}
 	if err := results.WriteSummary(dir, s); err != nil {
 		t.Fatal(err)
 	}
