@@ -115,9 +115,11 @@ type Summary struct {
 	// "cloze", "cloze-norm", "letter"), on the same problems.
 	Scorings map[string]AccuracyTable `json:"scorings,omitempty"`
 	Timings  Timings                  `json:"timings"`
-	Versions Versions                 `json:"versions"`
-	Backend  string                   `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
-	Device   string                   `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
+	// Profile is where the run's time and memory went, one entry per phase in the order they ran.
+	Profile  []PhaseProfile `json:"profile,omitempty"`
+	Versions Versions       `json:"versions"`
+	Backend  string         `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
+	Device   string         `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"
 	// Environment is the machine and build that recorded the run: results are bit-identical only on the same
 	// CPU model, backend and plugin build (float differences elsewhere flip near-tie predictions).
 	Environment *Environment `json:"environment,omitempty"`

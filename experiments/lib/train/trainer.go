@@ -50,6 +50,13 @@ type Config struct {
 	// The loss and gradients are the dense path's up to float rounding; only the cost changes. Off by default, and
 	// omitted from the JSON when off, so recipes recorded before it exist read and compare as they always did.
 	AnswerHead bool `json:"answer_head,omitempty"`
+	// LengthBuckets, when > 0, pads batches to at most that many lengths chosen from the examples' lengths (and,
+	// with AnswerHead, to at most one answer window per length) so that the padding they add is least (see
+	// ChooseLevels), instead of rounding each batch's longest example up to PadMultiple: the step compiles once
+	// per (length, window) pair, so fewer pairs compile less. The batches (which examples, in which order) are
+	// the same; only the padding changes, so the loss and gradients change only by float rounding. Off by
+	// default and omitted from the JSON when off.
+	LengthBuckets int `json:"length_buckets,omitempty"`
 }
 
 // PaperConfig is the official recipe: 5 epochs, 2 warmup, base lr 9e-3, weight decay 0.02, β = (0.9, 0.95),
@@ -103,6 +110,14 @@ type Trainer struct {
 	// SplitWeights is how many frozen base matrices Placement splits across its devices (0 unless ShardWeights).
 	SplitWeights int
 
+	// Counter counts the compiles and executions of the trainer's graphs (see device.ExecCounter); its OnCompile
+	// may be set to report compiles.
+	Counter *device.ExecCounter
+	// Buckets is the padded lengths and windows Train chose (LengthBuckets > 0).
+	Buckets BucketPlan
+
+	tokens, paddedTokens int64
+
 	opt                 []*optVars
 	stepVar             *model.Variable
 	accumExec, stepExec *model.Exec
@@ -128,7 +143,7 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	if p.NumDevices() > backend.NumDevices() {
 		return nil, fmt.Errorf("train: placement on %d devices, backend %s has %d", p.NumDevices(), backend.Name(), backend.NumDevices())
 	}
-	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg, Placement: p}
+	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg, Placement: p, Counter: &device.ExecCounter{}}
 	var err error
 	if t.opt, t.stepVar, err = newOptimizerState(m.Store, a); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -155,6 +170,37 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	return t, nil
 }
 
+// Stats are what a trainer's graphs have run so far: compiles and executions (Counter's), and the tokens of the
+// batches run (padding excluded) and their padded tokens (rows × padded length; rows a mesh adds excluded).
+type Stats struct {
+	device.ExecStats
+	Tokens, PaddedTokens int64
+}
+
+// Stats returns the totals so far; the difference of two calls is what happened between them.
+func (t *Trainer) Stats() Stats {
+	return Stats{ExecStats: t.Counter.Snapshot(), Tokens: t.tokens, PaddedTokens: t.paddedTokens}
+}
+
+// countTokens adds a batch's tokens and padded tokens to the trainer's totals.
+func (t *Trainer) countTokens(examples []Example, b Batch) {
+	for _, i := range b.Indices {
+		t.tokens += int64(len(examples[i].Tokens))
+	}
+	t.paddedTokens += int64(len(b.Indices) * b.Len)
+}
+
+// bucket sets batches' padded lengths and windows from the LengthBuckets plan chosen over them, and returns the
+// plan (nothing and a zero plan when off).
+func (t *Trainer) bucket(examples []Example, batches []Batch) BucketPlan {
+	if t.Config.LengthBuckets <= 0 {
+		return BucketPlan{}
+	}
+	p := planBuckets(examples, batches, t.Config.LengthBuckets, t.Config.MaxLen, t.Config.AnswerHead)
+	p.apply(examples, batches)
+	return p
+}
+
 // OptimizerStep returns the number of optimizer steps taken.
 func (t *Trainer) OptimizerStep() int {
 	v, err := t.stepVar.Value()
@@ -164,36 +210,13 @@ func (t *Trainer) OptimizerStep() int {
 	return int(tensors.ToScalar[float32](v))
 }
 
-// batchData is one batch's graph arguments.
-type batchData struct {
-	// tokens [B, S] right-padded and seqLens [B]: the model's input.
-	tokens, seqLens *tensors.Tensor
-	// targets and weights [B, S] (the next token, and 1 where it is a target), or [B, W] with AnswerHead, where
-	// positions [B, W] names the position predicting each slot's target.
-	targets, weights, positions *tensors.Tensor
-	// features [B, M, D], or nil for examples without image features.
-	features *tensors.Tensor
-}
-
-// args lists the graph arguments in buildStep's and buildEvalLoss's order: tokens, targets, weights, seqLens, then
-// lr (for the training step; nil for the loss-only graph), positions (AnswerHead only) and features (if any).
-func (d batchData) args(lr *tensors.Tensor) []*tensors.Tensor {
-	args := []*tensors.Tensor{d.tokens, d.targets, d.weights, d.seqLens}
-	for _, a := range []*tensors.Tensor{lr, d.positions, d.features} {
-		if a != nil {
-			args = append(args, a)
-		}
-	}
-	return args
-}
-
 // batchTensors assembles a right-padded batch: tokens, targets (next token), weights (1 where the next token is a
 // target), row lengths, and features (nil when the examples have none); with AnswerHead the targets and weights
 // are compacted to each row's target positions (AnswerSlots). On a mesh the rows are padded to a multiple of the
 // device count with one-token rows of weight 0: the loss is a masked mean over the batch's target tokens, so they
 // change neither the loss nor the gradients.
-func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
-	var d batchData
+func (t *Trainer) batchTensors(examples []Example, b Batch) (stepInputs[*tensors.Tensor], error) {
+	var d stepInputs[*tensors.Tensor]
 	B, S := t.Placement.PadRows(len(b.Indices)), b.Len
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
@@ -227,16 +250,16 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
 	if featLen > 0 {
 		features = append(features, make([]float32, (B-len(b.Indices))*featLen)...)
 	}
-	d.tokens = tensors.FromFlatDataAndDimensions(tokens, B, S)
-	d.seqLens = tensors.FromFlatDataAndDimensions(seqLens, B)
+	d.Tokens = tensors.FromFlatDataAndDimensions(tokens, B, S)
+	d.SeqLens = tensors.FromFlatDataAndDimensions(seqLens, B)
 	if t.Config.AnswerHead {
-		pos, tgt, w, W := AnswerSlots(targetsIDs, weights, B, S)
-		d.positions = tensors.FromFlatDataAndDimensions(pos, B, W)
-		d.targets = tensors.FromFlatDataAndDimensions(tgt, B, W)
-		d.weights = tensors.FromFlatDataAndDimensions(w, B, W)
+		pos, tgt, w, W := answerSlots(targetsIDs, weights, B, S, b.Window)
+		d.Positions, d.Has.Positions = tensors.FromFlatDataAndDimensions(pos, B, W), true
+		d.Targets = tensors.FromFlatDataAndDimensions(tgt, B, W)
+		d.Weights = tensors.FromFlatDataAndDimensions(w, B, W)
 	} else {
-		d.targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
-		d.weights = tensors.FromFlatDataAndDimensions(weights, B, S)
+		d.Targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
+		d.Weights = tensors.FromFlatDataAndDimensions(weights, B, S)
 	}
 	if featLen > 0 {
 		vc := t.Adapter.Config.Visual
@@ -246,7 +269,7 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
 		if featLen != vc.Scales*vc.FeatureDim {
 			return d, fmt.Errorf("train: %d feature values per example, the projection expects %d×%d", featLen, vc.Scales, vc.FeatureDim)
 		}
-		d.features = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim)
+		d.Features, d.Has.Features = tensors.FromFlatDataAndDimensions(features, B, vc.Scales, vc.FeatureDim), true
 	}
 	return d, nil
 }
@@ -311,7 +334,11 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 		}
 		lengths[i] = len(e.Tokens)
 	}
-	batchesPerEpoch := len(EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen))
+	first := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen)
+	batchesPerEpoch := len(first)
+	// The buckets are chosen once, from the first epoch's batches (a resumed run chooses the same).
+	plan := t.bucket(examples, first)
+	t.Buckets = plan
 	stepsTotal := 0
 	for e := range cfg.EpochCount() {
 		stepsTotal += (cfg.EpochBatchLimit(e, batchesPerEpoch) + cfg.AccumSteps - 1) / cfg.AccumSteps
@@ -319,6 +346,9 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 	pos := start
 	for ; pos.Epoch < cfg.EpochCount(); pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
 		batches := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
+		if cfg.LengthBuckets > 0 {
+			plan.apply(examples, batches)
+		}
 		// A fractional last epoch trains the first part of its batches; the schedule's position still counts in
 		// whole epochs (perEpoch).
 		perEpoch := float64(len(batches))
@@ -344,12 +374,13 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 				for _, i := range b.Indices {
 					tokens += len(examples[i].Tokens)
 				}
-				args := d.args(tensors.FromScalar(float32(lr)))
+				t.countTokens(examples, b)
+				d.LR, d.Has.LR = tensors.FromScalar(float32(lr)), true
 				exec := t.accumExec
 				if k == n-1 {
 					exec = t.stepExec
 				}
-				outs, err := t.Placement.Run(exec, args...)
+				outs, err := t.Counter.Run(t.Placement, exec, d.pack()...)
 				if err != nil {
 					return fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
 				}
@@ -406,12 +437,15 @@ func (t *Trainer) EvalLoss(examples []Example) (float64, error) {
 		lengths[i] = len(e.Tokens)
 	}
 	sum, count := 0.0, 0.0
-	for _, b := range SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen) {
+	batches := SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen)
+	t.bucket(examples, batches)
+	for _, b := range batches {
+		t.countTokens(examples, b)
 		d, err := t.batchTensors(examples, b)
 		if err != nil {
 			return 0, err
 		}
-		outs, err := t.Placement.Run(t.evalExec, d.args(nil)...)
+		outs, err := t.Counter.Run(t.Placement, t.evalExec, d.pack()...)
 		if err != nil {
 			return 0, err
 		}
