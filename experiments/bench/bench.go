@@ -118,7 +118,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o Options
-	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: 7b, 13b, stories260K or tiny")
+	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: "+strings.Join(PresetNames(), ", "))
 	fs.IntVar(&o.Layers, "layers", 0, "override the preset's depth (a quick check of a big model's layer shapes)")
 	fs.Float64Var(&o.PeakTFLOPS, "peak-tflops", 0, "the device's dense peak TFLOP/s for the weight dtype (0: known NVIDIA cards' bf16 peak from nvidia-smi's name)")
 	fs.Var(&o.DType, "dtype", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
@@ -175,11 +175,36 @@ func run(args []string) error {
 	return nil
 }
 
+// SmolLM2Shape is SmolLM2-135M(-Instruct)'s shape, the default run's model (the GGUF's metadata; a test compares
+// them when the model is installed): 30 layers, C=576, 9 query and 3 key/value heads of 64, SwiGLU 1536, a
+// 49,152-token vocabulary with tied embeddings, rotary base 100,000.
+var SmolLM2Shape = llama.Config{VocabSize: 49152, Dim: 576, HiddenDim: 1536, NumLayers: 30, NumHeads: 9, NumKVHeads: 3,
+	HeadDim: 64, MaxSeqLen: 8192, NormEps: 1e-5, RopeTheta: 100000, TieEmbeddings: true}
+
+// Preset is a named shape: llama.Presets, or "smollm2" (SmolLM2Shape).
+func Preset(name string) (llama.Config, bool) {
+	if name == "smollm2" {
+		return SmolLM2Shape, true
+	}
+	c, ok := llama.Presets[name]
+	return c, ok
+}
+
+// PresetNames lists the presets Preset knows, sorted.
+func PresetNames() []string {
+	names := []string{"smollm2"}
+	for n := range llama.Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Bench runs the measurements.
 func Bench(o Options) (*Result, error) {
-	cfg, ok := llama.Presets[o.Preset]
+	cfg, ok := Preset(o.Preset)
 	if !ok {
-		return nil, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
+		return nil, fmt.Errorf("unknown preset %q (want %s)", o.Preset, strings.Join(PresetNames(), ", "))
 	}
 	if o.DType == "" {
 		o.DType = device.Float32

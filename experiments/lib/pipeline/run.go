@@ -17,6 +17,7 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/compute/shapes"
 )
 
 // Files of a run folder.
@@ -135,7 +136,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	summary.SkippedImages = s.data.skippedImages
 	summary.Vision = s.data.vision
 
+	phase, before := results.StartPhase("train"), tr.Stats()
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
+	summary.Profile = append(summary.Profile, profiled(out, phase, tr.Stats().Sub(before)))
 	if errors.Is(err, train.ErrNonFinite) {
 		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", dir, err, rf.keptMessage())
 	} else if err != nil {
@@ -153,10 +156,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	// Evaluation.
 	evalStart := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
+	phase, before = results.StartPhase("validation loss"), tr.Stats()
 	valLoss, err := tr.EvalLoss(ex.evalTrain)
 	if err != nil {
 		return nil, err
 	}
+	summary.Profile = append(summary.Profile, profiled(out, phase, tr.Stats().Sub(before)))
 	summary.FinalValLoss = results.Float(valLoss)
 	preds, err := evaluateRun(cfg, s.model, a, s.backend, s.tok, ex, out)
 	if err != nil {
@@ -328,7 +333,11 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	}
 	var bar *progress
 	start := time.Now()
-	fmt.Fprintf(out, "training %d examples for %g epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
+	fmt.Fprintf(out, "training %d examples for %g epochs\n", len(examples), cfg.Train.Epochs)
+	tr.Counter.OnCompile = func(name string, ss []shapes.Shape) {
+		fmt.Fprintf(out, "\ncompiling the %s (shape %s)…\n", name, train.DescribeShapes(ss))
+	}
+	defer func() { tr.Counter.OnCompile = nil }()
 	hooks := train.Hooks{
 		OnStep: func(s train.StepInfo) {
 			if bar == nil {
@@ -378,6 +387,15 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	}
 	res.seconds = baseSeconds + time.Since(start).Seconds()
 	return res, nil
+}
+
+// profiled ends a phase with the trainer's counts of what ran in it, and prints its line.
+func profiled(out io.Writer, p *results.PhaseTimer, d train.Stats) results.PhaseProfile {
+	p.Profile.Compiles, p.Profile.CompileSeconds, p.Profile.Executions, p.Profile.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
+	p.Profile.Tokens, p.Profile.PaddedTokens = d.Tokens, d.PaddedTokens
+	prof := p.End()
+	fmt.Fprintln(out, "profile:", prof)
+	return prof
 }
 
 // testAfterStep, when set by a test, is called after each optimizer step (to simulate a kill).

@@ -215,10 +215,10 @@ func TestExecCounterCountsCompiles(t *testing.T) {
 	for _, b := range batches {
 		distinct[b.Len] = true
 	}
-	if d := first.Sub(before.ExecStats); d.Compiles != len(distinct) || d.Executions != len(batches) || d.CompileSeconds <= 0 {
+	if d := first.Sub(before); d.Compiles != len(distinct) || d.Executions != len(batches) || d.CompileSeconds <= 0 {
 		t.Errorf("first pass: %+v, want %d compiles (with their time) and %d executions", d, len(distinct), len(batches))
 	}
-	if d := second.Sub(first.ExecStats); d.Compiles != 0 || d.Executions != len(batches) {
+	if d := second.Sub(first); d.Compiles != 0 || d.Executions != len(batches) {
 		t.Errorf("second pass over the same shapes: %+v, want 0 compiles and %d executions", d, len(batches))
 	}
 	if told != len(distinct) {

@@ -20,6 +20,7 @@ import (
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -164,8 +165,8 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	if t.evalExec, err = model.NewExec(backend, m.Store, t.buildEvalLoss()); err != nil {
 		return nil, err
 	}
-	for _, e := range []*model.Exec{t.accumExec, t.stepExec, t.evalExec} {
-		p.Place(e).SetMaxCache(64) // one graph per padded length
+	for e, name := range map[*model.Exec]string{t.accumExec: "accumulation step", t.stepExec: "training step", t.evalExec: "loss"} {
+		p.Place(e.WithName(name)).SetMaxCache(64) // one graph per padded length
 	}
 	return t, nil
 }
@@ -175,6 +176,25 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 type Stats struct {
 	device.ExecStats
 	Tokens, PaddedTokens int64
+}
+
+// Sub is s − o: what ran between two calls of Trainer.Stats.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{ExecStats: s.ExecStats.Sub(o.ExecStats), Tokens: s.Tokens - o.Tokens, PaddedTokens: s.PaddedTokens - o.PaddedTokens}
+}
+
+// DescribeShapes names a training or loss graph's input shapes for a progress line: "8×64 tokens" and, with the
+// answer head (a positions input the tokens' batch and another width), ", answer window 24".
+func DescribeShapes(ss []shapes.Shape) string {
+	if len(ss) < 4 || ss[0].Rank() != 2 {
+		return device.ShapesKey(ss)
+	}
+	d := ss[0].Dimensions
+	s := fmt.Sprintf("%d×%d tokens", d[0], d[1])
+	if t := ss[1]; t.Rank() == 2 && t.Dimensions[1] != d[1] {
+		s += fmt.Sprintf(", answer window %d", t.Dimensions[1])
+	}
+	return s
 }
 
 // Stats returns the totals so far; the difference of two calls is what happened between them.
