@@ -64,6 +64,9 @@ type Options struct {
 	Devices string `json:"devices,omitempty"`
 	// ShardWeights splits the frozen base matrices over the devices instead of replicating them.
 	ShardWeights bool `json:"shard_weights,omitempty"`
+	// AnswerHead and Remat set the trainer's options of those names (train.Config).
+	AnswerHead bool `json:"answer_head,omitempty"`
+	Remat      bool `json:"remat,omitempty"`
 }
 
 // Result is what one bench run measured.
@@ -139,6 +142,8 @@ func run(args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	fs.StringVar(&o.Devices, "devices", "1", "devices to shard training and letter scoring over: N or all (XLA CPU gets N devices unless $"+device.CPUDevicesEnvVar+" is set)")
 	fs.BoolVar(&o.ShardWeights, "shard-weights", false, "split the frozen base matrices over the devices (FSDP-style) instead of replicating them")
+	fs.BoolVar(&o.AnswerHead, "answer-head", false, "training: the LM head only at the target positions (train.Config.AnswerHead)")
+	fs.BoolVar(&o.Remat, "remat", false, "training: recompute each layer's activations in the backward pass (train.Config.Remat)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	memStats := fs.Bool("xla-memstats", false, "log XLA's compiled memory statistics (arguments, outputs, temporaries) of each graph")
 	if err := fs.Parse(args); err != nil {
@@ -350,6 +355,7 @@ func Bench(o Options) (*Result, error) {
 func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, place device.Placement, o Options, randomTokens func(int) []int32, features func() []float32) error {
 	tc := train.PaperConfig()
 	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps, tc.MaxLen, tc.PadMultiple = 1, 0, o.Batch, 1, o.Seq, 64
+	tc.AnswerHead, tc.Remat = o.AnswerHead, o.Remat
 	tr, err := train.NewPlaced(m, a, b, tc, place)
 	if err != nil {
 		return err

@@ -139,6 +139,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	phase, before := results.StartPhase("train"), tr.Stats()
 	tres, err := trainRun(ctx, cfg, dir, tr, ex.train, out)
 	summary.Profile = append(summary.Profile, profiled(out, phase, tr.Stats().Sub(before)))
+	tr.ReleaseTrainingGraphs() // evaluation does not need them: their executables' memory goes back
+	device.ReleaseHostMemory()
 	if errors.Is(err, train.ErrNonFinite) {
 		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", dir, err, rf.keptMessage())
 	} else if err != nil {

@@ -144,13 +144,13 @@ func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
 // forwardLoss runs the model with the adapter and returns the masked loss and target count. With in.positions
 // (the answer head) only the final-norm states at those positions go through the LM head: logits [B, W, V]
 // instead of [B, S, V], the same masked mean over the same target tokens.
-func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs[*Node]) (loss, count *Node) {
+func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs[*Node], remat bool) (loss, count *Node) {
 	g := in.Tokens.Graph()
 	var visual *Node
 	if in.Has.Features && a.Projection != nil {
 		visual = a.Projection.Token(in.Features)
 	}
-	fwd := llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: a.Extension(g, visual), SkipLogits: in.Has.Positions}
+	fwd := llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: a.Extension(g, visual), SkipLogits: in.Has.Positions, Remat: remat}
 	out := m.Forward(g, fwd)
 	if !in.Has.Positions {
 		return maskedNLL(out.Logits, in.Targets, in.Weights)
@@ -168,7 +168,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 	return func(scope *model.Scope, inputs []*Node) []*Node {
 		g := inputs[0].Graph()
 		in := unpackStepInputs(inputs, inputLayout{LR: true, Positions: t.Config.AnswerHead})
-		loss, count := forwardLoss(t.Model, t.Adapter, in)
+		loss, count := forwardLoss(t.Model, t.Adapter, in, cfg.Remat)
 		params := make([]*Node, len(t.opt))
 		for i, ov := range t.opt {
 			params[i] = ov.param.NodeValue(g)
@@ -225,7 +225,8 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 // buildEvalLoss builds the loss-only graph (no gradients, no updates).
 func (t *Trainer) buildEvalLoss() func(scope *model.Scope, inputs []*Node) []*Node {
 	return func(scope *model.Scope, inputs []*Node) []*Node {
-		loss, count := forwardLoss(t.Model, t.Adapter, unpackStepInputs(inputs, inputLayout{Positions: t.Config.AnswerHead}))
+		// No gradient here: nothing to recompute.
+		loss, count := forwardLoss(t.Model, t.Adapter, unpackStepInputs(inputs, inputLayout{Positions: t.Config.AnswerHead}), false)
 		return []*Node{loss, count}
 	}
 }

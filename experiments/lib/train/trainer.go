@@ -58,6 +58,11 @@ type Config struct {
 	// the same; only the padding changes, so the loss and gradients change only by float rounding. Off by
 	// default and omitted from the JSON when off.
 	LengthBuckets int `json:"length_buckets,omitempty"`
+	// Remat recomputes each decoder layer's activations in the backward pass instead of keeping them
+	// (llama.Inputs.Remat): the training step's temporaries shrink from every layer's activations to one layer's
+	// and the layer inputs, for one more forward pass per step. Gradients equal the plain step's to float
+	// rounding. Off by default and omitted from the JSON when off.
+	Remat bool `json:"remat,omitempty"`
 }
 
 // PaperConfig is the official recipe: 5 epochs, 2 warmup, base lr 9e-3, weight decay 0.02, β = (0.9, 0.95),
@@ -156,19 +161,48 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	if t.SplitWeights, err = p.PlaceVariables(m.Variables(), replicated); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if t.accumExec, err = model.NewExec(backend, m.Store, t.buildStep(false)); err != nil {
-		return nil, err
+	if !p.Sharded() {
+		// The frozen weights into the backend now, their host copies freed: otherwise the loader's float32 copies
+		// stay in the Go heap until the first step reads them, and its garbage stays resident long after.
+		if err := device.UploadVariables(backend, m.Variables()); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		device.ReleaseHostMemory()
 	}
-	if t.stepExec, err = model.NewExec(backend, m.Store, t.buildStep(true)); err != nil {
+	if err := t.newTrainingExecs(); err != nil {
 		return nil, err
 	}
 	if t.evalExec, err = model.NewExec(backend, m.Store, t.buildEvalLoss()); err != nil {
 		return nil, err
 	}
-	for e, name := range map[*model.Exec]string{t.accumExec: "accumulation step", t.stepExec: "training step", t.evalExec: "loss"} {
-		p.Place(e.WithName(name)).SetMaxCache(64) // one graph per padded length
-	}
+	p.Place(t.evalExec.WithName("loss")).SetMaxCache(64) // one graph per padded length
 	return t, nil
+}
+
+// newTrainingExecs creates the training step's executors (graphs are compiled on first use, one per shape).
+func (t *Trainer) newTrainingExecs() error {
+	var err error
+	if t.accumExec, err = model.NewExec(t.Backend, t.Model.Store, t.buildStep(false)); err != nil {
+		return err
+	}
+	if t.stepExec, err = model.NewExec(t.Backend, t.Model.Store, t.buildStep(true)); err != nil {
+		return err
+	}
+	t.Placement.Place(t.accumExec.WithName("accumulation step")).SetMaxCache(64)
+	t.Placement.Place(t.stepExec.WithName("training step")).SetMaxCache(64)
+	return nil
+}
+
+// ReleaseTrainingGraphs frees the compiled training steps (XLA keeps each executable's code and buffers until it is
+// finalized): call it when training is over and evaluation follows. A later Train compiles them again; EvalLoss
+// keeps its own graphs.
+func (t *Trainer) ReleaseTrainingGraphs() {
+	for _, e := range []*model.Exec{t.accumExec, t.stepExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	t.accumExec, t.stepExec = nil, nil
 }
 
 // Stats are what a trainer's graphs have run so far: compiles and executions (Counter's), and the tokens of the
@@ -343,6 +377,11 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 	cfg := t.Config
 	if len(examples) == 0 {
 		return errors.New("train: no training examples")
+	}
+	if t.stepExec == nil {
+		if err := t.newTrainingExecs(); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
 	}
 	lengths := make([]int, len(examples))
 	for i, e := range examples {
