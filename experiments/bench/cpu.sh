@@ -24,7 +24,7 @@ plugin=$(bash .ci/install-pjrt-cpu.sh) || plugin=""
 small=(-seq 256 -batch 8 -steps 10 -warmup 2 -eval-batches 8 -gen-tokens 255 -gen-prompt 1)
 big=(-layers 2 -L 2 -seq 128 -batch 1 -steps 5 -warmup 1 -only train)
 smollm2=(-preset smollm2 -seq 128 -batch 8 -steps 4 -warmup 1 -eval-batches 4 -gen-prompt 64 -gen-tokens 64)
-go_smollm2=(-steps 2 -eval-batches 1 -gen-tokens 16) # appended for the pure-Go backend (later flags win)
+go_smollm2=(-steps 1 -warmup 0 -eval-batches 1 -gen-prompt 16 -gen-tokens 8) # appended for the pure-Go backend (later flags win)
 want() { [[ -z ${SHAPES:-} || " $SHAPES " == *" $1 "* ]]; }
 # shape name, reference flags, extra flags for the pure-Go run ("skip": none), then the bench flags
 run_shape() {
