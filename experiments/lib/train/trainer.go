@@ -55,8 +55,8 @@ type Config struct {
 	// with AnswerHead, to at most one answer window per length) so that the padding they add is least (see
 	// ChooseLevels), instead of rounding each batch's longest example up to PadMultiple: the step compiles once
 	// per (length, window) pair, so fewer pairs compile less. The batches (which examples, in which order) are
-	// the same; only the padding changes, so the loss and gradients change only by float rounding. Off by
-	// default and omitted from the JSON when off.
+	// the same; only the padding changes (and a short last batch is filled to BatchSize with weightless rows), so
+	// the loss and gradients change only by float rounding. Off by default and omitted from the JSON when off.
 	LengthBuckets int `json:"length_buckets,omitempty"`
 	// Remat recomputes each decoder layer's activations in the backward pass instead of keeping them
 	// (llama.Inputs.Remat): the training step's temporaries shrink from every layer's activations to one layer's
@@ -206,7 +206,8 @@ func (t *Trainer) ReleaseTrainingGraphs() {
 }
 
 // Stats are what a trainer's graphs have run so far: compiles and executions (Counter's), and the tokens of the
-// batches run (padding excluded) and their padded tokens (rows × padded length; rows a mesh adds excluded).
+// batches run (padding excluded) and their padded tokens (rows × padded length; weightless rows a mesh or the
+// length buckets add excluded).
 type Stats struct {
 	device.ExecStats
 	Tokens, PaddedTokens int64
@@ -272,6 +273,11 @@ func (t *Trainer) OptimizerStep() int {
 func (t *Trainer) batchTensors(examples []Example, b Batch) (stepInputs[*tensors.Tensor], error) {
 	var d stepInputs[*tensors.Tensor]
 	B, S := t.Placement.PadRows(len(b.Indices)), b.Len
+	if t.Config.LengthBuckets > 0 {
+		// A short batch (an epoch's last) is filled to the batch size with weightless rows, as a mesh's are:
+		// another row count would be another shape to compile.
+		B = t.Placement.PadRows(max(len(b.Indices), t.Config.BatchSize))
+	}
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
 	weights := make([]float32, B*S)
