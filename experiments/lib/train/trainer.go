@@ -1,7 +1,10 @@
 // Package train is the adapter training loop used by every main: AdamW on the adapter's variables only, the
 // official schedule (linear warmup over epochs, then half-cycle cosine per iteration), gradient accumulation,
 // global-norm clipping, length-bucketed batches with seeded shuffling, masked next-token cross-entropy on the
-// target (answer) tokens, atomic checkpoints with resume, and a stop on a non-finite loss.
+// target (answer) tokens, atomic checkpoints with resume, and a stop on a non-finite loss. Options that change
+// only the cost, not the result beyond float rounding: the answer head (the LM head at the target positions only),
+// length buckets (a few padded lengths chosen from the data: few compiles) and remat (per-layer activation
+// checkpointing: little memory). Trainer.Stats counts compiles, executions and padded tokens for a run's profile.
 //
 // Why not GoMLX's train.Trainer and optimizer.Adam: the official recipe decays prompts and projection weights but
 // not gates or biases, and clips by the global gradient norm; GoMLX v0.28.8's Adam applies one weight decay to
