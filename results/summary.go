@@ -125,6 +125,8 @@ type Summary struct {
 	// Unparsed counts, per generating protocol, the answers without a parsable letter (scored by the fallback).
 	Unparsed map[string]int `json:"unparsed,omitempty"`
 	Timings  Timings        `json:"timings"`
+	// Profile is where the run's time and memory went, one entry per phase in the order they ran.
+	Profile  []PhaseProfile `json:"profile,omitempty"`
 	Versions Versions       `json:"versions"`
 	Backend  string         `json:"backend,omitempty"` // e.g. "go (go:ops_sequential)" or "xla:cuda"
 	Device   string         `json:"device,omitempty"`  // e.g. "2-core CPU" or "NVIDIA H100 80GB"

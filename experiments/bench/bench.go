@@ -64,6 +64,9 @@ type Options struct {
 	Devices string `json:"devices,omitempty"`
 	// ShardWeights splits the frozen base matrices over the devices instead of replicating them.
 	ShardWeights bool `json:"shard_weights,omitempty"`
+	// AnswerHead and Remat set the trainer's options of those names (train.Config).
+	AnswerHead bool `json:"answer_head,omitempty"`
+	Remat      bool `json:"remat,omitempty"`
 }
 
 // Result is what one bench run measured.
@@ -118,7 +121,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o Options
-	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: 7b, 13b, stories260K or tiny")
+	fs.StringVar(&o.Preset, "preset", "stories260K", "model shape: "+strings.Join(PresetNames(), ", "))
 	fs.IntVar(&o.Layers, "layers", 0, "override the preset's depth (a quick check of a big model's layer shapes)")
 	fs.Float64Var(&o.PeakTFLOPS, "peak-tflops", 0, "the device's dense peak TFLOP/s for the weight dtype (0: known NVIDIA cards' bf16 peak from nvidia-smi's name)")
 	fs.Var(&o.DType, "dtype", "weight dtype: bfloat16 (default for 7b/13b) or float32 (default for small presets)")
@@ -139,6 +142,8 @@ func run(args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	fs.StringVar(&o.Devices, "devices", "1", "devices to shard training and letter scoring over: N or all (XLA CPU gets N devices unless $"+device.CPUDevicesEnvVar+" is set)")
 	fs.BoolVar(&o.ShardWeights, "shard-weights", false, "split the frozen base matrices over the devices (FSDP-style) instead of replicating them")
+	fs.BoolVar(&o.AnswerHead, "answer-head", false, "training: the LM head only at the target positions (train.Config.AnswerHead)")
+	fs.BoolVar(&o.Remat, "remat", false, "training: recompute each layer's activations in the backward pass (train.Config.Remat)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	memStats := fs.Bool("xla-memstats", false, "log XLA's compiled memory statistics (arguments, outputs, temporaries) of each graph")
 	if err := fs.Parse(args); err != nil {
@@ -173,6 +178,31 @@ func run(args []string) error {
 		}
 	}
 	return nil
+}
+
+// SmolLM2Shape is SmolLM2-135M(-Instruct)'s shape, the default run's model (the GGUF's metadata; a test compares
+// them when the model is installed): 30 layers, C=576, 9 query and 3 key/value heads of 64, SwiGLU 1536, a
+// 49,152-token vocabulary with tied embeddings, rotary base 100,000.
+var SmolLM2Shape = llama.Config{VocabSize: 49152, Dim: 576, HiddenDim: 1536, NumLayers: 30, NumHeads: 9, NumKVHeads: 3,
+	HeadDim: 64, MaxSeqLen: 8192, NormEps: 1e-5, RopeTheta: 100000, TieEmbeddings: true}
+
+// Preset is a named shape: llama.Presets, or "smollm2" (SmolLM2Shape).
+func Preset(name string) (llama.Config, bool) {
+	if name == "smollm2" {
+		return SmolLM2Shape, true
+	}
+	c, ok := llama.Presets[name]
+	return c, ok
+}
+
+// PresetNames lists the presets Preset knows, sorted.
+func PresetNames() []string {
+	names := []string{"smollm2"}
+	for n := range llama.Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // benchEval measures letter scoring: a first batch (compiling) and o.EvalBatches batches.
@@ -240,9 +270,9 @@ func benchGen(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend
 // resolve checks o and fills its defaults (dtype by model size, layers from the preset); it returns the model
 // configuration.
 func resolve(o *Options) (llama.Config, error) {
-	cfg, ok := llama.Presets[o.Preset]
+	cfg, ok := Preset(o.Preset)
 	if !ok {
-		return cfg, fmt.Errorf("unknown preset %q (want 7b, 13b, stories260K or tiny)", o.Preset)
+		return cfg, fmt.Errorf("unknown preset %q (want %s)", o.Preset, strings.Join(PresetNames(), ", "))
 	}
 	if o.DType == "" {
 		o.DType = device.Float32
@@ -352,6 +382,7 @@ func Bench(o Options) (*Result, error) {
 func benchTrain(res *Result, m *llama.Model, a *adapter.Adapter, b compute.Backend, place device.Placement, o Options, randomTokens func(int) []int32, features func() []float32) error {
 	tc := train.PaperConfig()
 	tc.Epochs, tc.WarmupEpochs, tc.BatchSize, tc.AccumSteps, tc.MaxLen, tc.PadMultiple = 1, 0, o.Batch, 1, o.Seq, 64
+	tc.AnswerHead, tc.Remat = o.AnswerHead, o.Remat
 	tr, err := train.NewPlaced(m, a, b, tc, place)
 	if err != nil {
 		return err

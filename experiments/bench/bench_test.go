@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/models/gguf"
 	"github.com/adapterlab/llama-adapter/models/llama"
 )
 
@@ -40,5 +42,33 @@ func TestBenchTiny(t *testing.T) {
 	}
 	if res.Options.Layers != llama.Presets["tiny"].NumLayers || res.AdapterParams == 0 {
 		t.Fatalf("options not resolved: %+v", res.Options)
+	}
+}
+
+// The smollm2 preset is the installed SmolLM2 GGUF's shape (skipped when the model is not installed).
+func TestSmolLM2PresetMatchesModel(t *testing.T) {
+	path, err := assets.InstalledModel(assets.SmolLM2)
+	if err != nil {
+		t.Skipf("SmolLM2 not installed: %v", err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := llama.ConfigFromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := Preset("smollm2")
+	if !ok {
+		t.Fatal("no smollm2 preset")
+	}
+	// The GGUF stores ε as float32.
+	if math.Abs(got.NormEps-want.NormEps) < 1e-6*want.NormEps {
+		got.NormEps = want.NormEps
+	}
+	if got != want {
+		t.Errorf("%s has shape\n%+v\nthe smollm2 preset\n%+v", path, got, want)
 	}
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch reference for experiments/bench: LLaMA (random weights) + peft AdaptionPrompt, same shapes and batch.
 
-Measures forward + backward + AdamW on the adapter only, median step time after warm-up, and peak device memory.
-Nothing is downloaded: the model is built from a config. Usage:
+Measures forward + backward + AdamW on the adapter only (median step time after warm-up), and with --eval-batches
+letter scoring (a no-grad forward pass keeping the logits of the last position only, as bench's ScoreLetters) and
+with --gen-tokens greedy generation with the KV cache (as bench's generation), and the peak device memory and host
+resident set. Nothing is downloaded: the model is built from a config. Usage:
 
     python3 experiments/bench/reference_peft.py --preset 7b --batch 4 --seq 512 --K 10 --L 30 [--json out.json]
+    python3 experiments/bench/reference_peft.py --preset smollm2 --batch 8 --seq 128 --eval-batches 4 --gen-tokens 64
 """
 import argparse
 import json
@@ -24,6 +27,10 @@ PRESETS = {
     "stories260K": dict(vocab_size=512, hidden_size=64, intermediate_size=172, num_hidden_layers=5,
                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512, rms_norm_eps=1e-5,
                         tie_word_embeddings=True),
+    # SmolLM2-135M(-Instruct), as bench's smollm2 preset.
+    "smollm2": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rms_norm_eps=1e-5,
+                    rope_theta=100000.0, tie_word_embeddings=True),
     "tiny": dict(vocab_size=256, hidden_size=64, intermediate_size=176, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5),
 }
@@ -53,9 +60,15 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--dtype", default="", help="bfloat16 (default for 7b/13b) or float32")
     ap.add_argument("--attn", default="sdpa", help="transformers attention implementation")
+    ap.add_argument("--eval-batches", type=int, default=0, help="letter-scoring batches of --batch × --seq (0: skip)")
+    ap.add_argument("--gen-prompt", type=int, default=64, help="generation prompt length")
+    ap.add_argument("--gen-tokens", type=int, default=0, help="greedily generated tokens, batch 1 (0: skip)")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     cfg = dict(PRESETS[a.preset])
     if a.layers > 0:
         cfg["num_hidden_layers"] = a.layers
@@ -90,6 +103,29 @@ def main():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     step = statistics.median(times[a.warmup:])
+    eval_ex_s = gen_tok_s = None
+    if a.eval_batches > 0:
+        def score(n):
+            with torch.no_grad():
+                for _ in range(n):
+                    x = torch.randint(3, cfg["vocab_size"], (a.batch, a.seq), device=dev)
+                    x[:, 0] = 1
+                    model(input_ids=x, logits_to_keep=1).logits[:, -1].float().cpu()
+        score(1)  # warm-up
+        t0 = time.perf_counter()
+        score(a.eval_batches)
+        eval_ex_s = a.batch * a.eval_batches / (time.perf_counter() - t0)
+    if a.gen_tokens > 0:
+        prompt = torch.randint(3, cfg["vocab_size"], (1, a.gen_prompt), device=dev)
+        prompt[:, 0] = 1
+        def generate():
+            with torch.no_grad():
+                return model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=a.gen_tokens,
+                                      min_new_tokens=a.gen_tokens, do_sample=False, use_cache=True, pad_token_id=0)
+        generate()  # warm-up
+        t0 = time.perf_counter()
+        out = generate()
+        gen_tok_s = (out.shape[1] - a.gen_prompt) / (time.perf_counter() - t0)
     res = {
         "framework": f"torch {torch.__version__}", "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
         "preset": a.preset, "layers": cfg["num_hidden_layers"], "threads": torch.get_num_threads(), "dtype": dtype_name, "batch": a.batch, "seq": a.seq, "K": a.K, "L": L,
@@ -98,6 +134,7 @@ def main():
         "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if dev == "cuda" else None,
         "peak_host_rss_gib": peak_rss_gib(),
         "first_step_seconds": times[0],
+        "eval_examples_per_second": eval_ex_s, "gen_tokens_per_second": gen_tok_s,
     }
     print(json.dumps(res, indent=2))
     if a.json:

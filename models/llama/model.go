@@ -201,6 +201,9 @@ type Inputs struct {
 	Hidden bool
 	// SkipLogits leaves Outputs.Logits nil (for callers that only need the final hidden state).
 	SkipLogits bool
+	// Remat checkpoints each layer's input (GoMLX Node.Checkpoint): a gradient keeps only those and recomputes a
+	// layer's activations in the backward pass, less memory for one more forward pass.
+	Remat bool
 }
 
 // Outputs of Forward.
@@ -239,10 +242,16 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 		out.Hidden = append(out.Hidden, x)
 	}
 	for i := range m.layers {
+		if in.Remat {
+			x = x.Checkpoint()
+		}
 		x = m.block(i, x, ctx)
 		if in.Hidden && i < len(m.layers)-1 {
 			out.Hidden = append(out.Hidden, x)
 		}
+	}
+	if in.Remat {
+		x = x.StopCheckpoint()
 	}
 	out.Final = m.rmsNorm(x, m.norm.NodeValue(g))
 	if in.Hidden {

@@ -200,6 +200,7 @@ func trainStage(ctx context.Context, p *prepared, out io.Writer) (*trainedRun, e
 	if err != nil {
 		return nil, err
 	}
+	phase, before := results.StartPhase("train"), tr.Stats()
 	res, err := trainRun(ctx, cfg, p.dir, tr, p.ex.train, out)
 	if errors.Is(err, train.ErrNonFinite) {
 		return nil, fmt.Errorf("run %s: %w\n(in the run folder: %s)", p.dir, err, p.rf.keptMessage())
@@ -207,6 +208,9 @@ func trainStage(ctx context.Context, p *prepared, out io.Writer) (*trainedRun, e
 		return nil, err
 	}
 	sum := p.summary
+	sum.Profile = append(sum.Profile, profiled(out, phase, tr.Stats().Sub(before)))
+	tr.ReleaseTrainingGraphs() // evaluation does not need them: their executables' memory goes back
+	device.ReleaseHostMemory()
 	sum.Timings.TrainSeconds = res.seconds
 	if res.seconds > 0 {
 		sum.Timings.TokensPerSecond = float64(res.tokens) / res.seconds
@@ -231,10 +235,12 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	cfg, s, ex, sum := t.cfg, t.s, t.ex, t.summary
 	start := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
+	phase, before := results.StartPhase("validation loss"), t.tr.Stats()
 	valLoss, err := t.tr.EvalLoss(ex.evalTrain)
 	if err != nil {
 		return nil, err
 	}
+	sum.Profile = append(sum.Profile, profiled(out, phase, t.tr.Stats().Sub(before)))
 	sum.FinalValLoss = results.Float(valLoss)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -340,4 +346,13 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 	}
 	fmt.Fprintln(out, "To run it afresh: -runs DIR (a fresh folder of runs) or -force (deletes this folder first).")
 	return nil
+}
+
+// profiled ends a phase with the trainer's counts of what ran in it, and prints its line.
+func profiled(out io.Writer, p *results.PhaseTimer, d train.Stats) results.PhaseProfile {
+	p.Profile.Compiles, p.Profile.CompileSeconds, p.Profile.Executions, p.Profile.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
+	p.Profile.Tokens, p.Profile.PaddedTokens = d.Tokens, d.PaddedTokens
+	prof := p.End()
+	fmt.Fprintln(out, "profile:", prof)
+	return prof
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gomlx/compute/shapes"
 	"io"
 	"io/fs"
 	"os"
@@ -50,7 +51,11 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 	// cancels; the checkpoint hook refuses to save a state whose log lost a line.
 	ctx, l.cancel = context.WithCancel(ctx)
 	defer l.cancel()
-	fmt.Fprintf(out, "training %d examples for %g epochs; compiling the training step…\n", len(examples), cfg.Train.Epochs)
+	fmt.Fprintf(out, "training %d examples for %g epochs\n", len(examples), cfg.Train.Epochs)
+	tr.Counter.OnCompile = func(name string, ss []shapes.Shape) {
+		fmt.Fprintf(out, "\ncompiling the %s (shape %s)…\n", name, train.DescribeShapes(ss))
+	}
+	defer func() { tr.Counter.OnCompile = nil }()
 	hooks := train.Hooks{OnStep: l.onStep, OnEpoch: l.onEpoch, Checkpoint: func(p train.Position) error {
 		if l.err != nil {
 			return l.err

@@ -251,7 +251,7 @@ func TestShardedWeightsSameLogits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, lens := d.tokens, d.seqLens
+		tok, lens := d.Tokens, d.SeqLens
 		e, err := model.NewExec(tr.Backend, tr.Model.Store, func(scope *model.Scope, in []*Node) *Node {
 			g := in[0].Graph()
 			return tr.Model.Forward(g, llama.Inputs{Tokens: in[0], SeqLens: in[1], Extension: tr.Adapter.Extension(g, nil)}).Logits

@@ -73,27 +73,53 @@ func Decays(dims []int, perLayer bool) bool {
 	return rank >= 2
 }
 
-// stepInputs is what a training micro-step graph takes: tokens (right-padded), targets (tokens shifted left), weights
-// (1 on target positions), each row's length, learning rate, and optionally image features. With Config.AnswerHead,
-// targets and weights are [B, W] and positions [B, W] is the position predicting each slot's target.
-type stepInputs struct {
-	tokens, targets, weights, seqLens, lr, positions, features *Node
+// stepInputs are the training and loss graphs' inputs by name: tokens [B, S] (right-padded), targets (the next
+// token) and weights (1 where it is a target) [B, S], or [B, W] with Config.AnswerHead, where Positions [B, W] names
+// the position predicting each slot's target; each row's length [B]; the learning rate (the training step only,
+// scalar) and image features [B, M, D] (multimodal examples only). The graphs' positional inputs are their
+// flattening (pack) in this order; the graph functions read them back with unpackStepInputs. T is *tensors.Tensor
+// on the host and *Node in a graph.
+type stepInputs[T any] struct {
+	Tokens, Targets, Weights, SeqLens T
+	LR, Positions, Features           T
+	// Has says which of the optional inputs are present.
+	Has inputLayout
 }
 
-// parseInputs reads a graph's inputs in batchData.args's order: tokens, targets, weights, seqLens, then lr when
-// withLR, positions when the answer head is on, and image features when given.
-func (t *Trainer) parseInputs(inputs []*Node, withLR bool) stepInputs {
-	in := stepInputs{tokens: inputs[0], targets: inputs[1], weights: inputs[2], seqLens: inputs[3]}
-	rest := inputs[4:]
-	if withLR {
-		in.lr, rest = rest[0], rest[1:]
+// inputLayout says which optional inputs a graph takes.
+type inputLayout struct {
+	LR, Positions, Features bool
+}
+
+// pack flattens the inputs in graph order.
+func (in stepInputs[T]) pack() []T {
+	flat := []T{in.Tokens, in.Targets, in.Weights, in.SeqLens}
+	for _, o := range []struct {
+		has bool
+		v   T
+	}{{in.Has.LR, in.LR}, {in.Has.Positions, in.Positions}, {in.Has.Features, in.Features}} {
+		if o.has {
+			flat = append(flat, o.v)
+		}
 	}
-	if t.Config.AnswerHead {
-		in.positions, rest = rest[0], rest[1:]
+	return flat
+}
+
+// unpackStepInputs names a graph's positional inputs: lr and positions are present as has says; features are
+// present when one more input is given.
+func unpackStepInputs[T any](flat []T, has inputLayout) stepInputs[T] {
+	in := stepInputs[T]{Tokens: flat[0], Targets: flat[1], Weights: flat[2], SeqLens: flat[3]}
+	rest := flat[4:]
+	if has.LR {
+		in.LR, rest = rest[0], rest[1:]
+	}
+	if has.Positions {
+		in.Positions, rest = rest[0], rest[1:]
 	}
 	if len(rest) > 0 {
-		in.features = rest[0]
+		in.Features, has.Features = rest[0], true
 	}
+	in.Has = has
 	return in
 }
 
@@ -118,14 +144,18 @@ func maskedNLL(logits, targets, weights *Node) (loss, count *Node) {
 // forwardLoss runs the model with the adapter and returns the masked loss and target count. With in.positions
 // (the answer head) only the final-norm states at those positions go through the LM head: logits [B, W, V]
 // instead of [B, S, V], the same masked mean over the same target tokens.
-func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count *Node) {
-	g := in.tokens.Graph()
-	fwd := llama.Inputs{Tokens: in.tokens, SeqLens: in.seqLens, Extension: a.FeatureExtension(g, in.features), SkipLogits: in.positions != nil}
-	out := m.Forward(g, fwd)
-	if in.positions == nil {
-		return maskedNLL(out.Logits, in.targets, in.weights)
+func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs[*Node], remat bool) (loss, count *Node) {
+	g := in.Tokens.Graph()
+	var features *Node
+	if in.Has.Features {
+		features = in.Features
 	}
-	return maskedNLL(m.LogitsAt(out.Final, in.positions), in.targets, in.weights)
+	fwd := llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: a.FeatureExtension(g, features), SkipLogits: in.Has.Positions, Remat: remat}
+	out := m.Forward(g, fwd)
+	if !in.Has.Positions {
+		return maskedNLL(out.Logits, in.Targets, in.Weights)
+	}
+	return maskedNLL(m.LogitsAt(out.Final, in.Positions), in.Targets, in.Weights)
 }
 
 // buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the
@@ -137,8 +167,8 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 	cfg := t.Config
 	return func(scope *model.Scope, inputs []*Node) []*Node {
 		g := inputs[0].Graph()
-		in := t.parseInputs(inputs, true)
-		loss, count := forwardLoss(t.Model, t.Adapter, in)
+		in := unpackStepInputs(inputs, inputLayout{LR: true, Positions: t.Config.AnswerHead})
+		loss, count := forwardLoss(t.Model, t.Adapter, in, cfg.Remat)
 		params := make([]*Node, len(t.opt))
 		for i, ov := range t.opt {
 			params[i] = ov.param.NodeValue(g)
@@ -181,7 +211,7 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 			if ov.weightDecay && cfg.WeightDecay > 0 {
 				update = Add(update, MulScalar(p, cfg.WeightDecay))
 			}
-			newP := Sub(p, Mul(in.lr, update))
+			newP := Sub(p, Mul(in.LR, update))
 			ov.param.SetNodeValue(Where(finite, newP, p))
 			ov.m.SetNodeValue(Where(finite, m, ov.m.NodeValue(g)))
 			ov.v.SetNodeValue(Where(finite, v, ov.v.NodeValue(g)))
@@ -195,7 +225,8 @@ func (t *Trainer) buildStep(apply bool) func(scope *model.Scope, inputs []*Node)
 // buildEvalLoss builds the loss-only graph (no gradients, no updates).
 func (t *Trainer) buildEvalLoss() func(scope *model.Scope, inputs []*Node) []*Node {
 	return func(scope *model.Scope, inputs []*Node) []*Node {
-		loss, count := forwardLoss(t.Model, t.Adapter, t.parseInputs(inputs, false))
+		// No gradient here: nothing to recompute.
+		loss, count := forwardLoss(t.Model, t.Adapter, unpackStepInputs(inputs, inputLayout{Positions: t.Config.AnswerHead}), false)
 		return []*Node{loss, count}
 	}
 }

@@ -1,7 +1,10 @@
 // Package train is the adapter training loop used by every main: AdamW on the adapter's variables only, the
 // official schedule (linear warmup over epochs, then half-cycle cosine per iteration), gradient accumulation,
 // global-norm clipping, length-bucketed batches with seeded shuffling, masked next-token cross-entropy on the
-// target (answer) tokens, atomic checkpoints with resume, and a stop on a non-finite loss.
+// target (answer) tokens, atomic checkpoints with resume, and a stop on a non-finite loss. Options that change
+// only the cost, not the result beyond float rounding: the answer head (the LM head at the target positions only),
+// length buckets (a few padded lengths chosen from the data: few compiles) and remat (per-layer activation
+// checkpointing: little memory). Trainer.Stats counts compiles, executions and padded tokens for a run's profile.
 //
 // Why not GoMLX's train.Trainer and optimizer.Adam: the official recipe decays prompts and projection weights but
 // not gates or biases, and clips by the global gradient norm; GoMLX v0.28.8's Adam applies one weight decay to
@@ -20,6 +23,7 @@ import (
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -50,6 +54,18 @@ type Config struct {
 	// The loss and gradients are the dense path's up to float rounding; only the cost changes. Off by default, and
 	// omitted from the JSON when off, so recipes recorded before it exist read and compare as they always did.
 	AnswerHead bool `json:"answer_head,omitempty"`
+	// LengthBuckets, when > 0, pads batches to at most that many lengths chosen from the examples' lengths (and,
+	// with AnswerHead, to at most one answer window per length) so that the padding they add is least (see
+	// ChooseLevels), instead of rounding each batch's longest example up to PadMultiple: the step compiles once
+	// per (length, window) pair, so fewer pairs compile less. The batches (which examples, in which order) are
+	// the same; only the padding changes (and a short last batch is filled to BatchSize with weightless rows), so
+	// the loss and gradients change only by float rounding. Off by default and omitted from the JSON when off.
+	LengthBuckets int `json:"length_buckets,omitempty"`
+	// Remat recomputes each decoder layer's activations in the backward pass instead of keeping them
+	// (llama.Inputs.Remat): the training step's temporaries shrink from every layer's activations to one layer's
+	// and the layer inputs, for one more forward pass per step. Gradients equal the plain step's to float
+	// rounding. Off by default and omitted from the JSON when off.
+	Remat bool `json:"remat,omitempty"`
 }
 
 // PaperConfig is the official recipe: 5 epochs, 2 warmup, base lr 9e-3, weight decay 0.02, β = (0.9, 0.95),
@@ -103,6 +119,14 @@ type Trainer struct {
 	// SplitWeights is how many frozen base matrices Placement splits across its devices (0 unless ShardWeights).
 	SplitWeights int
 
+	// Counter counts the compiles and executions of the trainer's graphs (see device.ExecCounter); its OnCompile
+	// may be set to report compiles.
+	Counter *device.ExecCounter
+	// Buckets is the padded lengths and windows Train chose (LengthBuckets > 0).
+	Buckets BucketPlan
+
+	tokens, paddedTokens int64
+
 	opt                 []*optVars
 	stepVar             *model.Variable
 	accumExec, stepExec *model.Exec
@@ -128,7 +152,7 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	if p.NumDevices() > backend.NumDevices() {
 		return nil, fmt.Errorf("train: placement on %d devices, backend %s has %d", p.NumDevices(), backend.Name(), backend.NumDevices())
 	}
-	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg, Placement: p}
+	t := &Trainer{Model: m, Adapter: a, Backend: backend, Config: cfg, Placement: p, Counter: &device.ExecCounter{}}
 	var err error
 	if t.opt, t.stepVar, err = newOptimizerState(m.Store, a); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -140,19 +164,99 @@ func NewPlaced(m *llama.Model, a *adapter.Adapter, backend compute.Backend, cfg 
 	if t.SplitWeights, err = p.PlaceVariables(m.Variables(), replicated); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if t.accumExec, err = model.NewExec(backend, m.Store, t.buildStep(false)); err != nil {
-		return nil, err
+	if !p.Sharded() {
+		// The frozen weights into the backend now, their host copies freed: otherwise the loader's float32 copies
+		// stay in the Go heap until the first step reads them, and its garbage stays resident long after.
+		if err := device.UploadVariables(backend, m.Variables()); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		device.ReleaseHostMemory()
 	}
-	if t.stepExec, err = model.NewExec(backend, m.Store, t.buildStep(true)); err != nil {
+	if err := t.newTrainingExecs(); err != nil {
 		return nil, err
 	}
 	if t.evalExec, err = model.NewExec(backend, m.Store, t.buildEvalLoss()); err != nil {
 		return nil, err
 	}
-	for _, e := range []*model.Exec{t.accumExec, t.stepExec, t.evalExec} {
-		p.Place(e).SetMaxCache(64) // one graph per padded length
-	}
+	p.Place(t.evalExec.WithName("loss")).SetMaxCache(64) // one graph per padded length
 	return t, nil
+}
+
+// newTrainingExecs creates the training step's executors (graphs are compiled on first use, one per shape).
+func (t *Trainer) newTrainingExecs() error {
+	var err error
+	if t.accumExec, err = model.NewExec(t.Backend, t.Model.Store, t.buildStep(false)); err != nil {
+		return err
+	}
+	if t.stepExec, err = model.NewExec(t.Backend, t.Model.Store, t.buildStep(true)); err != nil {
+		return err
+	}
+	t.Placement.Place(t.accumExec.WithName("accumulation step")).SetMaxCache(64)
+	t.Placement.Place(t.stepExec.WithName("training step")).SetMaxCache(64)
+	return nil
+}
+
+// ReleaseTrainingGraphs frees the compiled training steps (XLA keeps each executable's code and buffers until it is
+// finalized): call it when training is over and evaluation follows. A later Train compiles them again; EvalLoss
+// keeps its own graphs.
+func (t *Trainer) ReleaseTrainingGraphs() {
+	for _, e := range []*model.Exec{t.accumExec, t.stepExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	t.accumExec, t.stepExec = nil, nil
+}
+
+// Stats are what a trainer's graphs have run so far: compiles and executions (Counter's), and the tokens of the
+// batches run (padding excluded) and their padded tokens (rows × padded length; weightless rows a mesh or the
+// length buckets add excluded).
+type Stats struct {
+	device.ExecStats
+	Tokens, PaddedTokens int64
+}
+
+// Sub is s − o: what ran between two calls of Trainer.Stats.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{ExecStats: s.ExecStats.Sub(o.ExecStats), Tokens: s.Tokens - o.Tokens, PaddedTokens: s.PaddedTokens - o.PaddedTokens}
+}
+
+// DescribeShapes names a training or loss graph's input shapes for a progress line: "8×64 tokens" and, with the
+// answer head (a positions input the tokens' batch and another width), ", answer window 24".
+func DescribeShapes(ss []shapes.Shape) string {
+	if len(ss) < 4 || ss[0].Rank() != 2 {
+		return device.ShapesKey(ss)
+	}
+	d := ss[0].Dimensions
+	s := fmt.Sprintf("%d×%d tokens", d[0], d[1])
+	if t := ss[1]; t.Rank() == 2 && t.Dimensions[1] != d[1] {
+		s += fmt.Sprintf(", answer window %d", t.Dimensions[1])
+	}
+	return s
+}
+
+// Stats returns the totals so far; the difference of two calls is what happened between them.
+func (t *Trainer) Stats() Stats {
+	return Stats{ExecStats: t.Counter.Snapshot(), Tokens: t.tokens, PaddedTokens: t.paddedTokens}
+}
+
+// countTokens adds a batch's tokens and padded tokens to the trainer's totals.
+func (t *Trainer) countTokens(examples []Example, b Batch) {
+	for _, i := range b.Indices {
+		t.tokens += int64(len(examples[i].Tokens))
+	}
+	t.paddedTokens += int64(len(b.Indices) * b.Len)
+}
+
+// bucket sets batches' padded lengths and windows from the LengthBuckets plan chosen over them, and returns the
+// plan (nothing and a zero plan when off).
+func (t *Trainer) bucket(examples []Example, batches []Batch) BucketPlan {
+	if t.Config.LengthBuckets <= 0 {
+		return BucketPlan{}
+	}
+	p := planBuckets(examples, batches, t.Config.LengthBuckets, t.Config.MaxLen, t.Config.AnswerHead)
+	p.apply(examples, batches)
+	return p
 }
 
 // OptimizerStep returns the number of optimizer steps taken.
@@ -164,37 +268,19 @@ func (t *Trainer) OptimizerStep() int {
 	return int(tensors.ToScalar[float32](v))
 }
 
-// batchData is one batch's graph arguments.
-type batchData struct {
-	// tokens [B, S] right-padded and seqLens [B]: the model's input.
-	tokens, seqLens *tensors.Tensor
-	// targets and weights [B, S] (the next token, and 1 where it is a target), or [B, W] with AnswerHead, where
-	// positions [B, W] names the position predicting each slot's target.
-	targets, weights, positions *tensors.Tensor
-	// features [B, M, D], or nil for examples without image features.
-	features *tensors.Tensor
-}
-
-// args lists the graph arguments in buildStep's and buildEvalLoss's order: tokens, targets, weights, seqLens, then
-// lr (for the training step; nil for the loss-only graph), positions (AnswerHead only) and features (if any).
-func (d batchData) args(lr *tensors.Tensor) []*tensors.Tensor {
-	args := []*tensors.Tensor{d.tokens, d.targets, d.weights, d.seqLens}
-	for _, a := range []*tensors.Tensor{lr, d.positions, d.features} {
-		if a != nil {
-			args = append(args, a)
-		}
-	}
-	return args
-}
-
 // batchTensors assembles a right-padded batch: tokens, targets (next token), weights (1 where the next token is a
 // target), row lengths, and features (nil when the examples have none); with AnswerHead the targets and weights
 // are compacted to each row's target positions (AnswerSlots). On a mesh the rows are padded to a multiple of the
 // device count with one-token rows of weight 0: the loss is a masked mean over the batch's target tokens, so they
 // change neither the loss nor the gradients.
-func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
-	var d batchData
+func (t *Trainer) batchTensors(examples []Example, b Batch) (stepInputs[*tensors.Tensor], error) {
+	var d stepInputs[*tensors.Tensor]
 	B, S := t.Placement.PadRows(len(b.Indices)), b.Len
+	if t.Config.LengthBuckets > 0 {
+		// A short batch (an epoch's last) is filled to the batch size with weightless rows, as a mesh's are:
+		// another row count would be another shape to compile.
+		B = t.Placement.PadRows(max(len(b.Indices), t.Config.BatchSize))
+	}
 	tokens := make([]int32, B*S)
 	targetsIDs := make([]int32, B*S)
 	weights := make([]float32, B*S)
@@ -227,20 +313,23 @@ func (t *Trainer) batchTensors(examples []Example, b Batch) (batchData, error) {
 	if featLen > 0 {
 		features = append(features, make([]float32, (B-len(b.Indices))*featLen)...)
 	}
-	d.tokens = tensors.FromFlatDataAndDimensions(tokens, B, S)
-	d.seqLens = tensors.FromFlatDataAndDimensions(seqLens, B)
+	d.Tokens = tensors.FromFlatDataAndDimensions(tokens, B, S)
+	d.SeqLens = tensors.FromFlatDataAndDimensions(seqLens, B)
 	if t.Config.AnswerHead {
-		pos, tgt, w, W := AnswerSlots(targetsIDs, weights, B, S)
-		d.positions = tensors.FromFlatDataAndDimensions(pos, B, W)
-		d.targets = tensors.FromFlatDataAndDimensions(tgt, B, W)
-		d.weights = tensors.FromFlatDataAndDimensions(w, B, W)
+		pos, tgt, w, W := answerSlots(targetsIDs, weights, B, S, b.Window)
+		d.Positions, d.Has.Positions = tensors.FromFlatDataAndDimensions(pos, B, W), true
+		d.Targets = tensors.FromFlatDataAndDimensions(tgt, B, W)
+		d.Weights = tensors.FromFlatDataAndDimensions(w, B, W)
 	} else {
-		d.targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
-		d.weights = tensors.FromFlatDataAndDimensions(weights, B, S)
+		d.Targets = tensors.FromFlatDataAndDimensions(targetsIDs, B, S)
+		d.Weights = tensors.FromFlatDataAndDimensions(weights, B, S)
 	}
-	var err error
-	if d.features, err = t.Adapter.FeatureTensor(features, B); err != nil {
-		return d, fmt.Errorf("train: %w", err)
+	if featLen > 0 {
+		ft, err := t.Adapter.FeatureTensor(features, B)
+		if err != nil {
+			return d, fmt.Errorf("train: %w", err)
+		}
+		d.Features, d.Has.Features = ft, true
 	}
 	return d, nil
 }
@@ -295,6 +384,11 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 	if len(examples) == 0 {
 		return errors.New("train: no training examples")
 	}
+	if t.stepExec == nil {
+		if err := t.newTrainingExecs(); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
 	lengths := make([]int, len(examples))
 	for i, e := range examples {
 		if err := e.Validate(t.Model.Config.VocabSize); err != nil {
@@ -305,7 +399,11 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 		}
 		lengths[i] = len(e.Tokens)
 	}
-	batchesPerEpoch := len(EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen))
+	first := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen)
+	batchesPerEpoch := len(first)
+	// The buckets are chosen once, from the first epoch's batches (a resumed run chooses the same).
+	plan := t.bucket(examples, first)
+	t.Buckets = plan
 	stepsTotal := 0
 	for e := range cfg.EpochCount() {
 		stepsTotal += (cfg.EpochBatchLimit(e, batchesPerEpoch) + cfg.AccumSteps - 1) / cfg.AccumSteps
@@ -313,6 +411,9 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 	pos := start
 	for ; pos.Epoch < cfg.EpochCount(); pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
 		batches := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
+		if cfg.LengthBuckets > 0 {
+			plan.apply(examples, batches)
+		}
 		// A fractional last epoch trains the first part of its batches; the schedule's position still counts in
 		// whole epochs (perEpoch).
 		perEpoch := float64(len(batches))
@@ -338,12 +439,13 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 				for _, i := range b.Indices {
 					tokens += len(examples[i].Tokens)
 				}
-				args := d.args(tensors.FromScalar(float32(lr)))
+				t.countTokens(examples, b)
+				d.LR, d.Has.LR = tensors.FromScalar(float32(lr)), true
 				exec := t.accumExec
 				if k == n-1 {
 					exec = t.stepExec
 				}
-				outs, err := t.Placement.Run(exec, args...)
+				outs, err := t.Counter.Run(t.Placement, exec, d.pack()...)
 				if err != nil {
 					return fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
 				}
@@ -400,12 +502,15 @@ func (t *Trainer) EvalLoss(examples []Example) (float64, error) {
 		lengths[i] = len(e.Tokens)
 	}
 	sum, count := 0.0, 0.0
-	for _, b := range SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen) {
+	batches := SequentialBatches(lengths, t.Config.BatchSize, t.Config.PadMultiple, t.Config.MaxLen)
+	t.bucket(examples, batches)
+	for _, b := range batches {
+		t.countTokens(examples, b)
 		d, err := t.batchTensors(examples, b)
 		if err != nil {
 			return 0, err
 		}
-		outs, err := t.Placement.Run(t.evalExec, d.args(nil)...)
+		outs, err := t.Counter.Run(t.Placement, t.evalExec, d.pack()...)
 		if err != nil {
 			return 0, err
 		}
