@@ -69,10 +69,11 @@ func (r *Runner) clozeGraph(scope *model.Scope, inputs []*Node) *Node {
 	G, S := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
 	keySeg := BroadcastToDims(InsertAxes(seg, 1), G, S, S) // [G, query, key]
 	mask := LogicalOr(Equal(keySeg, Scalar(g, dtypes.Int32, clozeSegPrompt)), Equal(keySeg, InsertAxes(seg, -1)))
+	ext := r.extension(g, feats)
 	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: rotary, AttentionMask: mask,
-		Extension: r.extension(g, feats), SkipLogits: true})
+		Extension: ext, SkipLogits: true})
 	W := pos.Shape().Dimensions[1]
-	logp := LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1) // [G, W, V]
+	logp := LogSoftmax(r.Model.LogitsAt(out.Final, pos, ext), -1) // [G, W, V]
 	rows := Iota(g, shapes.Make(dtypes.Int32, G, W), 0)
 	cols := Iota(g, shapes.Make(dtypes.Int32, G, W), 1)
 	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(targets, -1)}, -1))

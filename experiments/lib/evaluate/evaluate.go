@@ -88,12 +88,13 @@ func (r *Runner) letterGraph(scope *model.Scope, inputs []*Node) *Node {
 	if len(inputs) > 2 {
 		feats = inputs[2]
 	}
-	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: r.extension(g, feats), SkipLogits: true})
+	ext := r.extension(g, feats)
+	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, SeqLens: seqLens, Extension: ext, SkipLogits: true})
 	B, W := tokens.Shape().Dimensions[0], MaxOptionTokens
 	// Position of window slot w in row b: seqLen[b] - W + w, clamped at 0.
 	pos := Add(InsertAxes(seqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
 	pos = Max(pos, ScalarZero(g, dtypes.Int32))
-	return LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1)
+	return LogSoftmax(r.Model.LogitsAt(out.Final, pos, ext), -1)
 }
 
 // letterRow is one forward pass: an example's prompt followed by a probe (the longest continuation prefix it

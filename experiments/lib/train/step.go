@@ -129,7 +129,7 @@ func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs) (loss, count
 	if in.positions == nil {
 		return maskedNLL(out.Logits, in.targets, in.weights)
 	}
-	return maskedNLL(m.LogitsAt(out.Final, in.positions), in.targets, in.weights)
+	return maskedNLL(m.LogitsAt(out.Final, in.positions, fwd.Extension), in.targets, in.weights)
 }
 
 // buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the
