@@ -12,6 +12,9 @@
 // AdaptionPrompt) uses one scalar per layer as is, without tanh. Gates start at zero, so at step 0 the model is
 // exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
 // gateValue.
+//
+// LLaMA-Adapter V2 (Config.Version "v2", v2.go) adds a bias and a scale on every linear layer and trainable
+// RMSNorm weights; Config.Fusion restricts the visual token to the lowest adapted layers (V2's early fusion).
 package adapter
 
 import (

@@ -95,6 +95,9 @@ func (a *Adapter) ExportOfficial(path string) error {
 	if a.Projection != nil {
 		return fmt.Errorf("adapter: the official v1 layout has no visual projection")
 	}
+	if a.V2 != nil || a.Config.Fusion != "" {
+		return fmt.Errorf("adapter: the official v1 layout has no V2 terms or early fusion")
+	}
 	prompts, err := tensors.CopyFlatData[float32](a.Prompts.MustValue())
 	if err != nil {
 		return err
