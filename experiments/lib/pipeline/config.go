@@ -291,6 +291,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var(parsedFlag[adapter.InitScheme]{&a.Init, oneOf(adapter.InitZero, adapter.InitRandom)}, "init", "gate init: zero or random")
 	fs.Float64Var(&a.PromptStd, "prompt-std", a.PromptStd, "std of the prompts' init (0: 1, the official code's)")
 	fs.Float64Var(&a.GateStd, "gate-std", a.GateStd, "std of random gates (0: 1)")
+	fs.Var(parsedFlag[adapter.Version]{&a.Version, oneOf[adapter.Version]("v1", adapter.V2)}, "adapter", "adapter version: v1 (prompts and gates) or v2 (also a bias and scale on every linear layer and trainable RMSNorm weights)")
+	fs.StringVar(&a.Fusion, "fusion", a.Fusion, "adapted layers that receive the image token: all (v1), first (v2's early fusion) or a count N from the lowest adapted layer")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the adapter init and data order")
 	fs.Var(&v.Modality, "modality", "input: "+enumList(Modalities))
 	fs.StringVar(&v.CLIP, "clip", v.CLIP, "vision tower for multimodal runs: dinov2-s14 (the pinned DINOv2 ViT-S/14, installed on demand), a DINOv2 .onnx, a Hugging Face CLIP safetensors folder, or random (random weights)")
@@ -460,6 +462,8 @@ type record struct {
 	Beta2       *float64 `json:"beta2,omitempty"`
 	Eps         *float64 `json:"eps,omitempty"`
 	PadMultiple int      `json:"pad_multiple,omitempty"` // 0 is 32
+	Adapter     string   `json:"adapter,omitempty"`      // "" is v1
+	Fusion      string   `json:"fusion,omitempty"`       // "" is all
 	// Devices is recorded but never hashed (ID clears it).
 	Devices string `json:"devices,omitempty"`
 }
@@ -492,6 +496,8 @@ func (c Config) record() record {
 	if t.PadMultiple != 32 && t.PadMultiple != 0 {
 		r.PadMultiple = t.PadMultiple
 	}
+	na := a.Defaults() // "v1" and "all" become ""
+	r.Adapter, r.Fusion = string(na.Version), na.Fusion
 	return r
 }
 
@@ -523,7 +529,7 @@ func (r record) config() (Config, error) {
 			NoEOSTarget: r.NoEOSTarget},
 		Model: ModelConfig{Path: r.Model, Tokenizer: r.Tokenizer},
 		Adapter: adapter.Config{Layers: r.Layers, PromptLen: r.PromptLen, Gate: adapter.GateMode(r.Gate), Init: adapter.InitScheme(r.Init),
-			PromptStd: r.PromptStd, GateStd: r.GateStd},
+			PromptStd: r.PromptStd, GateStd: r.GateStd, Version: adapter.Version(r.Adapter), Fusion: r.Fusion},
 		Vision: VisionConfig{CLIP: r.CLIP, Layers: layers, FeatureCache: r.FeatureCache,
 			Projection: adapter.VisualConfig{Hidden: r.VisualHidden, Depth: r.VisualDepth}},
 		Train:   t,
@@ -604,7 +610,11 @@ func (c Config) ID() string {
 	data, _ := json.Marshal(r)
 	h := sha256.Sum256(data)
 	model := strings.TrimSuffix(baseName(r.Model), ".bin")
-	parts := []string{model, r.Modality, "L" + strconv.Itoa(r.Layers), "K" + strconv.Itoa(r.PromptLen), r.Init, "e" + strconv.FormatFloat(r.Epochs, 'f', -1, 64), "s" + strconv.FormatUint(r.Seed, 10)}
+	parts := []string{model, r.Modality}
+	if r.Adapter != "" {
+		parts = append(parts, r.Adapter) // only when not the default, so V1 ids keep their form
+	}
+	parts = append(parts, "L"+strconv.Itoa(r.Layers), "K"+strconv.Itoa(r.PromptLen), r.Init, "e"+strconv.FormatFloat(r.Epochs, 'f', -1, 64), "s"+strconv.FormatUint(r.Seed, 10))
 	return strings.Join(parts, "-") + "-" + hex.EncodeToString(h[:4])
 }
 
