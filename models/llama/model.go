@@ -12,7 +12,8 @@
 // attention, a per-layer extension that sees the layer's rotated queries and its frozen k/v projections and adds a
 // term to the attention output before the output projection (AttentionExtension). The zoo's layers don't expose
 // that point, and its weight naming/rotary layout would need a translation layer anyway; the decoder itself is a
-// few hundred lines of core/graph ops.
+// few hundred lines of core/graph ops. A second seam, LinearExtension (linearext.go), sees every linear layer's
+// output and every RMSNorm weight (LLaMA-Adapter V2's bias, scale and norm terms).
 //
 // Frozen weights are non-trainable variables in the Model's model.Store (scope "/llama"): optimizers only see
 // trainable variables, and GoMLX's autodiff computes gradients only for the variables asked for, so no gradient
