@@ -1,13 +1,17 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/models/safetensors"
 )
 
 // TestAdapterVersionAndFusionFlags: -adapter and -fusion bind the adapter config, are in the run id (and its
@@ -69,5 +73,52 @@ func TestAdapterVersionAndFusionFlags(t *testing.T) {
 	}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `"9"`) {
 		t.Errorf("-fusion 9 with L=5: %v", err)
+	}
+}
+
+// TestV2RunAndReevaluate: a small stories260K run with -adapter v2 trains, scores by letter and by generation
+// (the KV-cache decoder with the V2 head), records V2's parameter count, saves the V2 terms in its adapter file,
+// and re-evaluating that file reproduces its accuracy.
+func TestV2RunAndReevaluate(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Adapter.Version = adapter.V2
+	cfg.Train.Epochs = 1
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	a, err := adapter.ReadConfig(filepath.Join(res.Dir, AdapterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version != adapter.V2 {
+		t.Errorf("run's adapter file has version %q", a.Version)
+	}
+	got := res.Summary.TrainableParams
+	if !strings.Contains(res.Dir, "-v2-") {
+		t.Errorf("run folder %s does not say v2", res.Dir)
+	}
+	f, err := safetensors.Open(filepath.Join(res.Dir, AdapterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(f.Names())
+	f.Close()
+	if n != 2+19 {
+		t.Errorf("V2 run's adapter file holds %d tensors, want 21", n)
+	}
+	// stories260K: N=5, C=64, H=8, KVH=4, D=8, F=172, V=512, L=5, K=10 (the preset's).
+	const C, F, V, N, qd, kvd = 64, 172, 512, 5, 64, 32
+	wantV2 := 2*(N*(qd+2*kvd+C+2*F+C)+V) + (2*N+1)*C
+	if want := int64(5*10*C + 5*8 + wantV2); got != want {
+		t.Errorf("trainable params %d, want %d (V1 %d + V2 %d)", got, want, 5*10*C+5*8, wantV2)
+	}
+	s, err := Evaluate(context.Background(), cfg, res.Dir, filepath.Join(t.TempDir(), "eval"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Accuracy["Avg"] != res.Summary.Accuracy["Avg"] {
+		t.Errorf("re-evaluation %v, run %v", s.Accuracy["Avg"], res.Summary.Accuracy["Avg"])
 	}
 }
