@@ -145,8 +145,9 @@ func (c Counts) Total() int {
 }
 
 // Count returns the adapter's trainable parameters for a model: L·K·C prompts, L·H (head-tanh) or L (layer)
-// gates, plus the visual projection when configured. For LLaMA-7B (C=4096, H=32), K=10, L=30, head-tanh:
-// 1,228,800 + 960 = 1,229,760.
+// gates, plus the visual projection when configured, plus V2's biases, scales and norm weights for Version v2
+// (v2Counts). For LLaMA-7B (C=4096, H=32), K=10, L=30, head-tanh: 1,228,800 + 960 = 1,229,760 (V1), 4,279,744
+// (V2, TestCountV2_7B).
 func Count(cfg Config, m llama.Config) Counts {
 	cfg = cfg.Defaults()
 	n := Counts{Prompts: cfg.Layers * cfg.PromptLen * m.Dim, Gates: 1}
