@@ -24,9 +24,11 @@ func TestV2TrainTests(t *testing.T) {
 	// q·R(t−s)·b, nearly the same for every key t in RoPE's low-frequency dimensions, so softmax cancels most of its
 	// gradient (elements down to 4e-7 where other terms' reach 1e-2, measured on randomSetup). AdamW divides by
 	// √v, which turns the float32 rounding of those near-cancelled sums (another summation order on 2 or 4
-	// devices) into visible parameter differences: measured up to 3e-4 of the tensor's largest magnitude after a
-	// resumed run. 1e-3 still catches a missing or doubled gradient average (50% or more).
-	testVersion, relTol = adapter.V2, 1e-3
+	// devices) into parameter differences that grow with the steps: measured 1.9e-5 after one step, 3e-4 after a
+	// resumed run and 1.3e-3 of the tensor's largest magnitude after the 2-epoch run on 4 devices (every other V2
+	// term and the prompts and gates stay below). 5e-3 still catches a missing or doubled gradient average (50% or
+	// more on AdamW's first moment and the gradient norm).
+	testVersion, relTol = adapter.V2, 5e-3
 	defer func() { testVersion, relTol = adapter.V1, 1e-4 }()
 	for name, test := range map[string]func(*testing.T){
 		"LowersLossAndFreezesBase":         TestTrainingLowersLossAndFreezesBase,
