@@ -15,6 +15,9 @@
 //
 // Gates start at zero, so at step 0 the model is exactly the pretrained one: the added term is 0·A·Vp = 0. The code is extension.Extend, with the gate in
 // gateValue.
+//
+// LLaMA-Adapter V2 (Config.Version "v2", v2.go) adds a bias and a scale on every linear layer and trainable
+// RMSNorm weights; Config.Fusion restricts the visual token to the lowest adapted layers (V2's early fusion).
 package adapter
 
 import (
@@ -81,6 +84,11 @@ type Config struct {
 	Seed    uint64  `json:"seed"`
 	// Visual, when set, adds the projection of multi-scale image features to every prompt.
 	Visual *VisualConfig `json:"visual,omitempty"`
+	// Version "v2" adds LLaMA-Adapter V2's bias, scale and norm terms (v2.go); "" (or "v1", stored as "") is V1.
+	Version Version `json:"version,omitempty"`
+	// Fusion is which adapted layers receive the visual token: "" (or "all") every one, "first" the lowest only
+	// (V2's early fusion), or a count N from the bottom of the adapted stack (VisualLayers).
+	Fusion string `json:"fusion,omitempty"`
 }
 
 // Defaults fills unset fields with the paper's configuration (K=10, L=30 capped at the model's depth by the caller,
@@ -108,7 +116,7 @@ func (c Config) Defaults() Config {
 		v := c.Visual.Defaults()
 		c.Visual = &v
 	}
-	return c
+	return c.normalizeV2()
 }
 
 // Validate checks the config against the model it adapts.
@@ -130,7 +138,7 @@ func (c Config) Validate(m llama.Config) error {
 			return err
 		}
 	}
-	return nil
+	return c.validateV2()
 }
 
 // FirstLayer is the index of the lowest adapted layer.
@@ -147,14 +155,19 @@ func (c Config) gateShape(m llama.Config) []int {
 // Counts is the adapter's parameter count by part.
 type Counts struct {
 	Prompts, Gates, Projection int
+	// V2's terms (zero for V1): linear biases, linear scales, norm weights.
+	Biases, Scales, Norms int
 }
 
 // Total is the number of trainable parameters.
-func (c Counts) Total() int { return c.Prompts + c.Gates + c.Projection }
+func (c Counts) Total() int {
+	return c.Prompts + c.Gates + c.Projection + c.Biases + c.Scales + c.Norms
+}
 
 // Count returns the adapter's trainable parameters for a model: L·K·C prompts, L·H (head-tanh) or L (layer)
-// gates, plus the visual projection when configured. For LLaMA-7B (C=4096, H=32), K=10, L=30, head-tanh:
-// 1,228,800 + 960 = 1,229,760.
+// gates, plus the visual projection when configured, plus V2's biases, scales and norm weights for Version v2
+// (v2Counts). For LLaMA-7B (C=4096, H=32), K=10, L=30, head-tanh: 1,228,800 + 960 = 1,229,760 (V1), 4,279,744
+// (V2, TestCountV2_7B).
 func Count(cfg Config, m llama.Config) Counts {
 	cfg = cfg.Defaults()
 	n := Counts{Prompts: cfg.Layers * cfg.PromptLen * m.Dim, Gates: 1}
@@ -164,14 +177,21 @@ func Count(cfg Config, m llama.Config) Counts {
 	if cfg.Visual != nil {
 		n.Projection = cfg.Visual.NumParams(m.Dim)
 	}
+	if cfg.Version == V2 {
+		n.Biases, n.Scales, n.Norms = v2Counts(m)
+	}
 	return n
 }
 
 // Summary is a printable parameter report.
 func (c Counts) Summary() string {
 	total := c.Total()
-	return fmt.Sprintf("adapter parameters: prompts %s + gates %s + visual projection %s = %s trainable (%.1f MB in float32)",
-		commas(c.Prompts), commas(c.Gates), commas(c.Projection), commas(total), float64(4*total)/1e6)
+	v2 := ""
+	if c.Biases+c.Scales+c.Norms > 0 {
+		v2 = fmt.Sprintf(" + V2 biases %s + scales %s + norms %s", commas(c.Biases), commas(c.Scales), commas(c.Norms))
+	}
+	return fmt.Sprintf("adapter parameters: prompts %s + gates %s + visual projection %s%s = %s trainable (%.1f MB in float32)",
+		commas(c.Prompts), commas(c.Gates), commas(c.Projection), v2, commas(total), float64(4*total)/1e6)
 }
 
 func commas(n int) string {
@@ -190,6 +210,8 @@ type Adapter struct {
 	Prompts, Gates *model.Variable
 	// Projection is the visual projection (nil for text-only).
 	Projection *Projection
+	// V2 holds V2's terms (nil for V1).
+	V2 *V2Terms
 }
 
 // New creates an adapter's variables in store, initialized by cfg.Init with cfg.Seed (host-side, so every backend
@@ -231,6 +253,11 @@ func New(store *model.Store, cfg Config, m llama.Config) (*Adapter, error) {
 			return nil, err
 		}
 	}
+	if cfg.Version == V2 {
+		if a.V2, err = newV2Terms(store, m); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -248,18 +275,29 @@ func (a *Adapter) Variables() []*model.Variable {
 	if a.Projection != nil {
 		vs = append(vs, a.Projection.Variables()...)
 	}
+	if a.V2 != nil {
+		v2, _ := a.V2.variables()
+		vs = append(vs, v2...)
+	}
 	return vs
 }
 
-// Extension returns the attention extension for one graph. visualToken, if not nil, is the projected image
-// token [B, C] (see Projection.Token) added to every prompt of every adapted layer.
+// Extension returns the attention extension for one graph (with V2, also the llama.LinearExtension of its
+// terms). visualToken, if not nil, is the projected image token [B, C] (see Projection.Token) added to every
+// prompt of the adapted layers that Config.Fusion selects.
 func (a *Adapter) Extension(g *Graph, visualToken *Node) llama.AttentionExtension {
-	return &extension{a: a, prompts: a.Prompts.NodeValue(g), gates: a.Gates.NodeValue(g), visual: visualToken}
+	visualLayers, _ := a.Config.VisualLayers() // validated by New
+	e := &extension{a: a, prompts: a.Prompts.NodeValue(g), gates: a.Gates.NodeValue(g), visual: visualToken, visualLayers: visualLayers}
+	if a.V2 != nil {
+		return a.V2.extension(g, e)
+	}
+	return e
 }
 
 type extension struct {
 	a                      *Adapter
 	prompts, gates, visual *Node
+	visualLayers           int // adapted layers, from the lowest, that receive the visual token
 }
 
 // gateValue returns layer j's gate, tanh(gate) or the gate as is [1, KVH, R, 1, 1] per head, or the scalar gate per
@@ -276,10 +314,10 @@ func (e *extension) gateValue(j int, kvh, r int) *Node {
 }
 
 // layerPrompts returns adapted layer j's prompts [b, K, C] (float32): b = 1 shared by the batch, or the batch size
-// when a visual token is added to every prompt of its example.
+// when a visual token is added to every prompt of its example (in the lowest visualLayers adapted layers).
 func (e *extension) layerPrompts(j int) *Node {
 	p := Slice(e.prompts, AxisElem(j)) // [1, K, C]
-	if e.visual != nil {
+	if e.visual != nil && j < e.visualLayers {
 		p = Add(p, InsertAxes(ConvertDType(e.visual, p.DType()), 1))
 	}
 	return p

@@ -30,6 +30,10 @@ func (a *Adapter) tensorNames() []string {
 			names = append(names, fmt.Sprintf("visual.w%d", i), fmt.Sprintf("visual.b%d", i))
 		}
 	}
+	if a.V2 != nil {
+		_, v2 := a.V2.variables()
+		names = append(names, v2...)
+	}
 	return names
 }
 
@@ -182,6 +186,11 @@ func (a *Adapter) assign(path string, read func(name string) ([]float32, []int, 
 		}
 		want := v.Shape().Dimensions
 		if !slices.Equal(shape, want) {
+			if a.IsV2(v) {
+				return fmt.Errorf("adapter %s: V2 tensor %q has shape %v, but the model (N=%d layers, C=%d, F=%d, %d·%d q and %d·%d k/v features, V=%d) implies %v",
+					path, name, shape, a.Model.NumLayers, a.Model.Dim, a.Model.HiddenDim, a.Model.NumHeads, a.Model.HeadDim,
+					a.Model.NumKVHeads, a.Model.HeadDim, a.Model.VocabSize, want)
+			}
 			return fmt.Errorf("adapter %s: tensor %q has shape %v, but L=%d, K=%d, C=%d, H=%d imply %v",
 				path, name, shape, a.Config.Layers, a.Config.PromptLen, a.Model.Dim, a.Model.NumHeads, want)
 		}

@@ -103,6 +103,9 @@ func topmost(path, what string, layers []int) error {
 // ExportOfficial writes the adapter in the official v1 layout (float32). Only per-head tanh gates and text-only
 // adapters have an official counterpart.
 func (a *Adapter) ExportOfficial(path string) error {
+	if a.V2 != nil || a.Config.Fusion != "" {
+		return fmt.Errorf("adapter: the official v1 layout has no V2 terms or early fusion")
+	}
 	w, err := a.Weights()
 	if err != nil {
 		return err

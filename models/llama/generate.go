@@ -163,7 +163,7 @@ func (gen *Generator) graphFn() func(scope *model.Scope, inputs []*Node) []*Node
 				BroadcastToDims(Reshape(ConvertDType(in.Pos, dtypes.Int32), 1, 1), B, 1)}, 1)
 			last = Gather(out.Final, idx)
 		}
-		logits := m.LogitsFromFinal(Reshape(last, B, m.Config.Dim))
+		logits := m.LogitsFromFinal(Reshape(last, B, m.Config.Dim), fwd.Extension)
 		if gen.UseCache {
 			return append([]*Node{logits}, out.Cache.Nodes()...)
 		}

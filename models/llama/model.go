@@ -12,7 +12,8 @@
 // attention, a per-layer extension that sees the layer's rotated queries and its frozen k/v projections and adds a
 // term to the attention output before the output projection (AttentionExtension). The zoo's layers don't expose
 // that point, and its weight naming/rotary layout would need a translation layer anyway; the decoder itself is a
-// few hundred lines of core/graph ops.
+// few hundred lines of core/graph ops. A second seam, LinearExtension (linearext.go), sees every linear layer's
+// output and every RMSNorm weight (LLaMA-Adapter V2's bias, scale and norm terms).
 //
 // Frozen weights are non-trainable variables in the Model's model.Store (scope "/llama"): optimizers only see
 // trainable variables, and GoMLX's autodiff computes gradients only for the variables asked for, so no gradient
@@ -102,7 +103,7 @@ func (m *Model) setVariable(name string, t *tensors.Tensor) error {
 	if !ok {
 		return fmt.Errorf("llama %s: unexpected weight name %q", m.Source, name)
 	}
-	v, err := m.Store.CreateVariable(Scope+"/"+strings.ReplaceAll(name, ".", "/"), t)
+	v, err := m.Store.CreateVariable(variablePath(name), t)
 	if err != nil {
 		return fmt.Errorf("llama %s: %s: %w", m.Source, name, err)
 	}
@@ -110,6 +111,9 @@ func (m *Model) setVariable(name string, t *tensors.Tensor) error {
 	*slot = v
 	return nil
 }
+
+// variablePath is the store path of a canonical weight name.
+func variablePath(name string) string { return Scope + "/" + strings.ReplaceAll(name, ".", "/") }
 
 // Load loads a model from any supported format, chosen by what path is:
 //   - a folder with config.json (+ model.safetensors or model.safetensors.index.json), a .safetensors file, or an
@@ -156,7 +160,8 @@ func (m *Model) Variables() []*model.Variable {
 // KVProjector gives an attention extension access to one layer's frozen key/value projections.
 type KVProjector struct {
 	Layer int
-	// Project maps x [..., C] to keys and values [..., KVH, D] with the layer's frozen wk/wv (no rotary embedding).
+	// Project maps x [..., C] to keys and values [..., KVH, D] with the layer's frozen wk/wv (no rotary embedding),
+	// extended by the pass's LinearExtension when it has one.
 	Project func(x *Node) (k, v *Node)
 	// NumHeads, NumKVHeads and HeadDim describe the layer's attention.
 	NumHeads, NumKVHeads, HeadDim int
@@ -191,7 +196,8 @@ type Inputs struct {
 	// Cache, when set, makes this an incremental step: new keys/values are written at Cache.Pos and attention sees
 	// the cache up to Cache.Pos+S.
 	Cache *Cache
-	// Extension adds the adapter's term in each layer (nil: plain LLaMA).
+	// Extension adds the adapter's term in each layer (nil: plain LLaMA). When it also implements LinearExtension,
+	// it extends every linear layer and RMSNorm weight as well.
 	Extension AttentionExtension
 	// ForceCoreAttention uses GoMLX's attention.Core with SeqLens even where the backend has no fused attention (its
 	// decomposed path): for tests of the fused path's wiring on CPU.
@@ -253,12 +259,12 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 	if in.Remat {
 		x = x.StopCheckpoint()
 	}
-	out.Final = m.rmsNorm(x, m.norm.NodeValue(g))
+	out.Final = m.rmsNorm(x, extendNorm(ctx.lin, -1, NormFinal, m.norm.NodeValue(g)))
 	if in.Hidden {
 		out.Hidden = append(out.Hidden, out.Final)
 	}
 	if !in.SkipLogits {
-		out.Logits = m.LogitsFromFinal(out.Final)
+		out.Logits = m.LogitsFromFinal(out.Final, in.Extension)
 	}
 	out.Cache = ctx.nextCache
 	return out
@@ -268,8 +274,8 @@ func (m *Model) Forward(g *Graph, in Inputs) Outputs {
 func (m *Model) block(i int, x *Node, ctx *attnContext) *Node {
 	lv := &m.layers[i]
 	g := x.Graph()
-	x = Add(x, m.attention(i, m.rmsNorm(x, lv.attnNorm.NodeValue(g)), ctx))
-	return Add(x, m.mlp(lv, m.rmsNorm(x, lv.ffnNorm.NodeValue(g))))
+	x = Add(x, m.attention(i, m.rmsNorm(x, extendNorm(ctx.lin, i, NormAttn, lv.attnNorm.NodeValue(g))), ctx))
+	return Add(x, m.mlp(i, m.rmsNorm(x, extendNorm(ctx.lin, i, NormFFN, lv.ffnNorm.NodeValue(g))), ctx.lin))
 }
 
 // attnContext is what every layer's attention shares within one forward pass.
@@ -280,11 +286,12 @@ type attnContext struct {
 	cache     *Cache
 	nextCache *Cache // the updated cache, filled layer by layer
 	ext       AttentionExtension
+	lin       LinearExtension // ext as a LinearExtension, or nil
 }
 
 func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
 	B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
-	ctx := &attnContext{cache: in.Cache, ext: in.Extension}
+	ctx := &attnContext{cache: in.Cache, ext: in.Extension, lin: linearExtension(in.Extension)}
 	T := S           // keys seen
 	var offset *Node // absolute index of the first new token: the cache position, or 0
 	if in.Cache != nil {
@@ -341,9 +348,9 @@ func (m *Model) attention(i int, h *Node, ctx *attnContext) *Node {
 	cfg, lv, g := m.Config, &m.layers[i], h.Graph()
 	B, S := h.Shape().Dimensions[0], h.Shape().Dimensions[1]
 	H, KVH, D := cfg.NumHeads, cfg.NumKVHeads, cfg.HeadDim
-	q := applyRope(Reshape(linear(h, lv.wq.NodeValue(g)), B, S, H, D), ctx.cos, ctx.sin)
-	k := applyRope(Reshape(linear(h, lv.wk.NodeValue(g)), B, S, KVH, D), ctx.cos, ctx.sin)
-	v := Reshape(linear(h, lv.wv.NodeValue(g)), B, S, KVH, D)
+	q := applyRope(Reshape(extendLinear(ctx.lin, i, LinearQ, linear(h, lv.wq.NodeValue(g))), B, S, H, D), ctx.cos, ctx.sin)
+	k := applyRope(Reshape(extendLinear(ctx.lin, i, LinearK, linear(h, lv.wk.NodeValue(g))), B, S, KVH, D), ctx.cos, ctx.sin)
+	v := Reshape(extendLinear(ctx.lin, i, LinearV, linear(h, lv.wv.NodeValue(g))), B, S, KVH, D)
 	keys, values := k, v
 	if ctx.cache != nil {
 		keys, values = ctx.cache.write(ctx.nextCache, i, k, v)
@@ -355,15 +362,15 @@ func (m *Model) attention(i int, h *Node, ctx *attnContext) *Node {
 		out = explicitAttention(q, keys, values, ctx.bias)
 	}
 	if ctx.ext != nil {
-		if extra := ctx.ext.Extend(q, m.kvProjector(i)); extra != nil {
+		if extra := ctx.ext.Extend(q, m.kvProjector(i, ctx.lin)); extra != nil {
 			out = Add(out, ConvertDType(extra, out.DType())) // the adapter's term
 		}
 	}
-	return linear(Reshape(out, B, S, H*D), lv.wo.NodeValue(g))
+	return extendLinear(ctx.lin, i, LinearO, linear(Reshape(out, B, S, H*D), lv.wo.NodeValue(g)))
 }
 
-// kvProjector exposes layer i's frozen wk/wv to an AttentionExtension.
-func (m *Model) kvProjector(i int) KVProjector {
+// kvProjector exposes layer i's frozen wk/wv, extended by lin when not nil, to an AttentionExtension.
+func (m *Model) kvProjector(i int, lin LinearExtension) KVProjector {
 	cfg := m.Config
 	KVH, D := cfg.NumKVHeads, cfg.HeadDim
 	lv := &m.layers[i]
@@ -372,7 +379,9 @@ func (m *Model) kvProjector(i int) KVProjector {
 		Project: func(p *Node) (*Node, *Node) {
 			g := p.Graph()
 			dims := append(append([]int{}, p.Shape().Dimensions[:p.Rank()-1]...), KVH, D)
-			return Reshape(linear(p, lv.wk.NodeValue(g)), dims...), Reshape(linear(p, lv.wv.NodeValue(g)), dims...)
+			k := extendLinear(lin, i, LinearK, linear(p, lv.wk.NodeValue(g)))
+			v := extendLinear(lin, i, LinearV, linear(p, lv.wv.NodeValue(g)))
+			return Reshape(k, dims...), Reshape(v, dims...)
 		},
 	}
 }
@@ -399,31 +408,35 @@ func explicitAttention(q, k, v, bias *Node) *Node {
 	return Reshape(Einsum("bkrst,btkd->bskrd", probs, v), B, S, H, D)
 }
 
-// mlp is the SwiGLU feed-forward: down(silu(gate(h)) · up(h)).
-func (m *Model) mlp(lv *layerVars, h *Node) *Node {
-	g := h.Graph()
-	gate := linear(h, lv.gate.NodeValue(g))
-	up := linear(h, lv.up.NodeValue(g))
-	return linear(Mul(Mul(gate, Sigmoid(gate)), up), lv.down.NodeValue(g))
+// mlp is layer i's SwiGLU feed-forward: down(silu(gate(h)) · up(h)), each linear extended by lin when not nil.
+func (m *Model) mlp(i int, h *Node, lin LinearExtension) *Node {
+	lv, g := &m.layers[i], h.Graph()
+	gate := extendLinear(lin, i, LinearGate, linear(h, lv.gate.NodeValue(g)))
+	up := extendLinear(lin, i, LinearUp, linear(h, lv.up.NodeValue(g)))
+	return extendLinear(lin, i, LinearDown, linear(Mul(Mul(gate, Sigmoid(gate)), up), lv.down.NodeValue(g)))
 }
 
 // LogitsAt applies the LM head at chosen positions only: final-norm states final [B, S, C] (Output.Final, with
 // SkipLogits) and positions [B, W] (any integer type; row b's W positions) → float32 logits [B, W, V]. The
-// vocabulary projection runs on B·W states instead of B·S.
-func (m *Model) LogitsAt(final, positions *Node) *Node {
+// vocabulary projection runs on B·W states instead of B·S. ext is the Inputs.Extension of the pass that made
+// final (nil for none): when it implements LinearExtension, it extends the head.
+func (m *Model) LogitsAt(final, positions *Node, ext AttentionExtension) *Node {
 	g := final.Graph()
 	B, W := positions.Shape().Dimensions[0], positions.Shape().Dimensions[1]
 	rows := Iota(g, shapes.Make(dtypes.Int32, B, W, 1), 0)
 	idx := Concatenate([]*Node{rows, InsertAxes(ConvertDType(positions, dtypes.Int32), -1)}, -1) // [B, W, 2]
-	return m.LogitsFromFinal(Gather(final, idx))
+	return m.LogitsFromFinal(Gather(final, idx), ext)
 }
 
 // LogitsFromFinal applies the LM head to final-norm states [..., C], returning float32 logits [..., V]. Callers
 // that need logits at a few positions gather those states first (SkipLogits) and save the full-vocabulary matmul.
-func (m *Model) LogitsFromFinal(final *Node) *Node {
+// ext is the Inputs.Extension of the pass that made final (nil for none): when it implements LinearExtension, it
+// extends the head.
+func (m *Model) LogitsFromFinal(final *Node, ext AttentionExtension) *Node {
 	head := m.embed
 	if m.lmHead != nil {
 		head = m.lmHead
 	}
-	return ConvertDType(linear(final, head.NodeValue(final.Graph())), dtypes.Float32)
+	logits := extendLinear(linearExtension(ext), -1, LinearHead, linear(final, head.NodeValue(final.Graph())))
+	return ConvertDType(logits, dtypes.Float32)
 }

@@ -67,10 +67,11 @@ func (r *Runner) clozeGraph(scope *model.Scope, flat []*Node) *Node {
 	G, S := tokens.Shape().Dimensions[0], tokens.Shape().Dimensions[1]
 	keySeg := BroadcastToDims(InsertAxes(seg, 1), G, S, S) // [G, query, key]
 	mask := LogicalOr(Equal(keySeg, Scalar(g, dtypes.Int32, clozeSegPrompt)), Equal(keySeg, InsertAxes(seg, -1)))
+	ext := r.extension(g, optionalFeatures(in.Features))
 	out := r.Model.Forward(g, llama.Inputs{Tokens: tokens, Positions: in.Rotary, AttentionMask: mask,
-		Extension: r.extension(g, optionalFeatures(in.Features)), SkipLogits: true})
+		Extension: ext, SkipLogits: true})
 	W := in.Positions.Shape().Dimensions[1]
-	logp := LogSoftmax(r.Model.LogitsAt(out.Final, in.Positions), -1) // [G, W, V]
+	logp := LogSoftmax(r.Model.LogitsAt(out.Final, in.Positions, ext), -1) // [G, W, V]
 	rows := Iota(g, shapes.Make(dtypes.Int32, G, W), 0)
 	cols := Iota(g, shapes.Make(dtypes.Int32, G, W), 1)
 	return Gather(logp, Concatenate([]*Node{InsertAxes(rows, -1), InsertAxes(cols, -1), InsertAxes(in.Targets, -1)}, -1))

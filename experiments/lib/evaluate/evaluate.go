@@ -89,12 +89,13 @@ var errNoProjection = errors.New("evaluate: examples carry image features but th
 func (r *Runner) letterGraph(scope *model.Scope, flat []*Node) *Node {
 	in := unpackLetterInputs(flat)
 	g := in.Tokens.Graph()
-	out := r.Model.Forward(g, llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: r.extension(g, optionalFeatures(in.Features)), SkipLogits: true})
+	ext := r.extension(g, optionalFeatures(in.Features))
+	out := r.Model.Forward(g, llama.Inputs{Tokens: in.Tokens, SeqLens: in.SeqLens, Extension: ext, SkipLogits: true})
 	B, W := in.Tokens.Shape().Dimensions[0], MaxOptionTokens
 	// Position of window slot w in row b: seqLen[b] - W + w, clamped at 0.
 	pos := Add(InsertAxes(in.SeqLens, -1), AddScalar(Iota(g, shapes.Make(dtypes.Int32, B, W), 1), -W))
 	pos = Max(pos, ScalarZero(g, dtypes.Int32))
-	return LogSoftmax(r.Model.LogitsAt(out.Final, pos), -1)
+	return LogSoftmax(r.Model.LogitsAt(out.Final, pos, ext), -1)
 }
 
 // letterRow is one forward pass: an example's prompt followed by a probe (the longest continuation prefix it

@@ -368,8 +368,12 @@ func (c Config) ID() (string, error) {
 	}
 	h := sha256.Sum256(data)
 	model := strings.TrimSuffix(baseName(c.Model.Path), ".bin")
-	parts := []string{model, string(c.Vision.Modality), "L" + strconv.Itoa(c.Adapter.Layers), "K" + strconv.Itoa(c.Adapter.PromptLen),
-		string(c.Adapter.Init), "e" + strconv.FormatFloat(c.Train.Epochs, 'f', -1, 64), "s" + strconv.FormatUint(c.Seed, 10)}
+	parts := []string{model, string(c.Vision.Modality)}
+	if v := c.Adapter.Version; v != "" && v != "v1" {
+		parts = append(parts, string(v)) // only when not the default, so V1 ids keep their form
+	}
+	parts = append(parts, "L"+strconv.Itoa(c.Adapter.Layers), "K"+strconv.Itoa(c.Adapter.PromptLen),
+		string(c.Adapter.Init), "e"+strconv.FormatFloat(c.Train.Epochs, 'f', -1, 64), "s"+strconv.FormatUint(c.Seed, 10))
 	name := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-+", r) {
 			return r

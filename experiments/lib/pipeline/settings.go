@@ -194,6 +194,13 @@ var settings = []setting{
 		usage: "AdamW ε"},
 	{key: "pad_multiple", flag: "pad-multiple", hash: hashOmit, omit: []any{32, 0}, rng: atLeast(1), field: func(c *Config) any { return &c.Train.PadMultiple },
 		usage: "training sequences are padded to a multiple of this (fewer compiled shapes)"},
+	{key: "adapter", flag: "adapter", hash: hashOmit, omit: []any{"", "v1"}, field: func(c *Config) any { return &c.Adapter.Version },
+		value: func(c *Config, _ *flagScratch) flag.Value {
+			return parsedFlag[adapter.Version]{&c.Adapter.Version, oneOf[adapter.Version]("v1", adapter.V2)}
+		},
+		usage: "adapter version: v1 (prompts and gates) or v2 (also a bias and scale on every linear layer and trainable RMSNorm weights)"},
+	{key: "fusion", flag: "fusion", hash: hashOmit, omit: []any{"", "all"}, field: func(c *Config) any { return &c.Adapter.Fusion },
+		usage: "adapted layers that receive the image token: all (v1), first (v2's early fusion) or a count N from the lowest adapted layer"},
 	// Recorded, not hashed: they change no trained result.
 	{key: "answer_head", flag: "answer-head", field: func(c *Config) any { return &c.Train.AnswerHead },
 		usage: "apply the LM head only at the answer positions in training (same loss to float rounding, faster on large vocabularies)"},

@@ -27,7 +27,7 @@ type optVars struct {
 
 // newOptimizerState creates (zeroed) AdamW state for the adapter's variables. Weight decay is decided by structure
 // (see Decays): the prompts and the projection's weights decay, gates and biases do not (the official code's
-// parameter groups).
+// parameter groups), and V2's terms never do (see decaysParam).
 func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *model.Variable, error) {
 	var ovs []*optVars
 	for _, p := range a.Variables() {
@@ -50,7 +50,7 @@ func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *mod
 		if ov.accum, err = mk("accum"); err != nil {
 			return nil, nil, err
 		}
-		ov.weightDecay = Decays(p.Shape().Dimensions, p == a.Prompts || p == a.Gates)
+		ov.weightDecay = decaysParam(a, p)
 		ovs = append(ovs, ov)
 	}
 	step, err := store.CreateVariable(OptimizerScope+"/step", tensors.FromScalar(float32(0)))
@@ -59,6 +59,18 @@ func newOptimizerState(store *model.Store, a *adapter.Adapter) ([]*optVars, *mod
 	}
 	step.SetTrainable(false)
 	return ovs, step, nil
+}
+
+// decaysParam is the weight-decay decision for one adapter variable. V2's terms are excluded by name, not by
+// shape (their stacked [N, out] variables would pass Decays' rank test): decay pulls a scale towards 0 and a norm
+// weight towards 0, away from their meaningful starts (1 and the pretrained weight), and the V2 biases follow the
+// official LLaMA-Adapter code's parameter groups, where every 1-D tensor and every bias is exempt (its
+// misc.add_weight_decay: len(shape) == 1 or name ends in ".bias"); each bias, scale and norm is 1-D per layer there.
+func decaysParam(a *adapter.Adapter, p *model.Variable) bool {
+	if a.IsV2(p) {
+		return false
+	}
+	return Decays(p.Shape().Dimensions, p == a.Prompts || p == a.Gates)
 }
 
 // Decays is the weight-decay rule, nanoGPT's p.dim() >= 2 applied to what one layer owns: a variable decays when
@@ -155,7 +167,7 @@ func forwardLoss(m *llama.Model, a *adapter.Adapter, in stepInputs[*Node], remat
 	if !in.Has.Positions {
 		return maskedNLL(out.Logits, in.Targets, in.Weights)
 	}
-	return maskedNLL(m.LogitsAt(out.Final, in.Positions), in.Targets, in.Weights)
+	return maskedNLL(m.LogitsAt(out.Final, in.Positions, fwd.Extension), in.Targets, in.Weights)
 }
 
 // buildStep builds one micro-step: gradients of the loss w.r.t. the adapter's variables are added to the

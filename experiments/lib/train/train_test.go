@@ -70,7 +70,7 @@ func tinySetup(t *testing.T, cfg Config) (*llama.Model, *Trainer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Seed: 1}, m.Config)
+	a, err := adapter.New(m.Store, adapter.Config{Layers: 2, PromptLen: 4, Seed: 1, Version: testVersion}, m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
