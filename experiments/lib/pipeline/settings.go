@@ -204,6 +204,10 @@ var settings = []setting{
 	// Recorded, not hashed: they change no trained result.
 	{key: "answer_head", flag: "answer-head", field: func(c *Config) any { return &c.Train.AnswerHead },
 		usage: "apply the LM head only at the answer positions in training (same loss to float rounding, faster on large vocabularies)"},
+	{key: "length_buckets", flag: "length-buckets", rng: atLeast(0), field: func(c *Config) any { return &c.Train.LengthBuckets },
+		usage: "pad training batches to at most this many lengths chosen from the data (0: each batch to its longest, rounded up to -pad-multiple); same losses to float rounding, fewer compiles"},
+	{key: "remat", flag: "remat", field: func(c *Config) any { return &c.Train.Remat },
+		usage: "recompute each layer's activations in the backward pass (less memory, one more forward per step; same gradients to float rounding)"},
 	{key: "zero_shot", flag: "zero-shot", field: func(c *Config) any { return &c.Eval.ZeroShot },
 		usage: "also score the pretrained model (no adapter) on the same problems, as a baseline row (measured once per inputs, cached)"},
 	// Filled from other settings when the run starts (adapterConfig, trainConfig, the vision tower).
