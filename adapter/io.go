@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/safetensors"
@@ -170,6 +171,19 @@ func readToolkit(path string) (*Weights, error) {
 		case 1:
 			w.Gates = vals
 		default:
+			w.Visual = append(w.Visual, Tensor{Name: name, Shape: shape, Values: vals})
+		}
+	}
+	if cfg.Version == V2 {
+		// V2's terms ride with the extra tensors; their shapes follow the model and are checked when assigned.
+		for _, name := range f.Names() {
+			if !strings.HasPrefix(name, "v2.") {
+				continue
+			}
+			vals, shape, err := f.ReadFloat32(name)
+			if err != nil {
+				return nil, fmt.Errorf("adapter %s: %w", path, err)
+			}
 			w.Visual = append(w.Visual, Tensor{Name: name, Shape: shape, Values: vals})
 		}
 	}

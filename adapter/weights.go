@@ -32,7 +32,7 @@ type Weights struct {
 	NumLayers, Dim, NumHeads int
 	Prompts                  []float32 // [L, K, C]; the prompts of model layer N−L+j are row j
 	Gates                    []float32 // [L, H] for head-tanh and head, [L] for layer
-	Visual                   []Tensor  // the visual projection (w0, b0, w1, b1, ...): only the toolkit's format has one
+	Visual                   []Tensor  // the visual projection (w0, b0, w1, b1, ...) and V2's v2.* terms: only the toolkit's format has them
 
 	// Source is the file the weights were read from ("" when they come from a trained adapter), for errors.
 	Source string
