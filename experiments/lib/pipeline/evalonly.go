@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
@@ -14,16 +12,11 @@ import (
 	"github.com/adapterlab/llama-adapter/results"
 )
 
-// LoadAdapter reads an adapter into m's store: the project's safetensors file (adapter.safetensors, or a run
-// folder holding one), or the official LLaMA-Adapter v1 release .pth (adapter_query.weight + per-head gates).
+// LoadAdapter reads an adapter into m's store from any format adapter.Open reads: a run folder, the project's
+// safetensors file, the official LLaMA-Adapter v1 release .pth, a peft AdaptionPrompt folder or a litgpt
+// lit_model.pth.adapter, each checked against the model.
 func LoadAdapter(path string, m *llama.Model) (*adapter.Adapter, error) {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, AdapterFile)
-	}
-	if strings.HasSuffix(strings.ToLower(path), ".pth") {
-		return adapter.ImportOfficial(path, m.Store, m.Config)
-	}
-	return adapter.Load(path, m.Store, m.Config)
+	return adapter.Open(path, m.Store, m.Config, adapter.OpenOptions{})
 }
 
 // Evaluate scores a saved adapter (or the base model when adapterPath is "") on cfg's evaluation problems, without
