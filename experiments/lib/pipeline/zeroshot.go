@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -37,6 +38,10 @@ type zeroShotRecord struct {
 	Problems int    `json:"problems"`
 	// Scores holds, per protocol ("letter scoring", "cloze scoring", ...), the accuracy by category.
 	Scores map[string]results.AccuracyTable `json:"scores"`
+	// Predictions holds, per protocol (as Scores), the pretrained model's choice for every problem (pid → option
+	// index): what a paired comparison of a trained run against zero-shot needs. Records written before it was
+	// kept lack it; evaluating the base model (scienceqa eval without -adapter) fills it in.
+	Predictions map[string]map[string]int `json:"predictions,omitempty"`
 }
 
 // zeroShotKey hashes everything a zero-shot score depends on: the inputs' content digests, the evaluation problems
@@ -104,24 +109,9 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 		if err != nil {
 			return nil, fmt.Errorf("zero-shot baseline: %w", err)
 		}
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs), Scores: map[string]results.AccuracyTable{}}
-		letter, cloze := ScoringLabel("letter"), ScoringLabel("cloze")
-		byProtocol := map[string]map[string]int{ScoringLabel("cloze-norm"): preds.norm}
-		switch mode {
-		case EvalLetter:
-			byProtocol[letter] = preds.choice
-		case EvalCloze:
-			byProtocol[cloze] = preds.choice
-		case EvalScores:
-			byProtocol[letter], byProtocol[cloze] = preds.choice, preds.cloze
-		}
-		for _, p := range protocols {
-			if byProtocol[p] == nil {
-				continue
-			}
-			if rec.Scores[p], err = scoreRun(s.data.eval, byProtocol[p]); err != nil {
-				return nil, fmt.Errorf("zero-shot baseline: %w", err)
-			}
+		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
+		if err := rec.setPredictions(s.data.eval, protocols, zeroShotChoices(mode, preds)); err != nil {
+			return nil, err
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("zero-shot baseline: %w", err)
@@ -141,6 +131,88 @@ func zeroShotBaselines(cfg Config, s *session, cur resolved, ex *runExamples, ou
 		b["zero-shot, "+p] = row
 	}
 	return b, nil
+}
+
+// zeroShotChoices returns a base-model evaluation's choices by protocol label (letter scoring, cloze scoring, cloze
+// scoring per-token mean), whichever mode ran them.
+func zeroShotChoices(mode EvalMode, preds *predictions) map[string]map[string]int {
+	by := map[string]map[string]int{ScoringLabel("letter"): preds.letter, ScoringLabel("cloze"): preds.cloze,
+		ScoringLabel("cloze-norm"): preds.norm}
+	switch mode {
+	case EvalLetter, EvalScores:
+		by[ScoringLabel("letter")] = preds.choice
+	case EvalCloze:
+		by[ScoringLabel("cloze")] = preds.choice
+	}
+	return by
+}
+
+// setPredictions scores the choices of each protocol on the evaluation problems and keeps both the scores and the
+// choices. A protocol the record already scores must score the same now, category by category: a cached baseline
+// that a new measurement of the same inputs contradicts is an error, not something to overwrite silently.
+func (rec *zeroShotRecord) setPredictions(problems []*scienceqa.Problem, protocols []string, choices map[string]map[string]int) error {
+	if rec.Scores == nil {
+		rec.Scores = map[string]results.AccuracyTable{}
+	}
+	if rec.Predictions == nil {
+		rec.Predictions = map[string]map[string]int{}
+	}
+	for _, p := range protocols {
+		if choices[p] == nil {
+			continue
+		}
+		acc, err := scoreRun(problems, choices[p])
+		if err != nil {
+			return fmt.Errorf("zero-shot baseline, %s: %w", p, err)
+		}
+		if old, ok := rec.Scores[p]; ok {
+			for c, v := range old {
+				if now := acc[c]; now.Correct != v.Correct || now.Total != v.Total {
+					return fmt.Errorf("zero-shot baseline %s, %s, %s: cached %d/%d correct, measured now %d/%d (delete the cache file to measure again)",
+						rec.Key, p, c, v.Correct, v.Total, now.Correct, now.Total)
+				}
+			}
+		}
+		rec.Scores[p], rec.Predictions[p] = acc, choices[p]
+	}
+	return nil
+}
+
+// storeZeroShot keeps a base-model evaluation (Evaluate without an adapter: exactly the zero-shot baseline) in the
+// zero-shot cache: a new record, or the per-problem choices an older record lacks (its scores must agree).
+func storeZeroShot(cfg Config, s *session, ex *runExamples, preds *predictions, out io.Writer) error {
+	protocols := zeroShotProtocols(cfg.Eval.Mode)
+	if len(protocols) == 0 {
+		return nil
+	}
+	cur, err := currentRecord(cfg, s.modelPath, s.tokPath, "")
+	if err != nil {
+		return err
+	}
+	key := zeroShotKey(cfg, cur, ex, protocols)
+	dir := cfg.Eval.ZeroShotCache
+	if dir == "" {
+		dir = DefaultZeroShotCache()
+	}
+	path := filepath.Join(dir, key+".json")
+	rec, err := readZeroShot(path, key)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
+	}
+	if err := rec.setPredictions(s.data.eval, protocols, zeroShotChoices(cfg.Eval.Mode, preds)); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	if err := results.WriteJSONAtomic(path, rec); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", path)
+	return nil
 }
 
 // readZeroShot reads a cached zero-shot record; (nil, nil) when there is none.
