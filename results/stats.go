@@ -402,14 +402,14 @@ func (p Paired) Sentence(what string, expect int) string {
 	if p.Seeds > 1 {
 		seeds = fmt.Sprintf(", %d seeds", p.Seeds)
 	}
-	return fmt.Sprintf("%s: %+.2f points, 95 %% CI [%.2f, %.2f], exact p = %s (%d vs %d problems better%s): %s.",
+	return fmt.Sprintf("%s: %+.2f points, 95 %% CI [%.2f, %.2f], exact p %s (%d vs %d problems better%s): %s.",
 		what, p.Diff, p.CI.Lo, p.CI.Hi, FormatP(p.P), p.Plus, p.Minus, seeds, VerdictOf(p.Diff, p.CI, expect))
 }
 
-// FormatP prints a p-value with three significant decimals, "< 0.001" below that.
+// FormatP prints a p-value as a relation: "= 0.052" (three decimals), or "< 0.001" below that.
 func FormatP(p float64) string {
 	if p < 0.001 {
 		return "< 0.001"
 	}
-	return fmt.Sprintf("%.3f", p)
+	return fmt.Sprintf("= %.3f", p)
 }

@@ -22,6 +22,8 @@ type measuredRun struct {
 	Dir     string
 	// Metric is the scoring protocol the tables read (Preset.Metric): "" or "letter" for the run's primary accuracy.
 	Metric string
+	// Outcomes are the run's per-problem correctness (read by writeReport, for the statistics).
+	Outcomes *pipeline.Outcomes
 }
 
 // otherScoring reports whether a report's metric names one of a run's other scorings (Summary.Scorings) rather than
@@ -402,14 +404,33 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		return err
 	}
 	t.Notes = append(t.Notes, metricNotes(groups)...)
+	if err := loadOutcomes(groups); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	stats, err := computeStats(s, groups)
+	if err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	t.Notes = append(t.Notes, "Paired differences (stats.md: 95 % bootstrap intervals, exact tests, accuracy intervals):")
+	t.Notes = append(t.Notes, stats.verdicts()...)
 	if err := t.Render(out, results.Text); err != nil {
 		return err
 	}
 	if err := t.Save(filepath.Join(dir, "table")); err != nil {
 		return fmt.Errorf("report %s: %w", s.Name, err)
 	}
+	st := stats.table(s)
+	if err := st.Render(out, results.Text); err != nil {
+		return err
+	}
+	if err := st.Save(filepath.Join(dir, "stats")); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	if err := results.WriteJSONAtomic(filepath.Join(dir, "comparisons.json"), stats); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
 	var written []string
-	written = append(written, filepath.Join(dir, "table.{txt,md,json}"))
+	written = append(written, filepath.Join(dir, "table.{txt,md,json}"), filepath.Join(dir, "stats.{txt,md,json}"), filepath.Join(dir, "comparisons.json"))
 
 	// Loss curves of every value (for the init sweep: the paper's Figure 5).
 	p := s.param()
@@ -472,6 +493,12 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		LetterAcc      *float64 `json:"letter_acc,omitempty"`
 		ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
 		ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
+		// Problems are the evaluated pids in order; Correct[protocol][i] is '1' when the run answered Problems[i]
+		// right and '0' otherwise (every protocol the run scored), ZeroShotCorrect the same for the pretrained
+		// model: enough to recompute every accuracy, interval and paired test of the report.
+		Problems        []string          `json:"problems"`
+		Correct         map[string]string `json:"correct"`
+		ZeroShotCorrect map[string]string `json:"zero_shot_correct,omitempty"`
 	}
 	var recs []runRecord
 	for _, g := range groups {
@@ -481,6 +508,17 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 			if otherScoring(r.Metric) {
 				rec.Metric, rec.LetterAcc = r.Metric, r.primaryAccuracy()
 				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
+			}
+			rec.Problems = sortedPIDs(r.Outcomes.Correct[r.Outcomes.Primary])
+			rec.Correct = map[string]string{}
+			for proto, c := range r.Outcomes.Correct {
+				rec.Correct[proto] = correctString(rec.Problems, c)
+			}
+			if r.Outcomes.ZeroShot != nil {
+				rec.ZeroShotCorrect = map[string]string{}
+				for proto, c := range r.Outcomes.ZeroShot {
+					rec.ZeroShotCorrect[proto] = correctString(rec.Problems, c)
+				}
 			}
 			recs = append(recs, rec)
 		}

@@ -1,0 +1,273 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/results"
+)
+
+// Outcomes are a complete run's per-problem correctness, by scoring protocol, and its zero-shot baseline's: what a
+// paired comparison (results.PairedDifference) needs. Accuracies in summary.json are their means.
+type Outcomes struct {
+	// Primary is the protocol of the run's primary accuracy (summary.json's accuracy, predictions.json).
+	Primary string
+	// Correct maps a protocol ("letter", "cloze", "cloze-norm"; "generate" for a generation run's primary
+	// answers) to pid → answered right.
+	Correct map[string]map[string]bool
+	// ZeroShot is the same for the pretrained model on the same problems, from the zero-shot cache record that
+	// matches the run (nil when no record with per-problem choices matches; ZeroShotFile names the record).
+	ZeroShot     map[string]map[string]bool
+	ZeroShotFile string
+	// Image holds the run's problems with an image context (the IMG category).
+	Image map[string]bool
+}
+
+// primaryProtocol names the protocol of predictions.json for an evaluation mode (evaluateRun: letter scoring is
+// the primary of letter and letter+cloze, cloze of cloze, generation of the modes that generate).
+func primaryProtocol(m EvalMode) string {
+	switch m {
+	case EvalLetter, EvalScores:
+		return "letter"
+	case EvalCloze:
+		return "cloze"
+	}
+	return "generate"
+}
+
+// OutcomeReader reads runs' Outcomes, loading each problems file once.
+type OutcomeReader struct {
+	// ZeroShotDir is the zero-shot cache to search ("" : DefaultZeroShotCache()).
+	ZeroShotDir string
+
+	mu   sync.Mutex
+	sets map[string]*scienceqa.Dataset
+}
+
+// answerKey loads the problems a run was evaluated on (its config's data).
+func (r *OutcomeReader) answerKey(cfg Config) (*scienceqa.Dataset, error) {
+	key := cfg.Data.Dir + "\x00" + cfg.Data.ProblemsFile + "\x00" + cfg.Data.SplitsFile
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ds := r.sets[key]; ds != nil {
+		return ds, nil
+	}
+	src, err := scienceqa.Open(cfg.Data.Dir, scienceqa.OpenOptions{Problems: cfg.Data.ProblemsFile, Splits: cfg.Data.SplitsFile, NoImageCheck: true})
+	if err != nil {
+		return nil, fmt.Errorf("ScienceQA data (-data %s): %w", cfg.Data.Dir, err)
+	}
+	src.Captions = ""
+	ds, err := src.Load()
+	if err != nil {
+		return nil, err
+	}
+	if r.sets == nil {
+		r.sets = map[string]*scienceqa.Dataset{}
+	}
+	r.sets[key] = ds
+	return ds, nil
+}
+
+// correctness turns pid → choice into pid → correct by the answer key.
+func correctness(ds *scienceqa.Dataset, preds map[string]int, where string) (map[string]bool, error) {
+	out := make(map[string]bool, len(preds))
+	for pid, c := range preds {
+		p, ok := ds.Get(pid)
+		if !ok {
+			return nil, fmt.Errorf("%s: problem %s is not in the data", where, pid)
+		}
+		out[pid] = c == p.Answer
+	}
+	return out, nil
+}
+
+func readChoices(path string) (map[string]int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]int
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func count(m map[string]bool) int {
+	n := 0
+	for _, ok := range m {
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// Read returns a complete run's Outcomes. Every protocol's correctness is checked against the run's own recorded
+// score (summary.json), so a prediction file read under the wrong protocol or answer key is an error.
+func (r *OutcomeReader) Read(dir string) (*Outcomes, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	sum, err := results.ReadSummary(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	ds, err := r.answerKey(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	o := &Outcomes{Primary: primaryProtocol(cfg.Eval.Mode), Correct: map[string]map[string]bool{}, Image: map[string]bool{}}
+	files := map[string]string{primaryProtocol(cfg.Eval.Mode): PredictionsFile}
+	for _, x := range extraScoreFiles {
+		files[x.name] = "predictions_" + x.name + ".json"
+	}
+	for proto, file := range files {
+		path := filepath.Join(dir, file)
+		preds, err := readChoices(path)
+		if os.IsNotExist(err) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("run %s: %w", dir, err)
+		}
+		c, err := correctness(ds, preds, path)
+		if err != nil {
+			return nil, err
+		}
+		want := sum.Accuracy
+		if file != PredictionsFile {
+			want = sum.Scorings[proto]
+		}
+		if avg, ok := want["Avg"]; !ok || avg.Correct != count(c) || avg.Total != len(c) {
+			return nil, fmt.Errorf("%s: %d of %d correct, but summary.json records %d of %d for %s", path, count(c), len(c), avg.Correct, avg.Total, proto)
+		}
+		o.Correct[proto] = c
+		for pid := range preds {
+			if p, _ := ds.Get(pid); p.HasImage() {
+				o.Image[pid] = true
+			}
+		}
+	}
+	if len(o.Correct) == 0 {
+		return nil, fmt.Errorf("run %s: no predictions file", dir)
+	}
+	if err := r.zeroShot(o, sum, ds); err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	return o, nil
+}
+
+// zeroShot finds the cached zero-shot record of the run: one with per-problem choices for exactly the run's
+// problems whose scores are the run's recorded zero-shot baselines (summary.json), protocol by protocol. Runs do
+// not record the cache key (it hashes the inputs' contents), so the record is recognised by what it holds.
+func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceqa.Dataset) error {
+	dir := r.ZeroShotDir
+	if dir == "" {
+		dir = DefaultZeroShotCache()
+	}
+	var pids map[string]bool
+	for _, c := range o.Correct {
+		pids = c
+		break
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var rec zeroShotRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return fmt.Errorf("zero-shot record %s: %w", f, err)
+		}
+		if len(rec.Predictions) == 0 || rec.Problems != len(pids) || !matchesBaselines(rec, sum) {
+			continue
+		}
+		zs := map[string]map[string]bool{}
+		same := true
+		for label, preds := range rec.Predictions {
+			if len(preds) != len(pids) {
+				same = false
+				break
+			}
+			for pid := range preds {
+				if _, ok := pids[pid]; !ok {
+					same = false
+				}
+			}
+			if !same {
+				break
+			}
+			c, err := correctness(ds, preds, f)
+			if err != nil {
+				return err
+			}
+			zs[protocolName(label)] = c
+		}
+		if !same {
+			continue
+		}
+		if o.ZeroShot != nil && !sameOutcomes(o.ZeroShot, zs) {
+			return fmt.Errorf("zero-shot records %s and %s both match the run but disagree", o.ZeroShotFile, f)
+		}
+		o.ZeroShot, o.ZeroShotFile = zs, f
+	}
+	return nil
+}
+
+// matchesBaselines reports whether every protocol of a zero-shot record has the run's recorded zero-shot
+// accuracy in every category.
+func matchesBaselines(rec zeroShotRecord, sum *results.Summary) bool {
+	if len(rec.Scores) == 0 {
+		return false
+	}
+	for label, t := range rec.Scores {
+		b, ok := sum.Baselines["zero-shot, "+label]
+		if !ok || len(b) != len(t) {
+			return false
+		}
+		for c, s := range t {
+			if v, ok := b[c]; !ok || math.Abs(v-s.Accuracy) > 1e-9 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// protocolName maps a protocol label ("cloze scoring") back to its name ("cloze").
+func protocolName(label string) string {
+	for _, x := range extraScoreFiles {
+		if x.label == label {
+			return x.name
+		}
+	}
+	return strings.TrimSuffix(label, " scoring")
+}
+
+func sameOutcomes(a, b map[string]map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, m := range a {
+		n := b[p]
+		if len(n) != len(m) {
+			return false
+		}
+		for pid, v := range m {
+			if w, ok := n[pid]; !ok || w != v {
+				return false
+			}
+		}
+	}
+	return true
+}
