@@ -454,6 +454,12 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	}
 	written = append(written, fmt.Sprintf("%s.{png,svg} (x: %s)", filepath.Join(dir, name), mode))
 
+	gf, err := gatesFigure(s, groups, dir)
+	if err != nil {
+		return err
+	}
+	written = append(written, gf)
+
 	if p.LayersFigure {
 		rows := make([]results.LayersResult, len(groups))
 		for i, g := range groups {

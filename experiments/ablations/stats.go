@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -390,4 +391,26 @@ func sortedPIDs(c map[string]bool) []string {
 		return pids[i] < pids[j]
 	})
 	return pids
+}
+
+// gatesFigure draws the final gates of each value's first-seed adapter side by side on one color scale (for the
+// init sweep: zero- vs random-init after training).
+func gatesFigure(s *Sweep, groups []group, dir string) (string, error) {
+	var panels []results.GatePanel
+	for _, g := range groups {
+		r := g.Runs[0]
+		p, err := pipeline.GatePanel(r.Dir, fmt.Sprintf("-%s=%s, seed %d", s.flagName(), g.label(), r.Config.Seed))
+		if err != nil {
+			return "", fmt.Errorf("report %s: %w", s.Name, err)
+		}
+		panels = append(panels, p)
+	}
+	f, err := results.GatesFigure(panels)
+	if err != nil {
+		return "", fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	if err := f.Save(filepath.Join(dir, pipeline.GatesFigure)); err != nil {
+		return "", fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	return filepath.Join(dir, pipeline.GatesFigure+".{png,svg}"), nil
 }

@@ -149,6 +149,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	if err := a.Save(filepath.Join(dir, AdapterFile), map[string]string{"run_id": id}); err != nil {
 		return nil, err
 	}
+	if err := saveGatesFigure(dir, id); err != nil {
+		return nil, err
+	}
 
 	// Evaluation.
 	evalStart := time.Now()
