@@ -128,7 +128,9 @@ func (r *OutcomeReader) Read(dir string) (*Outcomes, error) {
 	o := &Outcomes{Primary: primaryProtocol(cfg.Eval.Mode), Correct: map[string]map[string]bool{}, Image: map[string]bool{}}
 	files := map[string]string{primaryProtocol(cfg.Eval.Mode): PredictionsFile}
 	for _, x := range extraScoreFiles {
-		files[x.name] = "predictions_" + x.name + ".json"
+		if _, primary := files[x.name]; !primary {
+			files[x.name] = "predictions_" + x.name + ".json"
+		}
 	}
 	for proto, file := range files {
 		path := filepath.Join(dir, file)
