@@ -105,13 +105,15 @@ func (c comparison) name() string {
 
 // sweepStats are a sweep's accuracies and differences.
 type sweepStats struct {
-	Metric       string         `json:"metric"`
-	Reference    string         `json:"reference_value"`
-	ZeroShotFile string         `json:"zero_shot_record,omitempty"`
-	Accuracies   []accuracyStat `json:"accuracies"`
-	Comparisons  []comparison   `json:"comparisons"`
-	Resamples    int            `json:"bootstrap_resamples"`
-	Seed         uint64         `json:"bootstrap_seed"`
+	Metric       string `json:"metric"`
+	Reference    string `json:"reference_value"`
+	ZeroShotFile string `json:"zero_shot_record,omitempty"`
+	// ZeroShotSubset: the record was measured on a larger problem set and restricted to the runs' problems.
+	ZeroShotSubset bool           `json:"zero_shot_restricted,omitempty"`
+	Accuracies     []accuracyStat `json:"accuracies"`
+	Comparisons    []comparison   `json:"comparisons"`
+	Resamples      int            `json:"bootstrap_resamples"`
+	Seed           uint64         `json:"bootstrap_seed"`
 }
 
 // paperAccuracy is the paper's val accuracy for a sweep value where the paper has a row (Tables 4 and 6).
@@ -271,7 +273,7 @@ func computeStats(s *Sweep, groups []group) (*sweepStats, error) {
 	}
 	r0 := groups[0].Runs[0]
 	if zs := r0.zeroShotCorrect(""); zs != nil {
-		st.ZeroShotFile = workRelative(r0.Outcomes.ZeroShotFile)
+		st.ZeroShotFile, st.ZeroShotSubset = workRelative(r0.Outcomes.ZeroShotFile), r0.Outcomes.ZeroShotSubset
 		for _, sub := range subsets {
 			acc, err := results.AccuracyOf([]map[string]bool{r0.zeroShotCorrect(sub)}, bs)
 			if err != nil {
@@ -355,7 +357,10 @@ func (st *sweepStats) methodNotes() []string {
 		fmt.Sprintf("Differences A − B: mean over seeds and problems of correct_A − correct_B (points); 95 %% percentile bootstrap, %d resamples (seed %d), problems resampled with every seed kept (one draw for all seeds when they share problems); p: exact two-sided sign test over problems on the difference summed over seeds (one seed: exact McNemar). A/B better: problems with a positive/negative summed difference. Runs pair by seed.", st.Resamples, st.Seed),
 		"Verdicts follow from the interval: A − B claimed positive by the paper (zero- over random-init, more layers, more epochs (Tables 4-6), multimodal over text, trained over zero-shot): reproduced in direction (interval excludes 0), in direction, not significant, opposite, not significant, or opposite (interval excludes 0); no claim (K): higher/lower (interval excludes 0) or no significant difference.",
 	}
-	if st.ZeroShotFile != "" {
+	if st.ZeroShotFile != "" && st.ZeroShotSubset {
+		notes = append(notes, "Zero-shot: the pretrained model on the same problems, per-problem choices from "+st.ZeroShotFile+
+			", measured on a larger problem set that contains these and restricted to them; on these problems it reproduces the runs' recorded zero-shot accuracy in every category of every protocol.")
+	} else if st.ZeroShotFile != "" {
 		notes = append(notes, "Zero-shot: the pretrained model on the same problems, per-problem choices from "+st.ZeroShotFile+".")
 	} else {
 		notes = append(notes, "Zero-shot: no cached record with per-problem choices matches these runs (evaluate the base model: scienceqa eval without -adapter), so no difference against it.")

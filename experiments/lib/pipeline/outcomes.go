@@ -26,6 +26,9 @@ type Outcomes struct {
 	// matches the run (nil when no record with per-problem choices matches; ZeroShotFile names the record).
 	ZeroShot     map[string]map[string]bool
 	ZeroShotFile string
+	// ZeroShotSubset says the record was measured on a larger set of problems containing the run's, restricted to
+	// them (its scores on them reproduce the run's recorded zero-shot baselines in every category).
+	ZeroShotSubset bool
 	// Image holds the run's problems with an image context (the IMG category).
 	Image map[string]bool
 }
@@ -167,21 +170,38 @@ func (r *OutcomeReader) Read(dir string) (*Outcomes, error) {
 	return o, nil
 }
 
-// zeroShot finds the cached zero-shot record of the run: one with per-problem choices for exactly the run's
-// problems whose scores are the run's recorded zero-shot baselines (summary.json), protocol by protocol. Runs do
-// not record the cache key (it hashes the inputs' contents), so the record is recognised by what it holds.
+// zeroShot finds the cached zero-shot record of the run. Runs do not record the cache key (it hashes the inputs'
+// contents), so the record is recognised by what it holds: per-problem choices for every problem of the run whose
+// scores on the run's problems are the run's recorded zero-shot baselines (summary.json), in every category of
+// every protocol the record has. A record of exactly the run's problems is preferred; otherwise one of a larger
+// evaluation set that contains them (the first N problems of fold 4 are a subset of all of fold 4) is restricted
+// to them, and only when that restriction reproduces the recorded baselines category by category
+// (Outcomes.ZeroShotSubset says so).
 func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceqa.Dataset) error {
 	dir := r.ZeroShotDir
 	if dir == "" {
 		dir = DefaultZeroShotCache()
 	}
-	var pids map[string]bool
-	for _, c := range o.Correct {
-		pids = c
-		break
+	var pids []string
+	for pid := range o.Correct[o.Primary] {
+		pids = append(pids, pid)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	sort.Strings(pids)
+	problems := make([]*scienceqa.Problem, len(pids))
+	for i, pid := range pids {
+		problems[i], _ = ds.Get(pid)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return err
+	}
 	sort.Strings(files)
+	type match struct {
+		file   string
+		subset bool
+		zs     map[string]map[string]bool
+	}
+	var best *match
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -191,56 +211,62 @@ func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceq
 		if err := json.Unmarshal(data, &rec); err != nil {
 			return fmt.Errorf("zero-shot record %s: %w", f, err)
 		}
-		if len(rec.Predictions) == 0 || rec.Problems != len(pids) || !matchesBaselines(rec, sum) {
+		if len(rec.Predictions) == 0 {
 			continue
 		}
 		zs := map[string]map[string]bool{}
-		same := true
+		ok := true
 		for label, preds := range rec.Predictions {
-			if len(preds) != len(pids) {
-				same = false
-				break
-			}
-			for pid := range preds {
-				if _, ok := pids[pid]; !ok {
-					same = false
+			sub := make(map[string]int, len(pids))
+			for _, pid := range pids {
+				c, found := preds[pid]
+				if !found {
+					ok = false
+					break
 				}
+				sub[pid] = c
 			}
-			if !same {
+			if !ok || !reproducesBaseline(problems, sub, sum.Baselines["zero-shot, "+label]) {
+				ok = false
 				break
 			}
-			c, err := correctness(ds, preds, f)
+			c, err := correctness(ds, sub, f)
 			if err != nil {
 				return err
 			}
 			zs[protocolName(label)] = c
 		}
-		if !same {
+		if !ok {
 			continue
 		}
-		if o.ZeroShot != nil && !sameOutcomes(o.ZeroShot, zs) {
-			return fmt.Errorf("zero-shot records %s and %s both match the run but disagree", o.ZeroShotFile, f)
+		m := &match{file: f, subset: rec.Problems != len(pids), zs: zs}
+		switch {
+		case best == nil || (best.subset && !m.subset):
+			best = m
+		case best.subset == m.subset && !sameOutcomes(best.zs, m.zs):
+			return fmt.Errorf("zero-shot records %s and %s both match the run but disagree", best.file, f)
 		}
-		o.ZeroShot, o.ZeroShotFile = zs, f
+	}
+	if best != nil {
+		o.ZeroShot, o.ZeroShotFile, o.ZeroShotSubset = best.zs, best.file, best.subset
 	}
 	return nil
 }
 
-// matchesBaselines reports whether every protocol of a zero-shot record has the run's recorded zero-shot
-// accuracy in every category.
-func matchesBaselines(rec zeroShotRecord, sum *results.Summary) bool {
-	if len(rec.Scores) == 0 {
+// reproducesBaseline reports whether choices score, on problems, exactly the recorded zero-shot accuracy of every
+// category (recorded: category → percent; nil: the run has no such baseline).
+func reproducesBaseline(problems []*scienceqa.Problem, choices map[string]int, recorded map[string]float64) bool {
+	if len(recorded) == 0 {
 		return false
 	}
-	for label, t := range rec.Scores {
-		b, ok := sum.Baselines["zero-shot, "+label]
-		if !ok || len(b) != len(t) {
+	acc, err := scoreRun(problems, choices)
+	if err != nil || len(acc) != len(recorded) {
+		return false
+	}
+	for c, v := range recorded {
+		got, ok := acc.Percent(c)
+		if !ok || math.Abs(got-v) > 1e-9 {
 			return false
-		}
-		for c, s := range t {
-			if v, ok := b[c]; !ok || math.Abs(v-s.Accuracy) > 1e-9 {
-				return false
-			}
 		}
 	}
 	return true
