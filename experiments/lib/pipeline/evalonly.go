@@ -79,9 +79,9 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	if err != nil {
 		return nil, err
 	}
-	if a == nil {
+	if a == nil && cfg.Eval.ZeroShot {
 		// The base model's evaluation is the zero-shot baseline: keep it (with its per-problem choices) in the
-		// shared cache, so paired comparisons of trained runs against it can be computed.
+		// shared cache, so paired comparisons of trained runs against it can be computed (-zero-shot, as for runs).
 		if err := storeZeroShot(cfg, s, ex, preds, out); err != nil {
 			return nil, err
 		}

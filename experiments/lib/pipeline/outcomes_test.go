@@ -112,3 +112,25 @@ func TestOutcomesChecksSummary(t *testing.T) {
 		t.Errorf("matched a zero-shot record whose scores are not the run's: %s", o.ZeroShotFile)
 	}
 }
+
+// TestOutcomesSweepRunZeroShot: a sweep run (the first 300 problems of fold 4) finds its zero-shot choices, from
+// its own record or restricted from the record of all 904 problems, scoring its recorded baselines (152, 146 and
+// 113 of 300 by cloze, cloze-norm and letter: results/zero-shot/ee8459c7b864920c.json).
+func TestOutcomesSweepRunZeroShot(t *testing.T) {
+	dir := filepath.Join(assets.RepoRoot(), "results", "runs", "smollm2-text-L30-K10-zero-e1-s0-f5bf038f")
+	needRun(t, dir)
+	var r OutcomeReader
+	o, err := r.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ZeroShot == nil {
+		t.Skip("no zero-shot record with per-problem choices covers the run")
+	}
+	for proto, want := range map[string]int{"cloze": 152, "cloze-norm": 146, "letter": 113} {
+		if c := o.ZeroShot[proto]; len(c) != 300 || count(c) != want {
+			t.Errorf("zero-shot %s: %d of %d, want %d of 300", proto, count(c), len(c), want)
+		}
+	}
+	t.Logf("zero-shot from %s (restricted from a larger set: %v)", o.ZeroShotFile, o.ZeroShotSubset)
+}
