@@ -17,5 +17,10 @@
 //
 // Figures (gonum.org/v1/plot) are saved as PNG and SVG: one run's loss curve, the paper's Figure 5
 // (training loss per epoch, zero-init vs random-init, mean and min–max band over seeds) and accuracy /
-// loss against the number of adapted layers.
+// loss against the number of adapted layers; GatesFigure draws adapters' final gates as layer × head heat maps.
+//
+// Statistics (stats.go) are implemented here once: the Wilson interval of an accuracy, the paired difference of
+// two settings over the same problems and seeds with a seeded bootstrap interval (problems resampled, seeds kept
+// as strata), the exact sign test over problems (the exact McNemar test with one seed), and the verdict words
+// derived from the interval.
 package results

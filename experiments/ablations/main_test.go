@@ -159,7 +159,8 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 	}
 	for _, f := range []string{"tiny-layers/table.txt", "tiny-layers/table.md", "tiny-layers/table.json", "tiny-layers/runs.json",
 		"tiny-layers/layers.png", "tiny-layers/layers.svg", "tiny-layers/loss_curves.png", "tiny-layers/loss_curves.svg",
-		"tiny-init/table.txt", "tiny-init/table.md", "tiny-init/table.json", "tiny-init/figure5.png", "tiny-init/figure5.svg"} {
+		"tiny-init/table.txt", "tiny-init/table.md", "tiny-init/table.json", "tiny-init/figure5.png", "tiny-init/figure5.svg",
+		"tiny-init/stats.txt", "tiny-init/stats.md", "tiny-init/stats.json", "tiny-init/comparisons.json", "tiny-init/gates.png", "tiny-init/gates.svg"} {
 		data, err := os.ReadFile(filepath.Join(out, f))
 		if err != nil || len(data) == 0 {
 			t.Errorf("%s missing or empty (%v)", f, err)
@@ -297,8 +298,10 @@ func runAccuracies(t *testing.T, path string) map[string][]float64 {
 		t.Fatal(err)
 	}
 	var recs []struct {
-		Value  string   `json:"value"`
-		ValAcc *float64 `json:"val_acc"`
+		Value    string            `json:"value"`
+		ValAcc   *float64          `json:"val_acc"`
+		Problems []string          `json:"problems"`
+		Correct  map[string]string `json:"correct"`
 	}
 	if err := json.Unmarshal(data, &recs); err != nil {
 		t.Fatal(err)
@@ -309,6 +312,19 @@ func runAccuracies(t *testing.T, path string) map[string][]float64 {
 			t.Fatalf("%s: run of %s without accuracy", path, r.Value)
 		}
 		m[r.Value] = append(m[r.Value], *r.ValAcc)
+		// The per-problem correctness recomputes the accuracy (of the primary protocol, one of those kept).
+		recomputed := false
+		for _, c := range r.Correct {
+			if len(c) != len(r.Problems) {
+				t.Errorf("%s: %d outcomes for %d problems", path, len(c), len(r.Problems))
+			}
+			if math.Abs(100*float64(strings.Count(c, "1"))/float64(len(c))-*r.ValAcc) < 1e-9 {
+				recomputed = true
+			}
+		}
+		if !recomputed {
+			t.Errorf("%s: no protocol's per-problem correctness gives val_acc %v", path, *r.ValAcc)
+		}
 	}
 	return m
 }

@@ -22,6 +22,8 @@ type measuredRun struct {
 	Dir     string
 	// Metric is the protocol the tables read (Preset.Metric): "" for the run's primary protocol.
 	Metric string
+	// Outcomes are the run's per-problem correctness (read by writeReport, for the statistics).
+	Outcomes *pipeline.Outcomes
 }
 
 // protocol is the protocol the run's accuracies are read in: the report's metric, else the run's primary one.
@@ -403,14 +405,26 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 		return err
 	}
 	t.Notes = append(t.Notes, metricNotes(groups)...)
+	if err := loadOutcomes(groups); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	stats, err := computeStats(s, groups)
+	if err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
+	t.Notes = append(t.Notes, "Paired differences (stats.md: 95 % bootstrap intervals, exact tests, accuracy intervals):")
+	t.Notes = append(t.Notes, stats.verdicts()...)
 	if err := t.Render(out, results.Text); err != nil {
 		return err
 	}
 	if err := t.Save(filepath.Join(dir, "table")); err != nil {
 		return fmt.Errorf("report %s: %w", s.Name, err)
 	}
+	if err := writeStats(s, stats, dir, out); err != nil {
+		return fmt.Errorf("report %s: %w", s.Name, err)
+	}
 	var written []string
-	written = append(written, filepath.Join(dir, "table.{txt,md,json}"))
+	written = append(written, filepath.Join(dir, "table.{txt,md,json}"), filepath.Join(dir, "stats.{txt,md,json}"), filepath.Join(dir, "comparisons.json"))
 
 	// Loss curves of every value (for the init sweep: the paper's Figure 5).
 	p := s.param()
@@ -434,24 +448,14 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	}
 	written = append(written, fmt.Sprintf("%s.{png,svg} (x: %s)", filepath.Join(dir, name), mode))
 
+	gf, err := gatesFigure(s, groups, dir)
+	if err != nil {
+		return err
+	}
+	written = append(written, gf)
+
 	if p.LayersFigure {
-		rows := make([]results.LayersResult, len(groups))
-		for i, g := range groups {
-			l, _ := strconv.Atoi(g.Value)
-			rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc), TrainLoss: g.measure(trainLoss),
-				ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, float64(l))}
-		}
-		lf, err := results.LayersFigure(rows)
-		if err != nil {
-			return fmt.Errorf("report %s: %w", s.Name, err)
-		}
-		usePreciseTicks(lf)
-		var ls []int
-		for _, r := range rows {
-			ls = append(ls, r.Layers)
-		}
-		integerTicks(lf, ls)
-		if err := lf.Save(filepath.Join(dir, "layers")); err != nil {
+		if err := writeLayersFigure(s, groups, filepath.Join(dir, "layers")); err != nil {
 			return fmt.Errorf("report %s: %w", s.Name, err)
 		}
 		written = append(written, filepath.Join(dir, "layers.{png,svg}"))
@@ -463,6 +467,40 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	written = append(written, filepath.Join(dir, "runs.json"))
 	fmt.Fprintf(out, "wrote %s\n\n", strings.Join(written, ", "))
 	return nil
+}
+
+// writeStats prints the sweep's statistics table and saves it (stats.{txt,md,json}) with every count
+// (comparisons.json).
+func writeStats(s *Sweep, stats *sweepStats, dir string, out io.Writer) error {
+	st := stats.table(s)
+	if err := st.Render(out, results.Text); err != nil {
+		return err
+	}
+	if err := st.Save(filepath.Join(dir, "stats")); err != nil {
+		return err
+	}
+	return results.WriteJSONAtomic(filepath.Join(dir, "comparisons.json"), stats)
+}
+
+// writeLayersFigure draws accuracy and losses against the number of adapted layers (path.{png,svg}).
+func writeLayersFigure(s *Sweep, groups []group, path string) error {
+	rows := make([]results.LayersResult, len(groups))
+	for i, g := range groups {
+		l, _ := strconv.Atoi(g.Value)
+		rows[i] = results.LayersResult{Layers: l, ValAcc: g.measure(valAcc), TrainLoss: g.measure(trainLoss),
+			ValLoss: g.measure(valLoss), PaperLayers: paperValue(s, g.Value, float64(l))}
+	}
+	lf, err := results.LayersFigure(rows)
+	if err != nil {
+		return err
+	}
+	usePreciseTicks(lf)
+	var ls []int
+	for _, r := range rows {
+		ls = append(ls, r.Layers)
+	}
+	integerTicks(lf, ls)
+	return lf.Save(path)
 }
 
 // runRecord is one run of a report's runs.json: which run folder gave each seed's numbers.
@@ -482,6 +520,12 @@ type runRecord struct {
 	LetterAcc      *float64 `json:"letter_acc,omitempty"`
 	ZeroShotAcc    *float64 `json:"zero_shot_acc,omitempty"`
 	ZeroShotLetter *float64 `json:"zero_shot_letter_acc,omitempty"`
+	// Problems are the evaluated pids in order; Correct[protocol][i] is '1' when the run answered Problems[i]
+	// right and '0' otherwise (every protocol the run scored), ZeroShotCorrect the same for the pretrained
+	// model: enough to recompute every accuracy, interval and paired test of the report.
+	Problems        []string          `json:"problems"`
+	Correct         map[string]string `json:"correct"`
+	ZeroShotCorrect map[string]string `json:"zero_shot_correct,omitempty"`
 }
 
 // writeRunsJSON writes the groups' runs as runRecords.
@@ -494,6 +538,17 @@ func writeRunsJSON(path string, groups []group) error {
 			if r.readsOther() {
 				rec.Metric, rec.LetterAcc = r.protocol(), r.letterAccuracy()
 				rec.ZeroShotAcc, rec.ZeroShotLetter = r.zeroShot()
+			}
+			rec.Problems = sortedPIDs(r.Outcomes.Correct[r.Outcomes.Primary])
+			rec.Correct = map[string]string{}
+			for proto, c := range r.Outcomes.Correct {
+				rec.Correct[proto] = correctString(rec.Problems, c)
+			}
+			if r.Outcomes.ZeroShot != nil {
+				rec.ZeroShotCorrect = map[string]string{}
+				for proto, c := range r.Outcomes.ZeroShot {
+					rec.ZeroShotCorrect[proto] = correctString(rec.Problems, c)
+				}
 			}
 			recs = append(recs, rec)
 		}

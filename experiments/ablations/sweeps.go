@@ -35,6 +35,8 @@ type Sweep struct {
 	With map[string]map[string]string `json:"with,omitempty"`
 	// Note is printed under the sweep's table.
 	Note string `json:"note,omitempty"`
+	// reference is the preset's own value of the swept flag (set by plan): the value the others are compared with.
+	reference string
 }
 
 // param is the sweep's parameter as data (params.go).
@@ -247,6 +249,7 @@ func plan(s *Sweep, base pipeline.Config, shared map[string]string, seeds int) (
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
+	s.reference = referenceValue(base, s.flagName())
 	var runs []plannedRun
 	for si := 0; si < seeds; si++ {
 		for _, v := range s.Values {

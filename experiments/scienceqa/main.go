@@ -3,6 +3,7 @@
 //	go run ./experiments/scienceqa [train] [flags]      train an adapter and evaluate it (the default run without flags)
 //	go run ./experiments/scienceqa eval -adapter PATH   evaluate a saved adapter (or an official v1 .pth)
 //	go run ./experiments/scienceqa score ...            score a predictions file per ScienceQA category
+//	go run ./experiments/scienceqa compare RUN [RUN_B]  paired comparison of two runs, or a run and its zero-shot
 //	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
 //	go run ./experiments/scienceqa adapter convert ...  convert an adapter between the toolkit, official, peft and litgpt files
 //
@@ -30,11 +31,12 @@ var subcommands = map[string]subcommand{
 	"train":    runTrain,
 	"eval":     runEval,
 	"score":    runScore,
+	"compare":  runCompare,
 	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
 	"adapter":  runAdapter,
 }
 
-var order = []string{"train", "eval", "score", "features", "adapter"}
+var order = []string{"train", "eval", "score", "compare", "features", "adapter"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scienceqa [<subcommand>] [flags]   (no subcommand: train, i.e. train and evaluate)")
@@ -42,6 +44,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  train     train an adapter on ScienceQA")
 	fmt.Fprintln(w, "  eval      evaluate a trained adapter")
 	fmt.Fprintln(w, "  score     score a predictions file (pid → choice index) per ScienceQA category")
+	fmt.Fprintln(w, "  compare   paired comparison of two runs (or a run and its zero-shot baseline): intervals, exact test")
 	fmt.Fprintln(w, "  features  precompute the CLIP image features of a data set")
 	fmt.Fprintln(w, "  adapter   convert an adapter between the toolkit, official, peft and litgpt files (adapter -h)")
 }

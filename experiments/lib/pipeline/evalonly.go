@@ -72,6 +72,13 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	if err != nil {
 		return nil, err
 	}
+	if a == nil && cfg.Eval.ZeroShot {
+		// The base model's evaluation is the zero-shot baseline: keep it (with its per-problem choices) in the
+		// shared cache, so paired comparisons of trained runs against it can be computed (-zero-shot, as for runs).
+		if err := storeZeroShot(cfg, s, ex, ev, out); err != nil {
+			return nil, err
+		}
+	}
 	sum := &results.Summary{RunID: "eval: " + name, Versions: results.CurrentVersions(), Backend: s.info.String(),
 		Environment: environment(s.info)}
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -39,8 +40,12 @@ type zeroShotRecord struct {
 	Model    string `json:"model"`
 	Problems int    `json:"problems"`
 	// Scores holds, per protocol ("letter", "cloze", ...), the accuracy by category. Records written before
-	// protocols were values name them by label ("letter scoring", ...: zeroShotLabels).
+	// protocols were values name them by label ("letter scoring", ...: zeroShotLabels); readZeroShot renames them.
 	Scores map[string]results.AccuracyTable `json:"scores"`
+	// Predictions holds, per protocol (as Scores), the pretrained model's choice for every problem (pid → option
+	// index): what a paired comparison of a trained run against zero-shot needs. Records written before it was
+	// kept lack it; evaluating the base model (scienceqa eval without -adapter) fills it in.
+	Predictions map[string]map[string]int `json:"predictions,omitempty"`
 }
 
 // zeroShotLabels are the names the first cache records gave the protocols; the key still hashes them, so those
@@ -114,11 +119,9 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs), Scores: map[string]results.AccuracyTable{}}
-		for _, r := range ev.results {
-			if rec.Scores[r.Protocol], err = scoreRun(s.data.eval, r.Choices); err != nil {
-				return fmt.Errorf("zero-shot baseline: %w", err)
-			}
+		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
+		if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+			return err
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
@@ -130,17 +133,89 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		fmt.Fprintf(out, "zero-shot baseline: from %s\n", path)
 	}
 	for name, t := range rec.Scores {
-		for p, label := range zeroShotLabels {
-			if name == label {
-				name = p
-			}
-		}
 		row := map[string]float64{}
 		for c, v := range t {
 			row[c] = v.Accuracy
 		}
 		sum.SetBaseline(results.ZeroShot, name, row)
 	}
+	return nil
+}
+
+// choices returns the evaluation's choices by protocol name (pid → option index).
+func (ev *evaluation) choices() map[string]map[string]int {
+	by := map[string]map[string]int{}
+	for _, r := range ev.results {
+		by[r.Protocol] = r.Choices
+	}
+	return by
+}
+
+// setPredictions scores the choices of each protocol on the evaluation problems and keeps both the scores and the
+// choices. A protocol the record already scores must score the same now, category by category: a cached baseline
+// that a new measurement of the same inputs contradicts is an error, not something to overwrite silently.
+func (rec *zeroShotRecord) setPredictions(problems []*scienceqa.Problem, protocols []string, choices map[string]map[string]int) error {
+	if rec.Scores == nil {
+		rec.Scores = map[string]results.AccuracyTable{}
+	}
+	if rec.Predictions == nil {
+		rec.Predictions = map[string]map[string]int{}
+	}
+	for _, p := range protocols {
+		if choices[p] == nil {
+			continue
+		}
+		acc, err := scoreRun(problems, choices[p])
+		if err != nil {
+			return fmt.Errorf("zero-shot baseline, %s: %w", p, err)
+		}
+		if old, ok := rec.Scores[p]; ok {
+			for c, v := range old {
+				if now := acc[c]; now.Correct != v.Correct || now.Total != v.Total {
+					return fmt.Errorf("zero-shot baseline %s, %s, %s: cached %d/%d correct, measured now %d/%d (delete the cache file to measure again)",
+						rec.Key, p, c, v.Correct, v.Total, now.Correct, now.Total)
+				}
+			}
+		}
+		rec.Scores[p], rec.Predictions[p] = acc, choices[p]
+	}
+	return nil
+}
+
+// storeZeroShot keeps a base-model evaluation (Evaluate without an adapter: exactly the zero-shot baseline) in the
+// zero-shot cache: a new record, or the per-problem choices an older record lacks (its scores must agree).
+func storeZeroShot(cfg Config, s *session, ex *runExamples, ev *evaluation, out io.Writer) error {
+	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
+	if err != nil || len(protocols) == 0 {
+		return err
+	}
+	cur, err := currentRecord(cfg, s.modelPath, s.tokPath, "")
+	if err != nil {
+		return err
+	}
+	key := zeroShotKey(cfg, cur, ex, protocols)
+	dir := cfg.ZeroShotCache
+	if dir == "" {
+		dir = DefaultZeroShotCache()
+	}
+	path := filepath.Join(dir, key+".json")
+	rec, err := readZeroShot(path, key)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
+	}
+	if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	if err := results.WriteJSONAtomic(path, rec); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", path)
 	return nil
 }
 
@@ -159,5 +234,37 @@ func readZeroShot(path, key string) (*zeroShotRecord, error) {
 	if rec.Key != key || len(rec.Scores) == 0 {
 		return nil, fmt.Errorf("zero-shot baseline %s: key %q, want %q, or no scores (delete it to measure again)", path, rec.Key, key)
 	}
+	if err := rec.nameProtocols(); err != nil {
+		return nil, fmt.Errorf("zero-shot baseline %s: %w", path, err)
+	}
 	return &rec, nil
+}
+
+// nameProtocols renames the protocols of a record written before protocols were values (scores and choices under
+// their labels, zeroShotLabels) to their names, so that every reader sees one naming. A record naming a protocol
+// both ways is refused: which of the two is the measurement would be a guess.
+func (rec *zeroShotRecord) nameProtocols() error {
+	for name, label := range zeroShotLabels {
+		if err := rename(rec.Scores, label, name); err != nil {
+			return fmt.Errorf("scores: %w", err)
+		}
+		if err := rename(rec.Predictions, label, name); err != nil {
+			return fmt.Errorf("predictions: %w", err)
+		}
+	}
+	return nil
+}
+
+// rename moves m[from] to m[to] (nothing when m has no from).
+func rename[V any](m map[string]V, from, to string) error {
+	v, ok := m[from]
+	if !ok {
+		return nil
+	}
+	if _, dup := m[to]; dup {
+		return fmt.Errorf("protocol %s recorded both as %q and as %q", to, from, to)
+	}
+	m[to] = v
+	delete(m, from)
+	return nil
 }
