@@ -28,6 +28,7 @@ var subcommands = map[string]subcommand{
 	"eval":     runEval,
 	"score":    runScore,
 	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
+	"ask":      runAsk,
 }
 
 var order = []string{"train", "eval", "score", "features"}
