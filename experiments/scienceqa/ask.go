@@ -70,7 +70,7 @@ func runAsk(args []string, stdout, stderr io.Writer) error {
 		for i := range cs {
 			cs[i] = strings.TrimSpace(cs[i])
 		}
-		p := &scienceqa.Problem{PID: "question", Question: question, Choices: cs, Hint: hint, Answer: -1}
+		p := &scienceqa.Problem{PID: "question", Question: question, Choices: cs, Hint: hint}
 		if image != "" {
 			if _, err := os.Stat(image); err != nil {
 				return fmt.Errorf("-image: %w", err)
@@ -153,7 +153,7 @@ func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 		fmt.Fprint(w, " · image")
 	}
 	fmt.Fprintln(w)
-	if p.Answer >= 0 && p.Answer < len(p.Choices) {
+	if r.AnswerKnown {
 		fmt.Fprintf(w, "correct answer: (%s) %s\n", scienceqa.Letter(p.Answer), p.Choices[p.Answer])
 	}
 	prompt := func(title string, ap *pipeline.AskPrompt) {
@@ -179,7 +179,7 @@ func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 			return s
 		}
 		name := fmt.Sprintf("(%s) %s", scienceqa.Letter(o), p.Choices[o])
-		if o == p.Answer {
+		if r.AnswerKnown && o == p.Answer {
 			name = "✓" + name
 		} else {
 			name = " " + name

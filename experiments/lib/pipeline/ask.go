@@ -18,7 +18,7 @@ import (
 // as the model reads them and the adapter's gates. It is how a researcher sees what an adapter changed.
 
 // AskQuestion is what Ask is asked: PID names a problem of cfg's data; otherwise Problem is used as given (its
-// Answer may be -1: unknown).
+// Answer is not known: any valid index).
 type AskQuestion struct {
 	PID     string
 	Problem *scienceqa.Problem
@@ -47,6 +47,8 @@ type AskAnswer struct {
 // AskResult is everything Ask found.
 type AskResult struct {
 	Problem *scienceqa.Problem
+	// AnswerKnown is false for a question given by hand (Problem.Answer means nothing then).
+	AnswerKnown bool
 	// Where says where the problem sits in the run's data ("evaluation fold 4 of 5 (not trained on)", ...).
 	Where string
 	// Letter, Cloze and Generate are the prompts (Letter/Cloze nil when the run has no such protocol);
@@ -76,6 +78,7 @@ func Ask(cfg Config, adapterPath string, q AskQuestion, out io.Writer) (*AskResu
 	if res.Problem, res.Where, err = s.findProblem(q); err != nil {
 		return nil, err
 	}
+	res.AnswerKnown = q.PID != ""
 	if res.Adapter, err = LoadAdapter(adapterPath, s.model); err != nil {
 		return nil, fmt.Errorf("adapter %s: %w", adapterPath, err)
 	}
@@ -98,16 +101,19 @@ func Ask(cfg Config, adapterPath string, q AskQuestion, out io.Writer) (*AskResu
 			feats = map[string][]float32{res.Problem.PID: make([]float32, vc.Scales*vc.FeatureDim)}
 		}
 	}
-	scoring, gen := cfg, cfg
+	// The run's scoring protocols and generation, each with the image features (the adapter's side) and without
+	// (the base model takes none); the tokens are the same.
+	gen := cfg
 	gen.Eval.Mode = EvalGenerate
-	exScore, err := buildExamples(scoring, s.tok, one, feats)
-	if err != nil {
-		return nil, err
+	var ex [2][2]*runExamples // [without, with features][scoring, generation]
+	for i, f := range []map[string][]float32{nil, feats} {
+		for j, c := range []Config{cfg, gen} {
+			if ex[i][j], err = buildExamples(c, s.tok, one, f); err != nil {
+				return nil, err
+			}
+		}
 	}
-	exGen, err := buildExamples(gen, s.tok, one, feats)
-	if err != nil {
-		return nil, err
-	}
+	exScore, exGen := ex[1][0], ex[1][1]
 	decode := func(ids []int) *AskPrompt { return &AskPrompt{Tokens: ids, Text: promptText(s.tok, ids)} }
 	if len(exScore.letters) > 0 {
 		res.Letter = decode(ints(exScore.letters[0].Prompt))
@@ -130,11 +136,12 @@ func Ask(cfg Config, adapterPath string, q AskQuestion, out io.Writer) (*AskResu
 	for _, side := range []struct {
 		name string
 		a    *adapter.Adapter
+		ex   [2]*runExamples
 		dst  *AskAnswer
-	}{{"base model", nil, &res.Base}, {"with the adapter", res.Adapter, &res.Adapted}} {
+	}{{"base model", nil, ex[0], &res.Base}, {"with the adapter", res.Adapter, ex[1], &res.Adapted}} {
 		fmt.Fprintf(out, "answering %s (compiling the scoring and generation graphs first)…\n", side.name)
 		r := &evaluate.Runner{Model: s.model, Adapter: side.a, Backend: s.backend, BatchSize: 1, PadMultiple: 32, MaxLen: cfg.Train.MaxLen}
-		if *side.dst, err = askAnswer(r, exScore, exGen, cfg.Eval.MaxNew, s.tok, resolver); err != nil {
+		if *side.dst, err = askAnswer(r, side.ex[0], side.ex[1], cfg.Eval.MaxNew, s.tok, resolver); err != nil {
 			return nil, fmt.Errorf("%s: %w", side.name, err)
 		}
 	}
