@@ -26,6 +26,9 @@ func runAsk(args []string, stdout, stderr io.Writer) error {
 	var fs *flag.FlagSet
 	cfg, err := parseConfig("ask", args, stderr, func(f *flag.FlagSet) {
 		fs = f
+		if r := f.Lookup("run"); r != nil {
+			r.Usage = "the run to ask: a run folder, or a run id under -runs"
+		}
 		f.StringVar(&adapterPath, "adapter", "", "adapter to ask: a run folder, an adapter.safetensors or an official v1 .pth (default: the -run folder)")
 		f.StringVar(&pid, "pid", "", "problem to ask, by pid (from the run's data)")
 		f.StringVar(&question, "question", "", "a question of your own (instead of -pid), with -choices")
