@@ -87,11 +87,6 @@ type loadedAdapter struct {
 	kv        []*tensors.Tensor
 }
 
-// openAdapter reads any adapter file the toolkit accepts into m's store. The one place an adapter is opened here.
-func openAdapter(path string, m *llama.Model) (*adapter.Adapter, error) {
-	return pipeline.LoadAdapter(path, m)
-}
-
 // open loads the adapter for model m (loaded from modelPath), checks it was made for this model, computes its
 // image features if any and its prompts' keys/values. nil when no -adapter was given.
 func (o *adapterOptions) open(m *llama.Model, modelPath string, b compute.Backend, stderr io.Writer) (*loadedAdapter, error) {
@@ -103,7 +98,7 @@ func (o *adapterOptions) open(m *llama.Model, modelPath string, b compute.Backen
 			return nil, err
 		}
 	}
-	a, err := openAdapter(o.path, m)
+	a, err := pipeline.LoadAdapter(o.path, m) // every adapter format the toolkit reads, in one place
 	if err != nil {
 		return nil, fmt.Errorf("-adapter %s: %w", o.path, err)
 	}
