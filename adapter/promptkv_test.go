@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"os"
 	"slices"
 	"testing"
 
@@ -203,4 +204,66 @@ func TestPromptCacheModelMismatch(t *testing.T) {
 	if _, err := NewPromptCache(a, m, device.MustShared()); err == nil {
 		t.Error("an adapter for a 6-layer model was accepted on a 5-layer one")
 	}
+}
+
+// BenchmarkGenerateAdapter measures greedy KV-cache generation (batch 1, 16-token prompt, 112 new tokens) with a
+// K=10 adapter on every layer: prompts projected inside each step's graph (in-graph) against once per generation
+// (cached). stories260K, or SmolLM2 with $SQA_BENCH_MODEL=smollm2 (a real model: hold the heavy lock).
+func BenchmarkGenerateAdapter(b *testing.B) {
+	path := assets.Path("models", "stories260K", "stories260K.bin")
+	if os.Getenv("SQA_BENCH_MODEL") == assets.SmolLM2 {
+		p, err := assets.ModelPath(assets.SmolLM2)
+		if err != nil {
+			b.Skip(err)
+		}
+		path = p
+	}
+	m, err := llama.Load(path, dtypes.Float32)
+	if err != nil {
+		b.Skip(err)
+	}
+	a, err := New(m.Store, Config{Layers: m.Config.NumLayers, PromptLen: 10, Init: InitRandom}, m.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := make([]int, 16)
+	for i := range prompt {
+		prompt[i] = 1 + i*7%(m.Config.VocabSize-1)
+	}
+	pc, err := NewPromptCache(a, m, device.MustShared())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"in-graph", "cached"} {
+		b.Run(mode, func(b *testing.B) {
+			gen := m.NewGenerator(device.MustShared(), 128, true)
+			one := func() int {
+				var extra []*tensors.Tensor
+				if mode == "cached" {
+					if extra, err = pc.Compute(nil); err != nil {
+						b.Fatal(err)
+					}
+					gen.Extension = pc.Extension
+				} else {
+					gen.Extension = inGraphExt(a)
+				}
+				out, err := gen.Generate([][]int{prompt}, 112, nil, nil, extra...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return len(out[0])
+			}
+			one() // compile
+			b.ResetTimer()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				n += one()
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+func inGraphExt(a *Adapter) func(*Graph, []*Node) llama.AttentionExtension {
+	return func(g *Graph, _ []*Node) llama.AttentionExtension { return a.Extension(g, nil) }
 }
