@@ -1,0 +1,13 @@
+package llama
+
+import "fmt"
+
+// LayerKV returns layer i's frozen key/value projections, the KVProjector an AttentionExtension receives inside
+// Forward, for graph code that runs them outside a forward pass: an adapter computing its prompts' keys/values once
+// per generation instead of at every decoding step.
+func (m *Model) LayerKV(i int) (KVProjector, error) {
+	if i < 0 || i >= len(m.layers) {
+		return KVProjector{}, fmt.Errorf("llama %s: layer %d outside 0..%d", m.Source, i, len(m.layers)-1)
+	}
+	return m.kvProjector(i), nil
+}
