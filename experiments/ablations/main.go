@@ -262,18 +262,23 @@ func main() {
 	// A kill (SIGTERM), like ^C, stops the sweep at the next step; the same command resumes it.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitCode is the process status of run's error, said on stderr: 0 on success and when help was asked for (-h),
+// 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(os.Stderr, "ablations: interrupted; run the same command again to resume")
-		os.Exit(1)
+		fmt.Fprintln(stderr, "ablations: interrupted; run the same command again to resume")
 	default:
-		fmt.Fprintf(os.Stderr, "ablations: %v\n", err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "ablations: %v\n", err)
 	}
+	return 1
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -3,18 +3,27 @@
 //
 //	go run ./experiments/generate -model PATH|NAME [-tokenizer PATH] -prompt TEXT [-chat] [-bos=true|false] [-steps 256] [-temperature 0] [-topp 0.9] [-seed 1]
 //	go run ./experiments/generate -model smollm2 -tokenize TEXT   # TEXT's ids without BOS, one JSON array
+//	go run ./experiments/generate -adapter RUN_FOLDER|adapter.safetensors|official.pth [-image FILE] -prompt TEXT
 //
 // Greedy by default (temperature 0); with a temperature it samples with nucleus (top-p) truncation and a seed.
 // Like llama2.c's run.c, -steps counts every position including the prompt, generation stops at BOS or EOS, and
 // tokens/s is printed at the end (to stderr, after the text). A GGUF model carries its tokenizer, so -tokenizer
 // defaults to the model file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
 // turn followed by the assistant's header. Whether BOS is prepended defaults to the model's own add_bos_token
-// (SmolLM2: false; SentencePiece and llama2.c models: true).
+// (SmolLM2: false; SentencePiece and llama2.c models: true). Tokens are written to stdout as they are generated.
+//
+// -adapter continues the prompt with a trained adapter (adapter.go in this folder): a run folder (its recorded
+// model, tokenizer and vision tower become the defaults; a model other than the one it recorded is refused), the
+// toolkit's adapter.safetensors or the official LLaMA-Adapter v1 .pth. Its prompts' keys and values are computed once
+// per generation and kept beside the KV cache. -image FILE gives a multimodal adapter its image (features from the
+// run's vision tower, layers and preprocessing); without it a multimodal adapter sees zero features, as the
+// evaluation does for problems without an image.
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,14 +37,21 @@ import (
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 func main() {
 	device.UseHugePages() // before anything else: glibc reads its tunables only at start-up
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "generate:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitCode is the process status of run's error: 0 on success and when help was asked for (-h), 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "generate:", err)
+	return 1
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -57,10 +73,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	bos := fs.String("bos", "", "prepend BOS: true or false (default: the tokenizer's add_bos_token; true for SentencePiece and llama2.c)")
 	tokenizeText := fs.String("tokenize", "", "print this text's token ids (without BOS) as one JSON array and exit")
 	install := fs.Bool("install", !assets.NoInstall(), "install a missing pinned model through .ci/install-model.sh (also $"+assets.EnvNoInstall+"=1 to turn off)")
+	var ao adapterOptions
+	ao.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v (quote the prompt: -prompt \"...\")", fs.Args())
+	}
 	var err error
+	ao.install = *install
+	if err := ao.runDefaults(fs, modelPath, tokPath, &dtype, stderr); err != nil {
+		return err
+	}
 	if *modelPath, err = assets.EnsureModel(*modelPath, *install, stderr); err != nil {
 		return err
 	}
@@ -121,6 +146,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if note := pipeline.SlowBackendNotice(info); note != "" {
 		fmt.Fprintln(stderr, note)
 	}
+	ad, err := ao.open(m, *modelPath, b, stderr)
+	if err != nil {
+		return err
+	}
 	ids := tok.Encode(text, addBOS)
 	if len(ids) == 0 {
 		// An empty prompt without BOS: start from BOS anyway, as there is nothing else to condition on.
@@ -130,6 +159,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", *steps, len(ids))
 	}
 	gen := m.NewGenerator(b, *steps, !*noCache)
+	var extra []*tensors.Tensor
+	if ad != nil {
+		gen.Extension, extra = ad.extension, ad.kv
+	}
 	var sampler *llama.Sampler
 	if *temperature > 0 {
 		sampler = llama.NewSampler(*temperature, *topP, *seed)
@@ -144,16 +177,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for i := 1; i < len(ids); i++ {
 		fmt.Fprint(w, tokenizer.SafePiece(tok.DecodePiece(ids[i-1], ids[i])))
 	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	start := time.Now()
+	var writeErr error
 	out, err := gen.Generate([][]int{ids}, *steps-len(ids)+1, sampler, func(_, prev, next int) bool {
 		if next == tok.BOS() || (*stopEOS && next == tok.EOS()) {
 			return false
 		}
+		// Each token as it comes (flushed), so a slow model streams instead of printing at the end.
 		fmt.Fprint(w, tokenizer.SafePiece(tok.DecodePiece(prev, next)))
+		if err := w.Flush(); err != nil {
+			writeErr = err
+			return false
+		}
 		return true
-	})
+	}, extra...)
 	if err != nil {
 		return err
+	}
+	if writeErr != nil {
+		return writeErr
 	}
 	fmt.Fprintln(w)
 	elapsed := time.Since(start).Seconds()

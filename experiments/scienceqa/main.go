@@ -34,9 +34,10 @@ var subcommands = map[string]subcommand{
 	"compare":  runCompare,
 	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
 	"adapter":  runAdapter,
+	"ask":      runAsk,
 }
 
-var order = []string{"train", "eval", "score", "compare", "features", "adapter"}
+var order = []string{"train", "eval", "score", "compare", "features", "adapter", "ask"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scienceqa [<subcommand>] [flags]   (no subcommand: train, i.e. train and evaluate)")
@@ -47,6 +48,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  compare   paired comparison of two runs (or a run and its zero-shot baseline): intervals, exact test")
 	fmt.Fprintln(w, "  features  precompute the CLIP image features of a data set")
 	fmt.Fprintln(w, "  adapter   convert an adapter between the toolkit, official, peft and litgpt files (adapter -h)")
+	fmt.Fprintln(w, "  ask       put one problem to a run's model with and without its adapter (prompts, scores, generation, gates)")
 }
 
 // run dispatches args and returns the process exit status: 0 success, 1 failure, 2 usage error or a

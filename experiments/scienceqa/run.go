@@ -145,11 +145,16 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 // runEval evaluates a saved adapter without training: go run ./experiments/scienceqa eval -adapter PATH [flags].
 func runEval(args []string, stdout, stderr io.Writer) error {
 	var adapterPath, outDir string
+	var flags *flag.FlagSet
 	cfg, err := parseConfig("eval", args, stderr, func(fs *flag.FlagSet) {
+		flags = fs
 		fs.StringVar(&adapterPath, "adapter", "", "adapter: a run folder, an adapter.safetensors, or an official LLaMA-Adapter v1 .pth (empty: the base model)")
 		fs.StringVar(&outDir, "out", "", "folder for predictions.json, summary.json and the table (default: beside the adapter)")
 	})
 	if err != nil {
+		return err
+	}
+	if cfg, err = withRunSettings(cfg, adapterPath, flags, stdout); err != nil { // a run folder brings its settings
 		return err
 	}
 	if outDir == "" {

@@ -155,18 +155,7 @@ func randomCLIP() clip.Config {
 // imageFeatures computes (or reads from the cache) the multi-scale features of every problem with an image;
 // problems without one get no entry (the adapter then adds a zero-feature token: the projection's bias path).
 func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (map[string][]float32, int, int, error) {
-	var m *clip.Model
-	var err error
-	if cfg.Vision.CLIP == "random" {
-		m, err = clip.RandomWeights(randomCLIP(), cfg.Seed, dtypes.Float32)
-	} else {
-		// A pinned name (dinov2-s14) is installed on demand; .onnx files load as DINOv2, folders as HF CLIP.
-		path, perr := assets.EnsureModel(cfg.Vision.CLIP, cfg.Install, out)
-		if perr != nil {
-			return nil, 0, 0, perr
-		}
-		m, err = clip.LoadVision(path, dtypes.Float32)
-	}
+	m, err := openVisionTower(cfg, out)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -236,6 +225,20 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 		}
 	}
 	return feats, scales, dim, nil
+}
+
+// openVisionTower loads cfg's vision tower: a random-weight ViT seeded by cfg.Seed for "random", else the model
+// -clip names.
+func openVisionTower(cfg Config, out io.Writer) (*clip.Model, error) {
+	if cfg.Vision.CLIP == "random" {
+		return clip.RandomWeights(randomCLIP(), cfg.Seed, dtypes.Float32)
+	}
+	// A pinned name (dinov2-s14) is installed on demand; .onnx files load as DINOv2, folders as HF CLIP.
+	path, err := assets.EnsureModel(cfg.Vision.CLIP, cfg.Install, out)
+	if err != nil {
+		return nil, err
+	}
+	return clip.LoadVision(path, dtypes.Float32)
 }
 
 // visionName names the vision tower for logs and tables: the model's own name, or that of the random-weight ViT.

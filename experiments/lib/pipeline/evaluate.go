@@ -30,23 +30,9 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 	if err != nil {
 		return nil, err
 	}
-	place, err := device.NewPlacement(s.backend, cfg.Devices, false) // the trainer's mesh (device.Mesh returns one per count)
+	env, err := evalEnv(cfg, s, a, s.data.eval, features)
 	if err != nil {
 		return nil, err
-	}
-	fallback, err := cfg.Eval.Fallback.scienceqa()
-	if err != nil {
-		return nil, err
-	}
-	target, err := cfg.Data.Target.scienceqa()
-	if err != nil {
-		return nil, err
-	}
-	env := &evaluate.Env{
-		Runner:   &evaluate.Runner{Model: s.model, Adapter: a, Backend: s.backend, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen, Placement: place},
-		Problems: s.data.eval,
-		Setup: evaluate.Setup{Tokenizer: s.tok, Format: cfg.Data.Format, Captions: cfg.Data.Captions, Target: target,
-			MaxLen: cfg.Train.MaxLen, MaxNew: cfg.Eval.MaxNew, Resolver: scienceqa.Resolver{Fallback: fallback, Seed: cfg.Seed}, Features: features},
 	}
 	var bar *progress
 	env.Progress = func(name string, done, total int) {
@@ -68,6 +54,30 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 		}
 	}
 	return &evaluation{results: res}, nil
+}
+
+// evalEnv is the evaluation of problems as a run's evaluation sets it up (with adapter a; nil: the base model):
+// its runner, prompt format, target wording, lengths and fallback. features are the image features by pid (nil:
+// text only). evaluateRun and Ask both use it, so ask answers exactly as the run's evaluation did.
+func evalEnv(cfg Config, s *session, a *adapter.Adapter, problems []*scienceqa.Problem, features map[string][]float32) (*evaluate.Env, error) {
+	place, err := device.NewPlacement(s.backend, cfg.Devices, false) // the trainer's mesh (device.Mesh returns one per count)
+	if err != nil {
+		return nil, err
+	}
+	fallback, err := cfg.Eval.Fallback.scienceqa()
+	if err != nil {
+		return nil, err
+	}
+	target, err := cfg.Data.Target.scienceqa()
+	if err != nil {
+		return nil, err
+	}
+	return &evaluate.Env{
+		Runner:   &evaluate.Runner{Model: s.model, Adapter: a, Backend: s.backend, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen, Placement: place},
+		Problems: problems,
+		Setup: evaluate.Setup{Tokenizer: s.tok, Format: cfg.Data.Format, Captions: cfg.Data.Captions, Target: target,
+			MaxLen: cfg.Train.MaxLen, MaxNew: cfg.Eval.MaxNew, Resolver: scienceqa.Resolver{Fallback: fallback, Seed: cfg.Seed}, Features: features},
+	}, nil
 }
 
 // Files of a run folder beside predictions.json (the primary protocol's choices): each other protocol's choices
