@@ -194,7 +194,7 @@ var settings = []setting{
 		usage: "AdamW ε"},
 	{key: "pad_multiple", flag: "pad-multiple", hash: hashOmit, omit: []any{32, 0}, rng: atLeast(1), field: func(c *Config) any { return &c.Train.PadMultiple },
 		usage: "training sequences are padded to a multiple of this (fewer compiled shapes)"},
-	{key: "adapter", flag: "adapter", hash: hashOmit, omit: []any{"", "v1"}, field: func(c *Config) any { return &c.Adapter.Version },
+	{key: "adapter", flag: "adapter-version", hash: hashOmit, omit: []any{"", "v1"}, field: func(c *Config) any { return &c.Adapter.Version },
 		value: func(c *Config, _ *flagScratch) flag.Value {
 			return parsedFlag[adapter.Version]{&c.Adapter.Version, oneOf[adapter.Version]("v1", adapter.V2)}
 		},

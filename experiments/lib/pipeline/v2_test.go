@@ -33,18 +33,18 @@ func TestAdapterVersionAndFusionFlags(t *testing.T) {
 		return s
 	}
 	def := Stories260K()
-	explicit, err := parse("-adapter", "v1", "-fusion", "all")
+	explicit, err := parse("-adapter-version", "v1", "-fusion", "all")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if id(explicit) != id(def) {
-		t.Errorf("-adapter v1 -fusion all changed the id: %s vs %s", id(explicit), id(def))
+		t.Errorf("-adapter-version v1 -fusion all changed the id: %s vs %s", id(explicit), id(def))
 	}
 	data, _ := json.Marshal(def)
 	if strings.Contains(string(data), `"version"`) || strings.Contains(string(data), `"fusion"`) {
 		t.Errorf("default config JSON records version/fusion: %s", data)
 	}
-	v2, err := parse("-adapter", "v2", "-fusion", "first", "-modality", "multimodal", "-clip", "random")
+	v2, err := parse("-adapter-version", "v2", "-fusion", "first", "-modality", "multimodal", "-clip", "random")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestAdapterVersionAndFusionFlags(t *testing.T) {
 	if id(back) != id(v2) || back.Adapter.Version != adapter.V2 || back.Adapter.Fusion != "first" {
 		t.Errorf("round trip lost V2: %+v", back.Adapter)
 	}
-	if _, err := parse("-adapter", "v3"); err == nil {
+	if _, err := parse("-adapter-version", "v3"); err == nil {
 		t.Error("-adapter v3 accepted")
 	}
 	bad, err := parse("-fusion", "9") // Stories260K adapts 5 layers
@@ -84,7 +84,7 @@ func TestAdapterVersionAndFusionFlags(t *testing.T) {
 	}
 }
 
-// TestV2RunAndReevaluate: a small stories260K run with -adapter v2 trains, scores by letter and by generation
+// TestV2RunAndReevaluate: a small stories260K run with -adapter-version v2 trains, scores by letter and by generation
 // (the KV-cache decoder with the V2 head), records V2's parameter count, saves the V2 terms in its adapter file,
 // and re-evaluating that file reproduces its accuracy.
 func TestV2RunAndReevaluate(t *testing.T) {

@@ -88,9 +88,9 @@ func (t *Trainer) LoadCheckpoint(path string) (Position, error) {
 	if err := json.Unmarshal([]byte(f.Metadata["train_config"]), &saved); err != nil {
 		return pos, fmt.Errorf("checkpoint %s: malformed train config: %w", path, err)
 	}
-	// The answer head changes how the loss is computed, not what it is (up to float rounding), as the placement
-	// does: a run may resume with it switched either way.
-	saved.AnswerHead = t.Config.AnswerHead
+	// The answer head, the length buckets (padding) and remat change how the loss is computed, not what it is (up to
+	// float rounding), as the placement does: a run may resume with any of them switched either way.
+	saved.AnswerHead, saved.LengthBuckets, saved.Remat = t.Config.AnswerHead, t.Config.LengthBuckets, t.Config.Remat
 	if saved != t.Config {
 		return pos, fmt.Errorf("checkpoint %s: written with recipe %+v, this run uses %+v: use a new run folder", path, saved, t.Config)
 	}
