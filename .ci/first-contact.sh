@@ -45,8 +45,8 @@ first=$took
 expect "$tmp/run1.txt" '^backend: (go|xla) ' "the run says which backend it uses"
 expect "$tmp/run1.txt" 'compiling the training step' "the run says it compiles before the first step"
 expect "$tmp/run1.txt" 'train e1 loss [0-9.]+ .*\(16/16|train e1 loss [0-9.]+ .*[0-9]+/[0-9]+' "training shows progress"
-expect "$tmp/run1.txt" 'letter scoring 16 problems' "letter scoring announces itself"
-expect "$tmp/run1.txt" '^letter scoring: 16 problems in ' "letter scoring reports"
+expect "$tmp/run1.txt" '^letter: 16 problems \(' "letter scoring announces itself"
+expect "$tmp/run1.txt" '^letter: 16 problems in ' "letter scoring reports"
 expect "$tmp/run1.txt" 'ScienceQA accuracy \(%\), fold 4 of 5' "the run prints the accuracy table"
 expect "$tmp/run1.txt" '^run folder: ' "the run names its folder"
 dir=$(sed -n 's/^run folder: //p' "$tmp/run1.txt")
