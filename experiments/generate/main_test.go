@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,7 +101,8 @@ func TestGreedySmolLM2(t *testing.T) {
 }
 
 // readGoldenCases decodes the "cases" list of SmolLM2's golden file name (in the goldens' smollm2 folder) into
-// cases, a pointer to a slice of the file's case type; the test is skipped when the goldens are not installed.
+// cases, a pointer to a slice of the file's case type, and fails the test when the list is empty; the test is
+// skipped when the goldens are not installed.
 func readGoldenCases(t *testing.T, name string, cases any) {
 	t.Helper()
 	raw, err := os.ReadFile(assets.Require(t, assets.Golden("smollm2", name)))
@@ -115,6 +117,9 @@ func readGoldenCases(t *testing.T, name string, cases any) {
 	}
 	if err := json.Unmarshal(golden.Cases, cases); err != nil {
 		t.Fatalf("%s: cases: %v", name, err)
+	}
+	if reflect.ValueOf(cases).Elem().Len() == 0 {
+		t.Fatalf("%s: no cases", name) // a test over no cases would pass without checking anything
 	}
 }
 
