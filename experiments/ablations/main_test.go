@@ -244,10 +244,7 @@ func planAll(t *testing.T, o *options) [][]plannedRun {
 	}
 	var out [][]plannedRun
 	for i := range sweeps {
-		ps, err := plan(&sweeps[i], p.Base(), o.shared, o.seeds)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ps := mustPlan(t, &sweeps[i], p.Base(), o.shared, o.seeds)
 		out = append(out, ps)
 	}
 	return out

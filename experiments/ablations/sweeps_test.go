@@ -76,10 +76,7 @@ func TestCommittedSweepIDs(t *testing.T) {
 			if err := json.Unmarshal(data, &recs); err != nil {
 				t.Fatal(err)
 			}
-			runs, err := plan(&s, p.Base(), nil, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
+			runs := mustPlan(t, &s, p.Base(), nil, 3)
 			planned := map[string]string{}
 			for _, r := range runs {
 				planned[fmt.Sprintf("%s/%d", r.Value, r.Config.Seed)] = r.ID
@@ -106,10 +103,7 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	}
 	base := local.Base()
 	shared := map[string]string{"train-limit": "24", "L": "3", "seed": "10"}
-	layers, err := plan(byName["layers"], base, shared, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	layers := mustPlan(t, byName["layers"], base, shared, 2)
 	if len(layers) != 10 {
 		t.Fatalf("layers: %d runs, want 5 values × 2 seeds", len(layers))
 	}
@@ -131,14 +125,8 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	// Without a shared -L, the modality sweep's text runs are the init sweep's zero runs (same ids); the
 	// multimodal runs alone get the random-weight CLIP.
 	delete(shared, "L")
-	mod, err := plan(byName["modality"], base, shared, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ini, err := plan(byName["init"], base, shared, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := mustPlan(t, byName["modality"], base, shared, 1)
+	ini := mustPlan(t, byName["init"], base, shared, 1)
 	if mod[0].ID != ini[0].ID {
 		t.Errorf("text run %s and zero-init run %s should share an id", mod[0].ID, ini[0].ID)
 	}
@@ -147,22 +135,13 @@ func TestPlanSharingOverridesAndSeeds(t *testing.T) {
 	}
 	// A command-line -clip replaces the sweep's "with" setting.
 	shared["clip"] = "/models/clip"
-	mod, err = plan(byName["modality"], base, shared, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod = mustPlan(t, byName["modality"], base, shared, 1)
 	if mod[1].Config.Vision.CLIP != "/models/clip" {
 		t.Errorf("-clip on the command line should win over the sweep's, got %q", mod[1].Config.Vision.CLIP)
 	}
 	// The epochs sweep's middle value is the budget's epoch count: shared with the other sweeps.
-	ep, err := plan(byName["epochs"], base, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in0, err := plan(byName["init"], base, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := mustPlan(t, byName["epochs"], base, nil, 1)
+	in0 := mustPlan(t, byName["init"], base, nil, 1)
 	if ep[1].ID != in0[0].ID {
 		t.Errorf("epochs=%g run should be the init sweep's zero run", base.Train.Epochs)
 	}
@@ -272,6 +251,16 @@ func TestParseArgs(t *testing.T) {
 
 // stepMetrics is a run's metrics as the pipeline logs them: each step line with the fractional epoch it ended at,
 // an epoch line after each epoch.
+// mustPlan is plan failing the test on an error.
+func mustPlan(t *testing.T, s *Sweep, base pipeline.Config, shared map[string]string, seeds int) []plannedRun {
+	t.Helper()
+	runs, err := plan(s, base, shared, seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
 func stepMetrics(stepsPerEpoch, epochs int, loss func(step int) float64) []results.Metric {
 	var ms []results.Metric
 	for s := 1; s <= stepsPerEpoch*epochs; s++ {
@@ -375,10 +364,7 @@ func TestExampleSweeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range ss {
-		runs, err := plan(&ss[i], presets()["stories260K"].Base(), nil, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		runs := mustPlan(t, &ss[i], presets()["stories260K"].Base(), nil, 2)
 		if len(runs) != 2*len(ss[i].Values) {
 			t.Errorf("sweep %s: %d runs", ss[i].Name, len(runs))
 		}
@@ -404,10 +390,7 @@ func TestSmolLM2SweepSet(t *testing.T) {
 	for i := range p.Sweeps {
 		byName[p.Sweeps[i].Name] = &p.Sweeps[i]
 	}
-	layers, err := plan(byName["layers"], base, nil, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	layers := mustPlan(t, byName["layers"], base, nil, 3)
 	var ls []int
 	for _, r := range layers[:3] {
 		ls = append(ls, r.Config.Adapter.Layers)
@@ -415,10 +398,7 @@ func TestSmolLM2SweepSet(t *testing.T) {
 	if !reflect.DeepEqual(ls, []int{10, 20, 30}) || len(layers) != 9 {
 		t.Errorf("layers sweep: L %v, %d runs", ls, len(layers))
 	}
-	mod, err := plan(byName["modality"], base, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := mustPlan(t, byName["modality"], base, nil, 1)
 	if mod[1].Config.Vision.CLIP != "dinov2-s14" || mod[0].ID != layers[2].ID {
 		t.Errorf("modality: multimodal tower %q; the text run shares the L=30 run: %v", mod[1].Config.Vision.CLIP, mod[0].ID == layers[2].ID)
 	}

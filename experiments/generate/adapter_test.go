@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image"
@@ -18,6 +15,7 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline/pipelinetest"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/compute/dtypes"
@@ -52,39 +50,33 @@ func storiesConfig(t *testing.T) llama.Config {
 }
 
 // runFolder makes a run folder for stories260K: config.json (the stories260K preset with the given changes and the
-// model's digest, or modelDigest when not "") and an adapter.
+// model's digest, or modelDigest when not "") and an adapter of config cfg.
 func runFolder(t *testing.T, cfg adapter.Config, change func(c *pipeline.Config), modelDigest string) string {
 	t.Helper()
-	dir := t.TempDir()
-	saveAdapter(t, dir, cfg, storiesConfig(t))
-	c := stories260KPreset(t)
+	c := pipelinetest.Stories260K(t)
 	if change != nil {
 		change(&c)
 	}
-	// config.json as a run writes it: the settings under "config", beside the inputs' digests.
-	rec := map[string]any{"config": c}
-	if modelDigest == "" {
-		data, err := os.ReadFile(storiesPath(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.Sum256(data)
-		modelDigest = "sha256:" + hex.EncodeToString(h[:])
-	}
-	rec["digests"] = map[string]string{"model": modelDigest}
-	rec["resolved_paths"] = map[string]string{"model": storiesPath(t)}
-	raw, _ := json.MarshalIndent(rec, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, pipeline.ConfigFile), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return pipelinetest.RunFolder(t, cfg, c, modelDigest)
 }
 
+// generateText runs the command on the prompt "Once upon a time" for 48 steps with args added: stdout, stderr and
+// the error.
 func generateText(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := run(append([]string{"-prompt", "Once upon a time", "-steps", "48"}, args...), &out, &errOut)
 	return out.String(), errOut.String(), err
+}
+
+// mustGenerate is generateText failing the test, with stderr, when the command fails.
+func mustGenerate(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	out, errOut, err := generateText(t, args...)
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, errOut)
+	}
+	return out, errOut
 }
 
 // TestAdapterZeroGateIsBase: generation with a zero-gate adapter prints the base model's text; a random-gate
@@ -93,28 +85,16 @@ func TestAdapterZeroGateIsBase(t *testing.T) {
 	mc := storiesConfig(t)
 	zero := saveAdapter(t, t.TempDir(), adapter.Config{Layers: 3, PromptLen: 5, Init: adapter.InitZero}, mc)
 	random := saveAdapter(t, t.TempDir(), adapter.Config{Layers: 3, PromptLen: 5, Init: adapter.InitRandom, Seed: 11}, mc)
-	base, _, err := generateText(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, errOut, err := generateText(t, "-adapter", zero)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, errOut)
-	}
+	base, _ := mustGenerate(t)
+	got, errOut := mustGenerate(t, "-adapter", zero)
 	if got != base {
 		t.Errorf("zero-gate adapter:\n%q\nbase model:\n%q", got, base)
 	}
 	if !strings.Contains(errOut, "adapter: "+zero) {
 		t.Errorf("stderr does not describe the adapter:\n%s", errOut)
 	}
-	cached, _, err := generateText(t, "-adapter", random)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uncached, _, err := generateText(t, "-adapter", random, "-no-cache")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cached, _ := mustGenerate(t, "-adapter", random)
+	uncached, _ := mustGenerate(t, "-adapter", random, "-no-cache")
 	if cached == base {
 		t.Error("the random adapter did not change the text")
 	}
@@ -128,24 +108,15 @@ func TestAdapterZeroGateIsBase(t *testing.T) {
 func TestAdapterRunFolder(t *testing.T) {
 	ac := adapter.Config{Layers: 2, PromptLen: 3, Init: adapter.InitRandom, Seed: 5}
 	dir := runFolder(t, ac, nil, "")
-	file, _, err := generateText(t, "-adapter", filepath.Join(dir, pipeline.AdapterFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder, errOut, err := generateText(t, "-adapter", dir)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, errOut)
-	}
+	file, _ := mustGenerate(t, "-adapter", filepath.Join(dir, pipeline.AdapterFile))
+	folder, errOut := mustGenerate(t, "-adapter", dir)
 	if folder != file {
 		t.Errorf("run folder and its adapter file generate differently:\n%q\n%q", folder, file)
 	}
 	if strings.Contains(errOut, "overrides") {
 		t.Errorf("no flag was given, yet a conflict is reported:\n%s", errOut)
 	}
-	_, errOut, err = generateText(t, "-adapter", dir, "-dtype", "bfloat16")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, errOut = mustGenerate(t, "-adapter", dir, "-dtype", "bfloat16")
 	if !strings.Contains(errOut, "-dtype bfloat16 overrides the run's recorded float32") {
 		t.Errorf("the -dtype conflict is not reported:\n%s", errOut)
 	}
@@ -237,10 +208,7 @@ func TestAdapterImage(t *testing.T) {
 	if again := keys(imgA); assets.MaxAbsDiff(a, again) != 0 {
 		t.Error("the same image gives other prompt keys")
 	}
-	out, errOut, err := generateText(t, "-adapter", dir, "-image", imgA)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, errOut)
-	}
+	out, errOut := mustGenerate(t, "-adapter", dir, "-image", imgA)
 	if !strings.HasPrefix(out, "Once upon a time") || !strings.Contains(errOut, "vision tower: random-weight ViT") {
 		t.Errorf("-image run:\nstdout %q\nstderr %s", out, errOut)
 	}
@@ -248,14 +216,4 @@ func TestAdapterImage(t *testing.T) {
 	if _, _, err := generateText(t, "-adapter", text, "-image", imgA); err == nil || !strings.Contains(err.Error(), "no visual projection") {
 		t.Errorf("-image with a text-only adapter: err = %v", err)
 	}
-}
-
-// stories260KPreset is the stories260K preset's configuration.
-func stories260KPreset(t *testing.T) pipeline.Config {
-	t.Helper()
-	c, err := pipeline.Preset("stories260K")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

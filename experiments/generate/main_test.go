@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,22 +40,14 @@ func TestGreedyReference(t *testing.T) {
 // pre-tokenizer, no BOS), printed as one JSON array.
 func TestTokenizeSmolLM2(t *testing.T) {
 	assets.RequireModel(t, assets.SmolLM2)
-	raw, err := os.ReadFile(assets.Require(t, assets.Golden("smollm2", "tokenizer.json")))
-	if err != nil {
-		t.Fatal(err)
+	var cases []struct {
+		Name    string `json:"name"`
+		Text    string `json:"text"`
+		Special bool   `json:"parse_special_tokens"`
+		IDs     []int  `json:"ids"`
 	}
-	var golden struct {
-		Cases []struct {
-			Name    string `json:"name"`
-			Text    string `json:"text"`
-			Special bool   `json:"parse_special_tokens"`
-			IDs     []int  `json:"ids"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &golden); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range golden.Cases {
+	readGoldenCases(t, "tokenizer.json", &cases)
+	for _, c := range cases {
 		var out, errOut bytes.Buffer
 		if err := run([]string{"-model", assets.SmolLM2, "-install=false", "-tokenize", c.Text}, &out, &errOut); err != nil {
 			t.Fatalf("%s: %v\n%s", c.Name, err, errOut.String())
@@ -76,26 +69,18 @@ func TestGreedySmolLM2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short: SmolLM2 greedy decoding compiles a 135M-parameter model")
 	}
-	raw, err := os.ReadFile(assets.Require(t, assets.Golden("smollm2", "greedy.json")))
-	if err != nil {
-		t.Fatal(err)
+	var cases []struct {
+		Name       string `json:"name"`
+		PromptText string `json:"prompt_text"`
+		BOS        bool   `json:"bos_prepended"`
+		PromptIDs  []int  `json:"prompt_ids"`
+		NewIDs     []int  `json:"new_ids"`
+		NewText    string `json:"new_text"`
+		FirstEOS   *int   `json:"first_eos_step"`
 	}
-	var golden struct {
-		Cases []struct {
-			Name       string `json:"name"`
-			PromptText string `json:"prompt_text"`
-			BOS        bool   `json:"bos_prepended"`
-			PromptIDs  []int  `json:"prompt_ids"`
-			NewIDs     []int  `json:"new_ids"`
-			NewText    string `json:"new_text"`
-			FirstEOS   *int   `json:"first_eos_step"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &golden); err != nil {
-		t.Fatal(err)
-	}
+	readGoldenCases(t, "greedy.json", &cases)
 	ran := 0
-	for _, c := range golden.Cases {
+	for _, c := range cases {
 		if c.FirstEOS != nil || strings.Contains(c.PromptText, "<|im_start|>") {
 			continue // the command stops at EOS and strips control tokens: checked by models/llama's greedy test
 		}
@@ -112,6 +97,29 @@ func TestGreedySmolLM2(t *testing.T) {
 	}
 	if ran == 0 {
 		t.Fatal("no greedy.json case without EOS and chat tokens")
+	}
+}
+
+// readGoldenCases decodes the "cases" list of SmolLM2's golden file name (in the goldens' smollm2 folder) into
+// cases, a pointer to a slice of the file's case type, and fails the test when the list is empty; the test is
+// skipped when the goldens are not installed.
+func readGoldenCases(t *testing.T, name string, cases any) {
+	t.Helper()
+	raw, err := os.ReadFile(assets.Require(t, assets.Golden("smollm2", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Cases json.RawMessage `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &golden); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if err := json.Unmarshal(golden.Cases, cases); err != nil {
+		t.Fatalf("%s: cases: %v", name, err)
+	}
+	if reflect.ValueOf(cases).Elem().Len() == 0 {
+		t.Fatalf("%s: no cases", name) // a test over no cases would pass without checking anything
 	}
 }
 

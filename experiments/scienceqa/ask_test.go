@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -19,52 +17,25 @@ import (
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
-	"github.com/adapterlab/llama-adapter/models/llama"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline/pipelinetest"
 )
 
-// storiesRun makes a run folder of the stories260K preset (with change applied) holding a new adapter of config ac
-// and the model's digest, as a trained run would.
+// storiesRun makes a run folder of the stories260K preset (with ac's layer count and prompt length, and change
+// applied) holding a new adapter of config ac and the model's digest, as a trained run would.
 func storiesRun(t *testing.T, ac adapter.Config, change func(c *pipeline.Config)) string {
 	t.Helper()
-	c := stories260KPreset(t)
+	c := pipelinetest.Stories260K(t)
 	c.Adapter.Layers, c.Adapter.PromptLen = ac.Layers, ac.PromptLen
 	if change != nil {
 		change(&c)
 	}
-	modelPath := assets.Require(t, c.Model.Path)
-	m, err := llama.Load(modelPath, dtypes.Float32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	a, err := adapter.New(model.NewStore(), ac, m.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Save(filepath.Join(dir, pipeline.AdapterFile), nil); err != nil {
-		t.Fatal(err)
-	}
-	// config.json as a run writes it: the settings under "config", beside the inputs' digests.
-	rec := map[string]any{"config": c}
-	data, err := os.ReadFile(modelPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256(data)
-	rec["digests"] = map[string]string{"model": "sha256:" + hex.EncodeToString(h[:])}
-	raw, _ := json.MarshalIndent(rec, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, pipeline.ConfigFile), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return pipelinetest.RunFolder(t, ac, c, "")
 }
 
 // evalPID is the first problem of the stories260K preset's evaluation fold.
 func evalPID(t *testing.T) string {
 	t.Helper()
-	c := stories260KPreset(t)
+	c := pipelinetest.Stories260K(t)
 	src, err := scienceqa.Open(assets.Require(t, c.Data.Dir), scienceqa.OpenOptions{Problems: c.Data.ProblemsFile, Splits: c.Data.SplitsFile, NoImageCheck: true})
 	if err != nil {
 		t.Fatal(err)
@@ -198,16 +169,6 @@ func TestSubcommandHelp(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s", args, code, errOut.String())
 		}
 	}
-}
-
-// stories260KPreset is the stories260K preset's configuration.
-func stories260KPreset(t *testing.T) pipeline.Config {
-	t.Helper()
-	c, err := pipeline.Preset("stories260K")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // TestAskMatchesEval: ask's scores with the adapter are the run's evaluation's, protocol by protocol, for every

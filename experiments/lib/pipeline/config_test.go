@@ -90,14 +90,7 @@ func TestCommittedRunIDs(t *testing.T) {
 		if got := runID(t, c); got != filepath.Base(dir) {
 			t.Errorf("%s: the typed config hashes to %s", dir, got)
 		}
-		data, err := json.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Config
-		if err := json.Unmarshal(data, &back); err != nil {
-			t.Fatal(err)
-		}
+		back := jsonRoundTrip(t, c)
 		if got := runID(t, back); got != filepath.Base(dir) {
 			t.Errorf("%s: the nested form hashes to %s", dir, got)
 		}
@@ -218,14 +211,7 @@ func TestSettingsRoles(t *testing.T) {
 		if (got != id) != (s.hash != hashNever) {
 			t.Errorf("%s: hash role %d, but changing it gives id %s (base %s)", s.name(), s.hash, got, id)
 		}
-		data, err := json.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back Config
-		if err := json.Unmarshal(data, &back); err != nil {
-			t.Fatal(err)
-		}
+		back := jsonRoundTrip(t, c)
 		if !reflect.DeepEqual(s.field(&back), s.field(&c)) {
 			t.Errorf("%s not recorded: %v after the round trip, want %v", s.name(), reflect.ValueOf(s.field(&back)).Elem(), reflect.ValueOf(s.field(&c)).Elem())
 		}
@@ -401,4 +387,18 @@ func TestHelpStatesDefaultsOnce(t *testing.T) {
 	if !strings.Contains(out.String(), "QCLEM") || !strings.Contains(out.String(), "$SQA_PJRT_CPU") {
 		t.Errorf("-format or -backend help incomplete:\n%s", out.String())
 	}
+}
+
+// jsonRoundTrip encodes c as JSON and decodes it back into a fresh Config.
+func jsonRoundTrip(t *testing.T, c Config) Config {
+	t.Helper()
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	return back
 }

@@ -1,45 +1,43 @@
 package pipeline
 
+import "flag"
+
 // -data, -problems and -splits are bound so that the inputs follow -data: a preset's problems and splits files
 // (the stories260K preset pins the shared test files) are dropped when -data names another folder, unless
 // -problems or -splits is given too, in either order (flagScratch records which were given).
 
-type dataDirFlag struct {
-	d *DataConfig
-	s *flagScratch
+// dataDirFlag is -data: it sets d.Dir and drops the problems and splits files not given as flags.
+func dataDirFlag(d *DataConfig, s *flagScratch) flag.Value {
+	return coupledFlag{&d.Dir, func() {
+		if !s.problemsGiven {
+			d.ProblemsFile = ""
+		}
+		if !s.splitsGiven {
+			d.SplitsFile = ""
+		}
+	}}
 }
 
-func (v dataDirFlag) String() string {
-	if v.d == nil {
-		return ""
-	}
-	return v.d.Dir
+// dataFileFlag is -problems or -splits: it sets *dst and records in *given that the flag was given.
+func dataFileFlag(dst *string, given *bool) flag.Value {
+	return coupledFlag{dst, func() { *given = true }}
 }
 
-func (v dataDirFlag) Set(s string) error {
-	v.d.Dir = s
-	if !v.s.problemsGiven {
-		v.d.ProblemsFile = ""
-	}
-	if !v.s.splitsGiven {
-		v.d.SplitsFile = ""
-	}
-	return nil
-}
-
-type dataFileFlag struct {
+// coupledFlag is a string flag whose Set also runs onSet, for flags that act on each other.
+type coupledFlag struct {
 	dst   *string
-	given *bool
+	onSet func()
 }
 
-func (v dataFileFlag) String() string {
-	if v.dst == nil {
+func (v coupledFlag) String() string {
+	if v.dst == nil { // the zero value flag.PrintDefaults makes to detect defaults
 		return ""
 	}
 	return *v.dst
 }
 
-func (v dataFileFlag) Set(s string) error {
-	*v.dst, *v.given = s, true
+func (v coupledFlag) Set(s string) error {
+	*v.dst = s
+	v.onSet()
 	return nil
 }

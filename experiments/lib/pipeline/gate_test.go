@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/adapter"
-	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 )
 
 // TestGateHeadThroughPipeline: -gate head (litgpt's formula: one gate per head, used as is) is a flag value, a
@@ -84,17 +82,7 @@ func TestGateHeadThroughPipeline(t *testing.T) {
 	cfg2 := cfg
 	cfg2.RunsDir = t.TempDir()
 	cfg2.Eval.Mode = EvalLetter
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg2.OnStep = func(s train.StepInfo) {
-		if s.Step == 3 {
-			cancel()
-		}
-	}
-	_, err = Run(ctx, cfg2, &out)
-	cfg2.OnStep = nil
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("expected the simulated kill, got %v", err)
-	}
+	killedRun(t, cfg2, 3)
 	resumed, err := Run(context.Background(), cfg2, &out)
 	if err != nil {
 		t.Fatal(err)

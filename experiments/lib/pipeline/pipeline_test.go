@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -76,17 +75,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 	cfg2 := cfg
 	cfg2.RunsDir = t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg2.OnStep = func(s train.StepInfo) {
-		if s.Step == 5 {
-			cancel()
-		}
-	}
-	_, err = Run(ctx, cfg2, &out)
-	cfg2.OnStep = nil
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("expected the simulated kill, got %v", err)
-	}
+	killedRun(t, cfg2, 5)
 	resumed, err := Run(context.Background(), cfg2, &out)
 	if err != nil {
 		t.Fatal(err)
@@ -129,18 +118,7 @@ func TestEvaluateSavedAdapter(t *testing.T) {
 func TestNoEOSTarget(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Data.TrainLimit, cfg.Data.EvalLimit = 8, 4
-	tok, err := tokenizer.Load(cfg.Model.Tokenizer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := loadData(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	with, err := buildExamples(cfg, tok, d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, d, with := textExamples(t, cfg)
 	cfg.Data.NoEOSTarget = true
 	without, err := buildExamples(cfg, tok, d, nil)
 	if err != nil {
@@ -174,6 +152,25 @@ func TestIDIndependentOfCheckout(t *testing.T) {
 	if runID(t, a) == runID(t, b) {
 		t.Error("a different seed gave the same id")
 	}
+}
+
+// textExamples loads cfg's tokenizer and problems and builds the run's examples without image features, as a run
+// does before training.
+func textExamples(t *testing.T, cfg Config) (tokenizer.Tokenizer, *runData, *runExamples) {
+	t.Helper()
+	tok, err := tokenizer.Load(cfg.Model.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := buildExamples(cfg, tok, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, d, ex
 }
 
 func mustWd(t *testing.T) string {

@@ -27,13 +27,14 @@ func tinyConfig(t *testing.T) Config {
 	return c
 }
 
-// killedRun runs cfg until its step-3 optimizer step and stops it there (a kill after the step-2 checkpoint).
-func killedRun(t *testing.T, cfg Config) string {
+// killedRun runs cfg until the given optimizer step and stops it there (a simulated kill; with checkpoints every 2
+// steps, step 3 is a kill after the step-2 checkpoint), checks that a checkpoint is left and returns the run folder.
+func killedRun(t *testing.T, cfg Config, step int) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg.OnStep = func(s train.StepInfo) {
-		if s.Step == 3 {
+		if s.Step == step {
 			cancel()
 		}
 	}
@@ -97,7 +98,7 @@ func TestResumeRefusesChangedModel(t *testing.T) {
 	model := filepath.Join(t.TempDir(), "stories260K.bin")
 	copyFile(t, assets.Path("models", "stories260K", "stories260K.bin"), model)
 	cfg.Model.Path = model
-	dir := killedRun(t, cfg)
+	dir := killedRun(t, cfg, 3)
 	flipLastByte(t, model)
 	expectRefused(t, cfg, dir, "model "+model, "content changed", "-force-resume", "-run NEWID")
 	cfg.ForceResume = true
@@ -116,7 +117,7 @@ func TestResumeRefusesChangedData(t *testing.T) {
 	problems := filepath.Join(t.TempDir(), "problems.json")
 	copyFile(t, cfg.Data.ProblemsFile, problems)
 	cfg.Data.ProblemsFile = problems
-	dir := killedRun(t, cfg)
+	dir := killedRun(t, cfg, 3)
 	f, err := os.OpenFile(problems, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func TestResumeRefusesChangedData(t *testing.T) {
 func TestResumeRefusesChangedRecipe(t *testing.T) {
 	cfg := tinyConfig(t)
 	cfg.RunID = "fixed"
-	dir := killedRun(t, cfg)
+	dir := killedRun(t, cfg, 3)
 	cfg.Data.TrainLimit = 12
 	expectRefused(t, cfg, dir, "train_limit: recorded 16, now 12")
 }
@@ -138,7 +139,7 @@ func TestResumeRefusesChangedRecipe(t *testing.T) {
 // TestCorruptCheckpointRefused: same-size corruption of the checkpoint is an error naming it, not a silent resume.
 func TestCorruptCheckpointRefused(t *testing.T) {
 	cfg := tinyConfig(t)
-	dir := killedRun(t, cfg)
+	dir := killedRun(t, cfg, 3)
 	ckpt := filepath.Join(dir, CheckpointFile)
 	flipLastByte(t, ckpt)
 	_, err := Run(context.Background(), cfg, io.Discard)

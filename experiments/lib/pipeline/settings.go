@@ -93,15 +93,15 @@ type flagScratch struct{ problemsGiven, splitsGiven bool }
 // every committed run was hashed with (the order is part of the hash).
 var settings = []setting{
 	{key: "data", flag: "data", path: true, hash: hashAlways, field: func(c *Config) any { return &c.Data.Dir },
-		value: func(c *Config, s *flagScratch) flag.Value { return dataDirFlag{&c.Data, s} },
+		value: func(c *Config, s *flagScratch) flag.Value { return dataDirFlag(&c.Data, s) },
 		usage: "data folder or file: official layout (problems.json, pid_splits.json, images/), Hugging Face parquet files (<split>-*.parquet, or data/ of a snapshot) or one .parquet file; -problems and -splits default to its files"},
 	{key: "problems_file", flag: "problems", path: true, hash: hashOmit, field: func(c *Config) any { return &c.Data.ProblemsFile },
 		value: func(c *Config, s *flagScratch) flag.Value {
-			return dataFileFlag{&c.Data.ProblemsFile, &s.problemsGiven}
+			return dataFileFlag(&c.Data.ProblemsFile, &s.problemsGiven)
 		},
 		usage: "problems JSON file; empty: the one in -data"},
 	{key: "splits_file", flag: "splits", path: true, hash: hashOmit, field: func(c *Config) any { return &c.Data.SplitsFile },
-		value: func(c *Config, s *flagScratch) flag.Value { return dataFileFlag{&c.Data.SplitsFile, &s.splitsGiven} },
+		value: func(c *Config, s *flagScratch) flag.Value { return dataFileFlag(&c.Data.SplitsFile, &s.splitsGiven) },
 		usage: "pid_splits.json; empty: the one in -data"},
 	{key: "captions", flag: "captions", hash: hashAlways, field: func(c *Config) any { return &c.Data.Captions },
 		usage: "append the generated image caption (captions.json) to the context"},

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
-	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -21,18 +20,7 @@ import (
 func TestTruncationRecorded(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Train.MaxLen = 160
-	tok, err := tokenizer.Load(cfg.Model.Tokenizer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := loadData(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex, err := buildExamples(cfg, tok, d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, d, ex := textExamples(t, cfg)
 	target, _ := cfg.Data.Target.scienceqa()
 	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
 	var want scienceqa.TruncationCount

@@ -110,24 +110,5 @@ func TestV2BFloat16BaseTrains(t *testing.T) {
 	if dt := a.V2.AttnNorm.Shape().DType; dt != dtypes.Float32 {
 		t.Errorf("V2 norm copy is %s, want float32", dt)
 	}
-	tr, err := New(m, a, device.MustShared(), tinyConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := synthetic(48, 3)
-	before, err := tr.EvalLoss(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Train(context.Background(), data, Position{}, Hooks{}); err != nil {
-		t.Fatal(err)
-	}
-	after, err := tr.EvalLoss(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("bf16 base, V2: loss %.4f → %.4f", before, after)
-	if !(after < before-0.5) {
-		t.Errorf("bf16 V2 training did not lower the loss enough: %.4f → %.4f", before, after)
-	}
+	checkTrainingLowersLoss(t, m, a, "bf16 V2")
 }
