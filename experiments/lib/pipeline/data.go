@@ -97,11 +97,7 @@ func int32s(ids []int) []int32 {
 // buildExamples tokenizes the training sequences (prompt + target + EOS, loss on the target) of the training and
 // evaluation problems.
 func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[string][]float32) (*runExamples, error) {
-	target, err := cfg.Data.Target.scienceqa()
-	if err != nil {
-		return nil, err
-	}
-	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
+	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: cfg.Data.Target}
 	maxLen := cfg.Train.MaxLen
 	ex := &runExamples{features: feats, trunc: scienceqa.Truncation{MaxLen: maxLen}}
 	var lastCut bool // whether toTrain's last call cut the context
