@@ -123,67 +123,17 @@ func stepFigure(title string, curves []runCurves) (*results.Figure, string, erro
 	binsUsed := 0
 	yMin, yMax := math.Inf(1), math.Inf(-1)
 	for i, c := range curves {
-		// Mean and min-max over seeds at each bin end (bins are the same for runs of equal size).
-		type agg struct {
-			sum, lo, hi float64
-			n           int
-		}
-		at := map[float64]*agg{}
-		var order []float64
-		for _, ms := range c.Runs {
-			xs, ys, bins, err := binnedLosses(ms)
-			if err != nil {
-				return nil, "", fmt.Errorf("curve %s: %w", c.Label, err)
-			}
-			binsUsed = max(binsUsed, bins)
-			for j, x := range xs {
-				a, ok := at[x]
-				if !ok {
-					a = &agg{lo: math.Inf(1), hi: math.Inf(-1)}
-					at[x] = a
-					order = append(order, x)
-				}
-				a.sum += ys[j]
-				a.lo, a.hi = math.Min(a.lo, ys[j]), math.Max(a.hi, ys[j])
-				a.n++
-			}
-		}
-		sort.Float64s(order)
-		var mean, lo, hi plotter.XYs
-		for _, x := range order {
-			a := at[x]
-			mean = append(mean, plotter.XY{X: x, Y: a.sum / float64(a.n)})
-			lo = append(lo, plotter.XY{X: x, Y: a.lo})
-			hi = append(hi, plotter.XY{X: x, Y: a.hi})
-			yMin, yMax = math.Min(yMin, a.lo), math.Max(yMax, a.hi)
-		}
-		col := plotutil.Color(i)
-		if len(c.Runs) > 1 && len(lo) > 1 {
-			band := append(plotter.XYs{}, lo...)
-			for j := len(hi) - 1; j >= 0; j-- {
-				band = append(band, hi[j])
-			}
-			poly, err := plotter.NewPolygon(band)
-			if err != nil {
-				return nil, "", fmt.Errorf("curve %s: band: %w", c.Label, err)
-			}
-			r, g, b, _ := col.RGBA()
-			poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
-			poly.LineStyle.Width = 0
-			p.Add(poly)
-		}
-		l, err := plotter.NewLine(mean)
+		s, err := seedSpread(c)
 		if err != nil {
-			return nil, "", fmt.Errorf("curve %s: %w", c.Label, err)
+			return nil, "", err
 		}
-		l.Color = col
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		name := c.Label
-		if n := len(c.Runs); n > 1 {
-			name = fmt.Sprintf("%s (mean of %d seeds, band: min-max)", c.Label, n)
+		binsUsed = max(binsUsed, s.bins)
+		for j := range s.lo {
+			yMin, yMax = math.Min(yMin, s.lo[j].Y), math.Max(yMax, s.hi[j].Y)
 		}
-		p.Legend.Add(name, l)
+		if err := addStepCurve(p, plotutil.Color(i), c, s); err != nil {
+			return nil, "", err
+		}
 	}
 	if len(curves) == 0 {
 		return nil, "", fmt.Errorf("no curves")
@@ -196,6 +146,83 @@ func stepFigure(title string, curves []runCurves) (*results.Figure, string, erro
 	p.X.Label.Text = desc
 	p.Y.Tick.Marker = preciseTicks{}
 	return &results.Figure{Plots: []*plot.Plot{p}, Width: 6.5 * vg.Inch, Height: 4.5 * vg.Inch}, desc, nil
+}
+
+// stepSpread is one curve's binned step losses over its seeds: the mean and the min-max at each bin end, in
+// order of x, and the most bins per epoch any of its runs used.
+type stepSpread struct {
+	mean, lo, hi plotter.XYs
+	bins         int
+}
+
+// seedSpread bins each of the curve's runs (binnedLosses) and takes the mean and min-max over seeds at each bin
+// end (bins are the same for runs of equal size).
+func seedSpread(c runCurves) (stepSpread, error) {
+	type agg struct {
+		sum, lo, hi float64
+		n           int
+	}
+	var s stepSpread
+	at := map[float64]*agg{}
+	var order []float64
+	for _, ms := range c.Runs {
+		xs, ys, bins, err := binnedLosses(ms)
+		if err != nil {
+			return s, fmt.Errorf("curve %s: %w", c.Label, err)
+		}
+		s.bins = max(s.bins, bins)
+		for j, x := range xs {
+			a, ok := at[x]
+			if !ok {
+				a = &agg{lo: math.Inf(1), hi: math.Inf(-1)}
+				at[x] = a
+				order = append(order, x)
+			}
+			a.sum += ys[j]
+			a.lo, a.hi = math.Min(a.lo, ys[j]), math.Max(a.hi, ys[j])
+			a.n++
+		}
+	}
+	sort.Float64s(order)
+	for _, x := range order {
+		a := at[x]
+		s.mean = append(s.mean, plotter.XY{X: x, Y: a.sum / float64(a.n)})
+		s.lo = append(s.lo, plotter.XY{X: x, Y: a.lo})
+		s.hi = append(s.hi, plotter.XY{X: x, Y: a.hi})
+	}
+	return s, nil
+}
+
+// addStepCurve draws a curve's mean line in col with its legend entry, and the min-max band under it when the
+// curve has several seeds.
+func addStepCurve(p *plot.Plot, col color.Color, c runCurves, s stepSpread) error {
+	if len(c.Runs) > 1 && len(s.lo) > 1 {
+		band := append(plotter.XYs{}, s.lo...)
+		for j := len(s.hi) - 1; j >= 0; j-- {
+			band = append(band, s.hi[j])
+		}
+		poly, err := plotter.NewPolygon(band)
+		if err != nil {
+			return fmt.Errorf("curve %s: band: %w", c.Label, err)
+		}
+		r, g, b, _ := col.RGBA()
+		poly.Color = color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0x40}
+		poly.LineStyle.Width = 0
+		p.Add(poly)
+	}
+	l, err := plotter.NewLine(s.mean)
+	if err != nil {
+		return fmt.Errorf("curve %s: %w", c.Label, err)
+	}
+	l.Color = col
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	name := c.Label
+	if n := len(c.Runs); n > 1 {
+		name = fmt.Sprintf("%s (mean of %d seeds, band: min-max)", c.Label, n)
+	}
+	p.Legend.Add(name, l)
+	return nil
 }
 
 // preciseTicks is gonum's default ticker with labels printed to the precision of the tick values: the default

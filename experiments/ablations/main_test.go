@@ -81,39 +81,7 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 	args := tinyArgs(t, dir)
 
 	// 1. Interrupted during the second of 6 distinct runs (the L=2 zero-init run is shared by both sweeps).
-	ctx, cancel := context.WithCancel(context.Background())
-	var out1 bytes.Buffer
-	kw := &killWriter{w: &out1, marker: "[2/6]", cancel: cancel}
-	start := time.Now()
-	err := run(ctx, args, kw, io.Discard)
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted sweep: got %v, want context.Canceled\n%s", err, out1.String())
-	}
-	if !strings.Contains(out1.String(), "8 runs, 6 distinct") {
-		t.Errorf("the shared run should be planned once:\n%s", out1.String())
-	}
-	o, err := parseArgs(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plans := planAll(t, o)
-	// The first incomplete run is the killed one: its folder exists (config.json, maybe a checkpoint) without a
-	// complete summary.
-	var killed *plannedRun
-	for _, ps := range plans {
-		for i := range ps {
-			if killed == nil && runState(ps[i]) != "complete" {
-				killed = &ps[i]
-			}
-		}
-	}
-	if killed == nil || runState(*killed) != "partial" {
-		t.Fatalf("after the kill, the first incomplete run should be partial: %v\n%s", killed, out1.String())
-	}
-	killedDir := killed.dir()
-	_, ckptErr := os.Stat(filepath.Join(killedDir, pipeline.CheckpointFile))
-	t.Logf("interrupted %s after %v (checkpoint left: %v)", killed.describe(), time.Since(start).Round(time.Millisecond), ckptErr == nil)
+	plans, killed, ckptLeft := interruptedSweep(t, args)
 	resumeLine := "] " + killed.describe() + " (partial)"
 
 	// 2. The same command completes the sweep, resuming the killed run.
@@ -125,7 +93,7 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 	if !strings.Contains(s2, resumeLine) {
 		t.Errorf("rerun should find %s partial:\n%s", killed.describe(), s2)
 	}
-	if ckptErr == nil && !strings.Contains(s2, "resuming from") {
+	if ckptLeft && !strings.Contains(s2, "resuming from") {
 		t.Errorf("the killed run left a checkpoint but was not resumed from it:\n%s", s2)
 	}
 	for _, ps := range plans {
@@ -171,8 +139,60 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 		}
 	}
 
-	// Table 4: parameters equal adapter.Count for stories260K; accuracy and spread are the mean and sample std
-	// of the per-run accuracies of runs.json.
+	checkReportTables(t, out, model)
+
+	// 5. -report with runs that do not exist names them.
+	err := run(context.Background(), append(args, "-report", "-seeds", "3", "-out", out), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "seed 2") || !strings.Contains(err.Error(), "not started") {
+		t.Errorf("-report with a missing seed: %v", err)
+	}
+}
+
+// interruptedSweep runs the sweeps of args and cancels them once the second of their 6 distinct runs draws its
+// training progress bar. It returns every planned run, the killed one (the first incomplete run, which must be
+// partial) and whether the killed run left a checkpoint.
+func interruptedSweep(t *testing.T, args []string) (plans [][]plannedRun, killed plannedRun, ckptLeft bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out1 bytes.Buffer
+	kw := &killWriter{w: &out1, marker: "[2/6]", cancel: cancel}
+	start := time.Now()
+	err := run(ctx, args, kw, io.Discard)
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted sweep: got %v, want context.Canceled\n%s", err, out1.String())
+	}
+	if !strings.Contains(out1.String(), "8 runs, 6 distinct") {
+		t.Errorf("the shared run should be planned once:\n%s", out1.String())
+	}
+	o, err := parseArgs(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans = planAll(t, o)
+	// The first incomplete run is the killed one: its folder exists (config.json, maybe a checkpoint) without a
+	// complete summary.
+	var first *plannedRun
+	for _, ps := range plans {
+		for i := range ps {
+			if first == nil && runState(ps[i]) != "complete" {
+				first = &ps[i]
+			}
+		}
+	}
+	if first == nil || runState(*first) != "partial" {
+		t.Fatalf("after the kill, the first incomplete run should be partial: %v\n%s", first, out1.String())
+	}
+	_, ckptErr := os.Stat(filepath.Join(first.dir(), pipeline.CheckpointFile))
+	t.Logf("interrupted %s after %v (checkpoint left: %v)", first.describe(), time.Since(start).Round(time.Millisecond), ckptErr == nil)
+	return plans, *first, ckptErr == nil
+}
+
+// checkReportTables checks the report's Table 4 and Table 5 against the run folders' own records: parameters equal
+// adapter.Count for stories260K (model), accuracy and spread are the mean and sample std of the per-run accuracies
+// of runs.json, and Table 5's gain is zero-init minus random-init.
+func checkReportTables(t *testing.T, out, model string) {
+	t.Helper()
 	mf, err := os.Open(model)
 	if err != nil {
 		t.Fatal(err)
@@ -218,12 +238,6 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 	ia := runAccuracies(t, filepath.Join(out, "tiny-init", "runs.json"))
 	if m, _ := meanStd(ia["zero"]); zero == nil || math.Abs(*zero-m) > 1e-9 {
 		t.Errorf("Table 5 zero-init %v, runs give %v", deref(zero), m)
-	}
-
-	// 5. -report with runs that do not exist names them.
-	err = run(context.Background(), append(args, "-report", "-seeds", "3", "-out", out), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "seed 2") || !strings.Contains(err.Error(), "not started") {
-		t.Errorf("-report with a missing seed: %v", err)
 	}
 }
 

@@ -75,30 +75,7 @@ func TestRegisteredProtocolFlowsThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The expected accuracy, from the problems the run evaluated (its predictions.json names them).
-	ds, err := scienceqa.LoadOfficial(scienceqa.Options{Problems: problems, NoImageCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	preds, err := scienceqa.ReadPredictions(filepath.Join(runDir, "predictions.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evaluated []*scienceqa.Problem
-	want := map[string]int{}
-	for pid := range preds {
-		p, ok := ds.Get(pid)
-		if !ok {
-			t.Fatalf("predictions.json names unknown pid %s", pid)
-		}
-		evaluated = append(evaluated, p)
-		want[pid], _ = longest(p)
-	}
-	exp, err := scienceqa.Score(evaluated, want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantAvg, _ := exp.Percent("Avg")
+	wantAvg := longestAccuracy(t, problems, runDir)
 	got, ok := s.Scores["test-longest"].Percent("Avg")
 	if s.Primary != "test-longest" || !ok || math.Abs(got-wantAvg) > 1e-9 || s.Scores["letter"] == nil {
 		t.Fatalf("summary: primary %q, test-longest Avg %v (want %v), letter %v", s.Primary, got, wantAvg, s.Scores["letter"])
@@ -146,4 +123,34 @@ func TestRegisteredProtocolFlowsThrough(t *testing.T) {
 	if note := fmt.Sprintf("Zero-shot (the pretrained model, no adapter, same problems): test-longest %.2f", wantAvg); !strings.Contains(string(report), note) {
 		t.Errorf("report lacks %q:\n%s", note, report)
 	}
+}
+
+// longestAccuracy is the accuracy test-longest should have on the problems the run in runDir evaluated (its
+// predictions.json names them), scored independently of the run from the problems file.
+func longestAccuracy(t *testing.T, problems, runDir string) float64 {
+	t.Helper()
+	ds, err := scienceqa.LoadOfficial(scienceqa.Options{Problems: problems, NoImageCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := scienceqa.ReadPredictions(filepath.Join(runDir, "predictions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evaluated []*scienceqa.Problem
+	want := map[string]int{}
+	for pid := range preds {
+		p, ok := ds.Get(pid)
+		if !ok {
+			t.Fatalf("predictions.json names unknown pid %s", pid)
+		}
+		evaluated = append(evaluated, p)
+		want[pid], _ = longest(p)
+	}
+	exp, err := scienceqa.Score(evaluated, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avg, _ := exp.Percent("Avg")
+	return avg
 }

@@ -54,89 +54,52 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
+// options are generate's command-line settings.
+type options struct {
+	fs                 *flag.FlagSet
+	modelPath, tokPath string
+	prompt             string
+	steps              int
+	temperature, topP  float64
+	seed               uint64
+	dtype              device.DType
+	noCache, stopEOS   bool
+	chat               bool
+	bos                string
+	tokenizeText       string
+	install            bool
+	adapter            adapterOptions
+}
+
 func run(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	modelPath := fs.String("model", assets.Path("models", "stories260K", "stories260K.bin"),
-		"model: HF folder, llama2.c .bin, Meta .pth, .gguf, or a pinned model's name ("+strings.Join(assets.ModelNames(), ", ")+")")
-	tokPath := fs.String("tokenizer", "", "tokenizer: SentencePiece .model, llama2.c tokenizer.bin, HF tokenizer.json or .gguf (default: the model file for GGUF models, else stories260K's tok512.bin)")
-	prompt := fs.String("prompt", "", "prompt text (empty: start from BOS)")
-	steps := fs.Int("steps", 256, "positions in all, prompt included (as llama2.c)")
-	temperature := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
-	topP := fs.Float64("topp", 0.9, "nucleus sampling threshold (with a temperature)")
-	seed := fs.Uint64("seed", 1, "sampling seed")
-	dtype := device.Float32
-	fs.Var(&dtype, "dtype", "weight dtype: float32 or bfloat16")
-	noCache := fs.Bool("no-cache", false, "recompute the whole sequence each step instead of using the KV cache")
-	stopEOS := fs.Bool("stop-eos", true, "stop at EOS as well as BOS (llama2.c's run.c stops at BOS only)")
-	chat := fs.Bool("chat", false, "wrap -prompt in the model's chat template (one user turn, then the assistant's header)")
-	bos := fs.String("bos", "", "prepend BOS: true or false (default: the tokenizer's add_bos_token; true for SentencePiece and llama2.c)")
-	tokenizeText := fs.String("tokenize", "", "print this text's token ids (without BOS) as one JSON array and exit")
-	install := fs.Bool("install", !assets.NoInstall(), "install a missing pinned model through .ci/install-model.sh (also $"+assets.EnvNoInstall+"=1 to turn off)")
-	var ao adapterOptions
-	ao.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %v (quote the prompt: -prompt \"...\")", fs.Args())
-	}
-	var err error
-	ao.install = *install
-	if err := ao.runDefaults(fs, modelPath, tokPath, &dtype, stderr); err != nil {
-		return err
-	}
-	if *modelPath, err = assets.EnsureModel(*modelPath, *install, stderr); err != nil {
-		return err
-	}
-	if *tokPath == "" {
-		*tokPath = assets.Path("models", "stories260K", "tok512.bin")
-		if strings.EqualFold(filepath.Ext(*modelPath), ".gguf") {
-			*tokPath = *modelPath
-		}
-	} else if *tokPath, err = assets.EnsureModel(*tokPath, *install, stderr); err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*tokPath)
+	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	if flagSet(fs, "tokenize") {
-		ids := tok.Encode(*tokenizeText, false)
-		if ids == nil {
-			ids = []int{}
-		}
-		out, err := json.Marshal(ids)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, string(out))
+	if err := o.resolvePaths(stderr); err != nil {
 		return err
 	}
-	addBOS, err := resolveBOS(*bos, tok)
+	tok, err := tokenizer.Load(o.tokPath)
 	if err != nil {
 		return err
 	}
-	text := *prompt
-	if *chat {
-		ct, ok := tok.(interface {
-			ChatTemplate() (*tokenizer.ChatTemplate, error)
-		})
-		if !ok {
-			return fmt.Errorf("-chat: tokenizer %s has no chat template", *tokPath)
-		}
-		tmpl, err := ct.ChatTemplate()
-		if err != nil {
-			return fmt.Errorf("-chat: %w", err)
-		}
-		text = tmpl.Apply([]tokenizer.Message{{Role: "user", Content: *prompt}}, true)
+	if flagSet(o.fs, "tokenize") {
+		return printTokenIDs(stdout, tok, o.tokenizeText)
 	}
-	m, err := llama.Load(*modelPath, dtype.GoMLX())
+	addBOS, err := resolveBOS(o.bos, tok)
+	if err != nil {
+		return err
+	}
+	text, err := o.promptText(tok)
+	if err != nil {
+		return err
+	}
+	m, err := llama.Load(o.modelPath, o.dtype.GoMLX())
 	if err != nil {
 		return err
 	}
 	if tok.VocabSize() != m.Config.VocabSize {
-		return fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", *tokPath, tok.VocabSize(), *modelPath, m.Config.VocabSize)
+		return fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", o.tokPath, tok.VocabSize(), o.modelPath, m.Config.VocabSize)
 	}
 	b, info, err := device.NewWithInfo()
 	if err != nil {
@@ -146,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if note := pipeline.SlowBackendNotice(info); note != "" {
 		fmt.Fprintln(stderr, note)
 	}
-	ad, err := ao.open(m, *modelPath, b, stderr)
+	ad, err := o.adapter.open(m, o.modelPath, b, stderr)
 	if err != nil {
 		return err
 	}
@@ -155,17 +118,107 @@ func run(args []string, stdout, stderr io.Writer) error {
 		// An empty prompt without BOS: start from BOS anyway, as there is nothing else to condition on.
 		ids = []int{tok.BOS()}
 	}
-	if *steps <= len(ids) {
-		return fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", *steps, len(ids))
+	if o.steps <= len(ids) {
+		return fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", o.steps, len(ids))
 	}
-	gen := m.NewGenerator(b, *steps, !*noCache)
+	gen := m.NewGenerator(b, o.steps, !o.noCache)
 	var extra []*tensors.Tensor
 	if ad != nil {
 		gen.Extension, extra = ad.extension, ad.kv
 	}
+	return o.stream(gen, tok, ids, extra, stdout, stderr)
+}
+
+// parseFlags reads the command line; -h comes back as flag.ErrHelp.
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{fs: fs, dtype: device.Float32}
+	fs.StringVar(&o.modelPath, "model", assets.Path("models", "stories260K", "stories260K.bin"),
+		"model: HF folder, llama2.c .bin, Meta .pth, .gguf, or a pinned model's name ("+strings.Join(assets.ModelNames(), ", ")+")")
+	fs.StringVar(&o.tokPath, "tokenizer", "", "tokenizer: SentencePiece .model, llama2.c tokenizer.bin, HF tokenizer.json or .gguf (default: the model file for GGUF models, else stories260K's tok512.bin)")
+	fs.StringVar(&o.prompt, "prompt", "", "prompt text (empty: start from BOS)")
+	fs.IntVar(&o.steps, "steps", 256, "positions in all, prompt included (as llama2.c)")
+	fs.Float64Var(&o.temperature, "temperature", 0, "sampling temperature; 0 is greedy")
+	fs.Float64Var(&o.topP, "topp", 0.9, "nucleus sampling threshold (with a temperature)")
+	fs.Uint64Var(&o.seed, "seed", 1, "sampling seed")
+	fs.Var(&o.dtype, "dtype", "weight dtype: float32 or bfloat16")
+	fs.BoolVar(&o.noCache, "no-cache", false, "recompute the whole sequence each step instead of using the KV cache")
+	fs.BoolVar(&o.stopEOS, "stop-eos", true, "stop at EOS as well as BOS (llama2.c's run.c stops at BOS only)")
+	fs.BoolVar(&o.chat, "chat", false, "wrap -prompt in the model's chat template (one user turn, then the assistant's header)")
+	fs.StringVar(&o.bos, "bos", "", "prepend BOS: true or false (default: the tokenizer's add_bos_token; true for SentencePiece and llama2.c)")
+	fs.StringVar(&o.tokenizeText, "tokenize", "", "print this text's token ids (without BOS) as one JSON array and exit")
+	fs.BoolVar(&o.install, "install", !assets.NoInstall(), "install a missing pinned model through .ci/install-model.sh (also $"+assets.EnvNoInstall+"=1 to turn off)")
+	o.adapter.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %v (quote the prompt: -prompt \"...\")", fs.Args())
+	}
+	return o, nil
+}
+
+// resolvePaths applies an adapter run's defaults, installs a missing pinned model and picks the default tokenizer
+// (the model file itself for GGUF, else stories260K's).
+func (o *options) resolvePaths(stderr io.Writer) error {
+	var err error
+	o.adapter.install = o.install
+	if err := o.adapter.runDefaults(o.fs, &o.modelPath, &o.tokPath, &o.dtype, stderr); err != nil {
+		return err
+	}
+	if o.modelPath, err = assets.EnsureModel(o.modelPath, o.install, stderr); err != nil {
+		return err
+	}
+	if o.tokPath == "" {
+		o.tokPath = assets.Path("models", "stories260K", "tok512.bin")
+		if strings.EqualFold(filepath.Ext(o.modelPath), ".gguf") {
+			o.tokPath = o.modelPath
+		}
+	} else if o.tokPath, err = assets.EnsureModel(o.tokPath, o.install, stderr); err != nil {
+		return err
+	}
+	return nil
+}
+
+// printTokenIDs writes text's token ids (without BOS) as one JSON array: -tokenize.
+func printTokenIDs(stdout io.Writer, tok tokenizer.Tokenizer, text string) error {
+	ids := tok.Encode(text, false)
+	if ids == nil {
+		ids = []int{}
+	}
+	out, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, string(out))
+	return err
+}
+
+// promptText is -prompt, wrapped in the tokenizer's chat template under -chat.
+func (o *options) promptText(tok tokenizer.Tokenizer) (string, error) {
+	if !o.chat {
+		return o.prompt, nil
+	}
+	ct, ok := tok.(interface {
+		ChatTemplate() (*tokenizer.ChatTemplate, error)
+	})
+	if !ok {
+		return "", fmt.Errorf("-chat: tokenizer %s has no chat template", o.tokPath)
+	}
+	tmpl, err := ct.ChatTemplate()
+	if err != nil {
+		return "", fmt.Errorf("-chat: %w", err)
+	}
+	return tmpl.Apply([]tokenizer.Message{{Role: "user", Content: o.prompt}}, true), nil
+}
+
+// stream prints the prompt's pieces, then generates up to -steps positions, writing each token as it comes, and
+// finally the speed to stderr.
+func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []int, extra []*tensors.Tensor, stdout, stderr io.Writer) error {
 	var sampler *llama.Sampler
-	if *temperature > 0 {
-		sampler = llama.NewSampler(*temperature, *topP, *seed)
+	if o.temperature > 0 {
+		sampler = llama.NewSampler(o.temperature, o.topP, o.seed)
 	}
 	// Print the prompt's pieces as llama2.c does (every token after the first, filtered like its safe_printf), then
 	// the generated ones as they come.
@@ -182,8 +235,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	var writeErr error
-	out, err := gen.Generate([][]int{ids}, *steps-len(ids)+1, sampler, func(_, prev, next int) bool {
-		if next == tok.BOS() || (*stopEOS && next == tok.EOS()) {
+	out, err := gen.Generate([][]int{ids}, o.steps-len(ids)+1, sampler, func(_, prev, next int) bool {
+		if next == tok.BOS() || (o.stopEOS && next == tok.EOS()) {
 			return false
 		}
 		// Each token as it comes (flushed), so a slow model streams instead of printing at the end.

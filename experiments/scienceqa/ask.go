@@ -143,6 +143,13 @@ func withRunSettings(cfg pipeline.Config, path string, fs *flag.FlagSet, w io.Wr
 
 // printAsk writes Ask's findings: the problem, the prompts, the scores side by side, the generations, the gates.
 func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
+	printAskProblem(w, adapterPath, r)
+	printAskScores(w, r)
+	printAskGates(w, r)
+}
+
+// printAskProblem writes the adapter, the problem with its metadata and answer, and the prompts.
+func printAskProblem(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 	p := r.Problem
 	a := r.Adapter
 	fmt.Fprintf(w, "adapter: %s (L=%d, K=%d, gate %s", adapterPath, a.Config.Layers, a.Config.PromptLen, a.Config.Gate)
@@ -166,39 +173,21 @@ func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 	for _, ap := range r.Prompts {
 		fmt.Fprintf(w, "\n── %s (%d tokens, as the model reads them; %s) ──\n%s\n", ap.Title, len(ap.Tokens), strings.Join(ap.Protocols, ", "), ap.Text)
 	}
+}
 
-	const nameW = 34
-	fmt.Fprintf(w, "\n%-*s %16s %16s\n", nameW, "scores (← the answer)", "base model", "with adapter")
-	row := func(o int, base, adapted float64, baseChosen, adaptedChosen bool) {
-		mark := func(v float64, chosen bool) string {
-			s := fmt.Sprintf("%.4f", v)
-			if chosen {
-				s += " ←"
-			} else {
-				s += "  "
-			}
-			return s
-		}
-		name := fmt.Sprintf("(%s) %s", scienceqa.Letter(o), p.Choices[o])
-		if r.AnswerKnown && o == p.Answer {
-			name = "✓" + name
-		} else {
-			name = " " + name
-		}
-		if n := []rune(name); len(n) > nameW-2 {
-			name = string(n[:nameW-3]) + "…"
-		}
-		fmt.Fprintf(w, "  %-*s %16s %16s\n", nameW-2, name, mark(base, baseChosen), mark(adapted, adaptedChosen))
-	}
-	type generated struct {
-		name string
-		res  *evaluate.Result
-	}
-	var gens [][2]generated
+// askNameWidth is the width of the scores table's first column (the choice).
+const askNameWidth = 34
+
+// printAskScores writes each scoring protocol's per-choice scores, base model beside adapted, then the
+// generation protocols' texts and parsed answers.
+func printAskScores(w io.Writer, r *pipeline.AskResult) {
+	p := r.Problem
+	fmt.Fprintf(w, "\n%-*s %16s %16s\n", askNameWidth, "scores (← the answer)", "base model", "with adapter")
+	var gens [][2]askGeneration
 	for i, pr := range r.Protocols {
 		b, ad := r.Base[i], r.Adapted[i]
 		if b.Texts != nil {
-			gens = append(gens, [2]generated{{"base model", b}, {"with adapter", ad}})
+			gens = append(gens, [2]askGeneration{{"base model", b}, {"with adapter", ad}})
 		}
 		if b.Scores == nil {
 			continue
@@ -206,7 +195,7 @@ func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 		fmt.Fprintln(w, scoreHeading(pr, r.ClozeTokens))
 		bs, as := b.Scores[p.PID], ad.Scores[p.PID]
 		for o := range p.Choices {
-			row(o, bs[o], as[o], b.Choices[p.PID] == o, ad.Choices[p.PID] == o)
+			printAskRow(w, r, o, bs[o], as[o], b.Choices[p.PID] == o, ad.Choices[p.PID] == o)
 		}
 	}
 	for _, g := range gens {
@@ -223,6 +212,41 @@ func printAsk(w io.Writer, adapterPath string, r *pipeline.AskResult) {
 			fmt.Fprintf(w, "  %-13s %q → %s [%s]\n", side.name+":", side.res.Texts[p.PID], choice, how)
 		}
 	}
+}
+
+// askGeneration is one side (base model or adapted) of a generation protocol's result.
+type askGeneration struct {
+	name string
+	res  *evaluate.Result
+}
+
+// printAskRow writes choice o's scores, base and adapted, marking the chosen ones and the answer.
+func printAskRow(w io.Writer, r *pipeline.AskResult, o int, base, adapted float64, baseChosen, adaptedChosen bool) {
+	p := r.Problem
+	mark := func(v float64, chosen bool) string {
+		s := fmt.Sprintf("%.4f", v)
+		if chosen {
+			s += " ←"
+		} else {
+			s += "  "
+		}
+		return s
+	}
+	name := fmt.Sprintf("(%s) %s", scienceqa.Letter(o), p.Choices[o])
+	if r.AnswerKnown && o == p.Answer {
+		name = "✓" + name
+	} else {
+		name = " " + name
+	}
+	if n := []rune(name); len(n) > askNameWidth-2 {
+		name = string(n[:askNameWidth-3]) + "…"
+	}
+	fmt.Fprintf(w, "  %-*s %16s %16s\n", askNameWidth-2, name, mark(base, baseChosen), mark(adapted, adaptedChosen))
+}
+
+// printAskGates writes the gates per adapted layer as the model applies them.
+func printAskGates(w io.Writer, r *pipeline.AskResult) {
+	a := r.Adapter
 	what := "g, used as is"
 	if a.Config.Gate == "head-tanh" {
 		what = "tanh(g), per head"

@@ -46,6 +46,64 @@ func TestDispatcher(t *testing.T) {
 func TestScoreRealTest(t *testing.T) {
 	problemsPath := assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
 	splitsPath := assets.Require(t, assets.Path("scienceqa", "pid_splits.json"))
+	preds, want := syntheticPredictions(t, problemsPath)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "predictions.json")
+	resultFile := filepath.Join(dir, "result.json")
+	b, _ := json.Marshal(preds)
+	os.WriteFile(plain, b, 0o644)
+	b, _ = json.Marshal(map[string]any{"acc": 0, "results": preds, "outputs": map[string]string{}})
+	os.WriteFile(resultFile, b, 0o644)
+
+	for _, predPath := range []string{plain, resultFile} {
+		out := filepath.Join(dir, "scores.json")
+		code, stdout, stderr := runCmd(t, "score", "-problems", problemsPath, "-splits", splitsPath, "-split", "test",
+			"-predictions", predPath, "-out", out)
+		if code != 0 {
+			t.Fatalf("%s: code %d: %s", predPath, code, stderr)
+		}
+		for _, s := range []string{"4241 problems scored", "│ accuracy % │", "NAT/SOC/LAN: 361 of 4241 scored problems have a subject"} {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("stdout lacks %q:\n%s", s, stdout)
+			}
+		}
+		var rep struct {
+			Problems   int                   `json:"problems"`
+			Unanswered int                   `json:"unanswered"`
+			Accuracy   results.AccuracyTable `json:"accuracy"`
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Accuracy.Validate(); err != nil {
+			t.Errorf("results.AccuracyTable: %v", err)
+		}
+		if rep.Problems != 4241 || len(rep.Accuracy) != len(want) {
+			t.Errorf("%d problems, %d categories (want %d)", rep.Problems, len(rep.Accuracy), len(want))
+		}
+		for c, w := range want {
+			got := rep.Accuracy[c]
+			if got.Correct != w.correct || got.Total != w.total {
+				t.Errorf("%s: %d/%d, independent count %d/%d", c, got.Correct, got.Total, w.correct, w.total)
+			}
+		}
+	}
+	if want["IMG"].total != 2017 || want["Avg"].total != 4241 {
+		t.Errorf("fixture: %d image problems", want["IMG"].total)
+	}
+}
+
+// tally is one category's independent count.
+type tally struct{ correct, total int }
+
+// syntheticPredictions reads the raw problems JSON and predicts each problem's answer, except a third wrong and a
+// seventh unanswered (by pid), and counts each category's correct and total predictions with evaluate_acc.py's
+// rules, independently of the scienceqa package.
+func syntheticPredictions(t *testing.T, problemsPath string) (map[string]int, map[string]*tally) {
 	data, err := os.ReadFile(problemsPath)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +120,6 @@ func TestScoreRealTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	preds := map[string]int{}
-	type tally struct{ correct, total int }
 	want := map[string]*tally{}
 	add := func(c string, ok bool) {
 		if want[c] == nil {
@@ -112,54 +169,7 @@ func TestScoreRealTest(t *testing.T) {
 			}
 		}
 	}
-	dir := t.TempDir()
-	plain := filepath.Join(dir, "predictions.json")
-	resultFile := filepath.Join(dir, "result.json")
-	b, _ := json.Marshal(preds)
-	os.WriteFile(plain, b, 0o644)
-	b, _ = json.Marshal(map[string]any{"acc": 0, "results": preds, "outputs": map[string]string{}})
-	os.WriteFile(resultFile, b, 0o644)
-
-	for _, predPath := range []string{plain, resultFile} {
-		out := filepath.Join(dir, "scores.json")
-		code, stdout, stderr := runCmd(t, "score", "-problems", problemsPath, "-splits", splitsPath, "-split", "test",
-			"-predictions", predPath, "-out", out)
-		if code != 0 {
-			t.Fatalf("%s: code %d: %s", predPath, code, stderr)
-		}
-		for _, s := range []string{"4241 problems scored", "│ accuracy % │", "NAT/SOC/LAN: 361 of 4241 scored problems have a subject"} {
-			if !strings.Contains(stdout, s) {
-				t.Errorf("stdout lacks %q:\n%s", s, stdout)
-			}
-		}
-		var rep struct {
-			Problems   int                   `json:"problems"`
-			Unanswered int                   `json:"unanswered"`
-			Accuracy   results.AccuracyTable `json:"accuracy"`
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, &rep); err != nil {
-			t.Fatal(err)
-		}
-		if err := rep.Accuracy.Validate(); err != nil {
-			t.Errorf("results.AccuracyTable: %v", err)
-		}
-		if rep.Problems != 4241 || len(rep.Accuracy) != len(want) {
-			t.Errorf("%d problems, %d categories (want %d)", rep.Problems, len(rep.Accuracy), len(want))
-		}
-		for c, w := range want {
-			got := rep.Accuracy[c]
-			if got.Correct != w.correct || got.Total != w.total {
-				t.Errorf("%s: %d/%d, independent count %d/%d", c, got.Correct, got.Total, w.correct, w.total)
-			}
-		}
-	}
-	if want["IMG"].total != 2017 || want["Avg"].total != 4241 {
-		t.Errorf("fixture: %d image problems", want["IMG"].total)
-	}
+	return preds, want
 }
 
 func TestScoreErrors(t *testing.T) {

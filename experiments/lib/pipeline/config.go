@@ -110,7 +110,7 @@ type DataConfig struct {
 	EvalLimit  int              `json:"eval_limit"`
 	Format     scienceqa.Format `json:"format"`
 	// Target is how the answer is written in the training sequences.
-	Target Target `json:"target"`
+	Target scienceqa.Target `json:"target"`
 	// NoEOSTarget drops the EOS after the answer from the training sequences (the official code trains on it).
 	// Models whose EOS embedding was never trained — llama2.c's TinyStories models use BOS as the separator — would
 	// otherwise spend most of the loss on a token they cannot learn to predict.
@@ -140,10 +140,10 @@ type VisionConfig struct {
 
 // EvalConfig is how the evaluation problems are answered.
 type EvalConfig struct {
-	Mode     EvalMode `json:"mode"`
-	Fallback Fallback `json:"fallback"` // for generations without a parsable answer
-	MaxNew   int      `json:"max_new"`  // generated tokens per answer
-	Batch    int      `json:"batch"`
+	Mode     EvalMode           `json:"mode"`
+	Fallback scienceqa.Fallback `json:"fallback"` // for generations without a parsable answer
+	MaxNew   int                `json:"max_new"`  // generated tokens per answer
+	Batch    int                `json:"batch"`
 	// ZeroShot adds the pretrained model's own scores on the same problems to the run's baselines (measured once
 	// per inputs and cached, see zeroshot.go). Recorded, not part of the run id: it changes no trained result.
 	ZeroShot bool `json:"zero_shot"`
@@ -228,14 +228,9 @@ func (c Config) Validate() error {
 		name string
 		err  error
 	}{{"-dtype", setEnum(new(DType), string(c.Model.DType), DTypes)}, {"-modality", setEnum(new(Modality), string(v.Modality), Modalities)},
-		{"-eval", new(EvalMode).Set(string(e.Mode))}, {"-fallback", setEnum(new(Fallback), string(e.Fallback), Fallbacks)}} {
+		{"-eval", new(EvalMode).Set(string(e.Mode))}, {"-fallback", new(scienceqa.Fallback).Set(e.Fallback.String())}, {"-target", new(scienceqa.Target).Set(d.Target.String())}} {
 		if en.err != nil {
 			bad("%s %w", en.name, en.err)
-		}
-	}
-	if d.Target != "" {
-		if err := setEnum(new(Target), string(d.Target), Targets); err != nil {
-			bad("-target %w", err)
 		}
 	}
 	if _, err := scienceqa.ParseFormat(string(d.Format)); err != nil {

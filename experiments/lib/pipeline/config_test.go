@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 )
 
 // presetOrFatal returns a preset's configuration (the tests' shorthand).
@@ -179,10 +180,10 @@ func mutate(p any) {
 		*p = Multimodal
 	case *EvalMode:
 		*p = EvalCloze
-	case *Fallback:
-		*p = FallbackWrong
-	case *Target:
-		*p = TargetCloze
+	case *scienceqa.Fallback:
+		*p = scienceqa.FallbackWrong
+	case *scienceqa.Target:
+		*p = scienceqa.TargetCloze
 	default:
 		v := reflect.ValueOf(p).Elem()
 		if v.Kind() == reflect.String {
@@ -224,7 +225,13 @@ func TestSettingsRoles(t *testing.T) {
 			t.Errorf("a changed setting kept the id: %+v", c.Train)
 		}
 	}
-	for _, mod := range []func(*Config){func(c *Config) { c.Data.Target = "" }, func(c *Config) { c.Train.PadMultiple = 0 }} {
+	// A config.json written before the target existed, or with its empty value, reads as letter.
+	emptyTarget := func(c *Config) {
+		if err := json.Unmarshal([]byte(`{"target": ""}`), &c.Data); err != nil || c.Data.Target != scienceqa.TargetLetter {
+			t.Errorf(`"target": "" reads as %v (%v), want letter`, c.Data.Target, err)
+		}
+	}
+	for _, mod := range []func(*Config){emptyTarget, func(c *Config) { c.Train.PadMultiple = 0 }} {
 		c := base
 		mod(&c)
 		if runID(t, c) != id {
@@ -278,7 +285,7 @@ func TestPresetFiles(t *testing.T) {
 		}
 	}
 	s := presetOrFatal("smollm2")
-	if s.Model.Path != "smollm2" || s.Adapter.Layers != 30 || s.Train.BaseLR != 0.3 || s.Data.Target != TargetCloze ||
+	if s.Model.Path != "smollm2" || s.Adapter.Layers != 30 || s.Train.BaseLR != 0.3 || s.Data.Target != scienceqa.TargetCloze ||
 		!s.Eval.ZeroShot || s.Data.ProblemsFile != assets.Path("scienceqa", "problems_test.json") {
 		t.Errorf("smollm2 preset: %+v", s)
 	}
@@ -318,7 +325,7 @@ func TestFlagsBindTypedFields(t *testing.T) {
 	c := parseFlags(t, "-L", "3", "-init", "random", "-eval", "cloze", "-modality", "multimodal", "-clip", "random",
 		"-clip-layers", "2,4", "-format", "QCML-AE", "-dtype", "bfloat16", "-target", "letter-text", "-devices", "all")
 	if c.Adapter.Layers != 3 || c.Adapter.Init != "random" || c.Eval.Mode != EvalCloze || c.Vision.Modality != Multimodal ||
-		len(c.Vision.Layers) != 2 || c.Data.Format != "QCML-AE" || c.Model.DType != BFloat16 || c.Data.Target != TargetLetterText || c.Devices != "all" {
+		len(c.Vision.Layers) != 2 || c.Data.Format != "QCML-AE" || c.Model.DType != BFloat16 || c.Data.Target != scienceqa.TargetLetterText || c.Devices != "all" {
 		t.Errorf("flags did not bind: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -97,11 +97,7 @@ func int32s(ids []int) []int32 {
 // buildExamples tokenizes the training sequences (prompt + target + EOS, loss on the target) of the training and
 // evaluation problems.
 func buildExamples(cfg Config, tok tokenizer.Tokenizer, d *runData, feats map[string][]float32) (*runExamples, error) {
-	target, err := cfg.Data.Target.scienceqa()
-	if err != nil {
-		return nil, err
-	}
-	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
+	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: cfg.Data.Target}
 	maxLen := cfg.Train.MaxLen
 	ex := &runExamples{features: feats, trunc: scienceqa.Truncation{MaxLen: maxLen}}
 	var lastCut bool // whether toTrain's last call cut the context
@@ -155,38 +151,11 @@ func randomCLIP() clip.Config {
 // imageFeatures computes (or reads from the cache) the multi-scale features of every problem with an image;
 // problems without one get no entry (the adapter then adds a zero-feature token: the projection's bias path).
 func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (map[string][]float32, int, int, error) {
-	m, err := openVisionTower(cfg, out)
+	x, err := featureExtractor(cfg, b, d, out)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	d.vision = visionName(cfg, m)
-	fmt.Fprintf(out, "vision tower: %s\n", d.vision)
-	o := clip.FeatureOptions{}
-	o.Layers = cfg.Vision.Layers
-	enc, err := m.NewEncoder(b, o)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	cacheDir := cfg.FeatureCache
-	if cacheDir == "" {
-		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
-	}
-	x, err := clip.NewExtractor(enc, cacheDir)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	x.Preprocess.MaxPixels, x.Warn = cfg.MaxPixels, out
-	var srcs []clip.ImageSource
-	var pids []string
-	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {
-		for _, p := range ps {
-			if !p.HasImage() {
-				continue
-			}
-			srcs = append(srcs, clip.ImageSource{Name: fmt.Sprintf("pid %s (%s)", p.PID, p.Image.Path), Path: p.Image.Path, Data: p.Image.Bytes})
-			pids = append(pids, p.PID)
-		}
-	}
+	srcs, pids := imageSources(d)
 	bar := progressbar.NewOptions(len(srcs), progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("image features"),
 		progressbar.OptionShowCount(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(out) }))
 	x.Progress = func(done, total int) { _ = bar.Set(done) }
@@ -212,6 +181,7 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 		fmt.Fprintf(out, "warning: -skip-bad-images: %d images did not decode, their problems run without image features: %v\n",
 			len(batchErr.Failed), batchErr)
 	}
+	enc := x.Encoder
 	fmt.Fprintf(out, "image features: %d images (%d cached, %d computed, %d failed), %d layers × %d\n",
 		len(srcs), x.Stats.Hits, x.Stats.Computed, x.Stats.Failed, len(enc.Options.Layers), enc.Dim()/len(enc.Options.Layers))
 	scales := len(enc.Options.Layers)
@@ -225,6 +195,49 @@ func imageFeatures(cfg Config, b compute.Backend, d *runData, out io.Writer) (ma
 		}
 	}
 	return feats, scales, dim, nil
+}
+
+// featureExtractor opens cfg's vision tower (recording its name in d.vision) and returns its cached feature
+// extractor over cfg's layers, caching under -feature-cache (default: features/ beside the runs folder).
+func featureExtractor(cfg Config, b compute.Backend, d *runData, out io.Writer) (*clip.Extractor, error) {
+	m, err := openVisionTower(cfg, out)
+	if err != nil {
+		return nil, err
+	}
+	d.vision = visionName(cfg, m)
+	fmt.Fprintf(out, "vision tower: %s\n", d.vision)
+	o := clip.FeatureOptions{}
+	o.Layers = cfg.Vision.Layers
+	enc, err := m.NewEncoder(b, o)
+	if err != nil {
+		return nil, err
+	}
+	cacheDir := cfg.FeatureCache
+	if cacheDir == "" {
+		cacheDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunsDir)), "features")
+	}
+	x, err := clip.NewExtractor(enc, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	x.Preprocess.MaxPixels, x.Warn = cfg.MaxPixels, out
+	return x, nil
+}
+
+// imageSources lists the images of the run's training and evaluation problems, with the pid of each.
+func imageSources(d *runData) ([]clip.ImageSource, []string) {
+	var srcs []clip.ImageSource
+	var pids []string
+	for _, ps := range [][]*scienceqa.Problem{d.train, d.eval} {
+		for _, p := range ps {
+			if !p.HasImage() {
+				continue
+			}
+			srcs = append(srcs, clip.ImageSource{Name: fmt.Sprintf("pid %s (%s)", p.PID, p.Image.Path), Path: p.Image.Path, Data: p.Image.Bytes})
+			pids = append(pids, p.PID)
+		}
+	}
+	return srcs, pids
 }
 
 // openVisionTower loads cfg's vision tower: a random-weight ViT seeded by cfg.Seed for "random", else the model

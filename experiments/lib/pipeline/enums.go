@@ -1,12 +1,12 @@
 package pipeline
 
 import (
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/adapterlab/llama-adapter/clip"
-	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/models/device"
 )
@@ -154,46 +154,19 @@ func evalHelp() string {
 func (e EvalMode) letter() bool   { return e.has("letter") }
 func (e EvalMode) generate() bool { return e.has("generate") }
 
-// Fallback scores generations without a parsable answer.
-type Fallback string
+// textFlag binds a flag to a field whose type is its own flag.Value but not a string (the dataset's enums,
+// scienceqa.Target and scienceqa.Fallback): the wrapper's zero value prints "", so the help states the default
+// ("(default letter)") even where it is the enum's zero value.
+type textFlag struct{ v flag.Value }
 
-// Fallbacks.
-const (
-	FallbackRandom Fallback = "random" // a seeded random option: the official protocol
-	FallbackWrong  Fallback = "wrong"  // counted as wrong
-)
+func (f textFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return f.v.String()
+}
 
-// Fallbacks lists the accepted values.
-var Fallbacks = []Fallback{FallbackRandom, FallbackWrong}
-
-func (f Fallback) String() string                { return string(f) }
-func (f *Fallback) Set(s string) error           { return setEnum(f, s, Fallbacks) }
-func (f Fallback) MarshalText() ([]byte, error)  { return []byte(f), nil }
-func (f *Fallback) UnmarshalText(b []byte) error { return unmarshalEnum(f, b) }
-
-// scienceqa returns the dataset package's fallback.
-func (f Fallback) scienceqa() (scienceqa.Fallback, error) { return scienceqa.ParseFallback(string(f)) }
-
-// Target is how the answer is written in the training sequences.
-type Target string
-
-// Targets.
-const (
-	TargetLetter     Target = "letter"      // "The answer is B." (base_prompt.py)
-	TargetLetterText Target = "letter-text" // "The answer is B: <choice text>."
-	TargetCloze      Target = "cloze"       // the cloze prompt (no options) + " <choice text>": what cloze scoring reads
-)
-
-// Targets lists the accepted values.
-var Targets = []Target{TargetLetter, TargetLetterText, TargetCloze}
-
-func (t Target) String() string                { return string(t) }
-func (t *Target) Set(s string) error           { return setEnum(t, s, Targets) }
-func (t Target) MarshalText() ([]byte, error)  { return []byte(t), nil }
-func (t *Target) UnmarshalText(b []byte) error { return unmarshalEnum(t, b) }
-
-// scienceqa returns the dataset package's target ("" is letter).
-func (t Target) scienceqa() (scienceqa.Target, error) { return scienceqa.ParseTarget(string(t)) }
+func (f textFlag) Set(s string) error { return f.v.Set(s) }
 
 // parsedFlag binds a flag to a string-typed field of another package (adapter.GateMode, scienceqa.Format), with
 // that package's parser as the check.

@@ -64,19 +64,11 @@ func evalEnv(cfg Config, s *session, a *adapter.Adapter, problems []*scienceqa.P
 	if err != nil {
 		return nil, err
 	}
-	fallback, err := cfg.Eval.Fallback.scienceqa()
-	if err != nil {
-		return nil, err
-	}
-	target, err := cfg.Data.Target.scienceqa()
-	if err != nil {
-		return nil, err
-	}
 	return &evaluate.Env{
 		Runner:   &evaluate.Runner{Model: s.model, Adapter: a, Backend: s.backend, BatchSize: cfg.Eval.Batch, PadMultiple: 32, MaxLen: cfg.Train.MaxLen, Placement: place},
 		Problems: problems,
-		Setup: evaluate.Setup{Tokenizer: s.tok, Format: cfg.Data.Format, Captions: cfg.Data.Captions, Target: target,
-			MaxLen: cfg.Train.MaxLen, MaxNew: cfg.Eval.MaxNew, Resolver: scienceqa.Resolver{Fallback: fallback, Seed: cfg.Seed}, Features: features},
+		Setup: evaluate.Setup{Tokenizer: s.tok, Format: cfg.Data.Format, Captions: cfg.Data.Captions, Target: cfg.Data.Target,
+			MaxLen: cfg.Train.MaxLen, MaxNew: cfg.Eval.MaxNew, Resolver: scienceqa.Resolver{Fallback: cfg.Eval.Fallback, Seed: cfg.Seed}, Features: features},
 	}, nil
 }
 

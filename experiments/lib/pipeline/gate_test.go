@@ -19,27 +19,7 @@ import (
 // to the uninterrupted run's adapter bytes), the saved adapter and re-evaluation under every protocol. Random
 // gate init makes the formula matter from step 0.
 func TestGateHeadThroughPipeline(t *testing.T) {
-	c := Stories260K()
-	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
-	c.Flags(fs)
-	if err := fs.Parse([]string{"-gate", "head"}); err != nil || c.Adapter.Gate != adapter.GateHead {
-		t.Fatalf("-gate head: %v, gate %q", err, c.Adapter.Gate)
-	}
-	if err := fs.Parse([]string{"-gate", "sigmoid"}); err == nil {
-		t.Error("-gate sigmoid accepted")
-	}
-	id, err := c.ID()
-	base, err2 := Stories260K().ID()
-	if err != nil || err2 != nil || id == base {
-		t.Errorf("-gate head: id %q (%v), default %q (%v): want a different id", id, err, base, err2)
-	}
-	var back Config
-	if data, err := json.Marshal(c); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(data, &back); err != nil || back.Adapter.Gate != adapter.GateHead {
-		t.Errorf("config.json round trip: gate %q, %v", back.Adapter.Gate, err)
-	}
+	checkGateHeadSetting(t)
 
 	cfg := smallConfig(t)
 	cfg.Adapter.Gate, cfg.Adapter.Init = adapter.GateHead, adapter.InitRandom
@@ -94,5 +74,32 @@ func TestGateHeadThroughPipeline(t *testing.T) {
 	}
 	if !slices.Equal(rw.Prompts, w.Prompts) || !slices.Equal(rw.Gates, w.Gates) {
 		t.Error("resumed head-gate run's adapter differs from the uninterrupted run's")
+	}
+}
+
+// checkGateHeadSetting: -gate head is accepted (and -gate sigmoid refused), changes the run id and survives
+// config.json's round trip.
+func checkGateHeadSetting(t *testing.T) {
+	t.Helper()
+	c := Stories260K()
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	c.Flags(fs)
+	if err := fs.Parse([]string{"-gate", "head"}); err != nil || c.Adapter.Gate != adapter.GateHead {
+		t.Fatalf("-gate head: %v, gate %q", err, c.Adapter.Gate)
+	}
+	if err := fs.Parse([]string{"-gate", "sigmoid"}); err == nil {
+		t.Error("-gate sigmoid accepted")
+	}
+	id, err := c.ID()
+	base, err2 := Stories260K().ID()
+	if err != nil || err2 != nil || id == base {
+		t.Errorf("-gate head: id %q (%v), default %q (%v): want a different id", id, err, base, err2)
+	}
+	var back Config
+	if data, err := json.Marshal(c); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(data, &back); err != nil || back.Adapter.Gate != adapter.GateHead {
+		t.Errorf("config.json round trip: gate %q, %v", back.Adapter.Gate, err)
 	}
 }

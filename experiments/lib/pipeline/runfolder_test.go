@@ -171,19 +171,22 @@ func TestSkipVerifiesFinalFiles(t *testing.T) {
 // the step-2 checkpoint intact and the run not complete; the rerun resumes, and its summary sums both processes'
 // training time.
 func TestMetricsWriteFailureStopsRun(t *testing.T) {
+	if !fullDiskSupported {
+		t.Skip("provoking a full disk needs Linux's /dev/full")
+	}
 	cfg := tinyConfig(t)
-	testMetricsError = func(m results.Metric) error {
-		if m.Step != nil && *m.Step == 3 {
-			return &os.PathError{Op: "write", Path: results.MetricsFile, Err: syscall.ENOSPC}
+	dir := filepath.Join(cfg.RunsDir, runID(t, cfg))
+	// OnStep runs before the step's metrics line is written: from step 3 on, the open log writes to a full disk.
+	cfg.OnStep = func(s train.StepInfo) {
+		if s.Step == 3 {
+			fillDisk(t, filepath.Join(dir, results.MetricsFile))
 		}
-		return nil
 	}
 	_, err := Run(context.Background(), cfg, io.Discard)
-	testMetricsError = nil
+	cfg.OnStep = nil
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("want the disk-full error, got %v", err)
 	}
-	dir := filepath.Join(cfg.RunsDir, runID(t, cfg))
 	if !strings.Contains(err.Error(), "checkpoint of step 2") {
 		t.Errorf("error does not say what was kept: %v", err)
 	}

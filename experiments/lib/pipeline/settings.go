@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -176,6 +177,7 @@ var settings = []setting{
 	{key: "eval_mode", flag: "eval", hash: hashAlways, field: func(c *Config) any { return &c.Eval.Mode },
 		usage: evalHelp()},
 	{key: "fallback", flag: "fallback", hash: hashAlways, field: func(c *Config) any { return &c.Eval.Fallback },
+		value: func(c *Config, _ *flagScratch) flag.Value { return textFlag{&c.Eval.Fallback} },
 		usage: "unparsable generations: random (official, seeded) or wrong"},
 	{key: "max_new_tokens", flag: "max-new", hash: hashAlways, rng: atLeast(0), field: func(c *Config) any { return &c.Eval.MaxNew },
 		usage: "generated tokens per answer"},
@@ -184,8 +186,9 @@ var settings = []setting{
 	legacyConstant("run_id"),
 	legacyConstant("backend"),
 	// Added after the first committed runs: out of the hash at the value those runs had implicitly.
-	{key: "target", flag: "target", hash: hashOmit, omit: []any{TargetLetter, ""}, field: func(c *Config) any { return &c.Data.Target },
-		usage: "answer in the training sequences: " + enumList(Targets) + " (letter-text: \"The answer is B: <choice text>.\"; cloze: the cloze prompt without options, then the choice text)"},
+	{key: "target", flag: "target", hash: hashOmit, omit: []any{scienceqa.TargetLetter}, field: func(c *Config) any { return &c.Data.Target },
+		value: func(c *Config, _ *flagScratch) flag.Value { return textFlag{&c.Data.Target} },
+		usage: "answer in the training sequences: letter, letter-text or cloze (letter-text: \"The answer is B: <choice text>.\"; cloze: the cloze prompt without options, then the choice text)"},
 	{key: "beta1", flag: "beta1", hash: hashOmit, omit: []any{0.9}, rng: unit(), field: func(c *Config) any { return &c.Train.Beta1 },
 		usage: "AdamW β1"},
 	{key: "beta2", flag: "beta2", hash: hashOmit, omit: []any{0.95}, rng: unit(), field: func(c *Config) any { return &c.Train.Beta2 },
@@ -283,13 +286,19 @@ func checkRanges(c *Config) []error {
 	return errs
 }
 
-// flatValue is a setting's value in the flat form: a list of ints is "8,16,24", a string type its string.
+// flatValue is a setting's value in the flat form: a list of ints is "8,16,24", a string type its string, an enum
+// written by name (scienceqa.Target) its name.
 func flatValue(v reflect.Value) any {
 	switch {
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Int:
 		return formatInts(v.Interface().([]int))
 	case v.Kind() == reflect.String:
 		return v.String()
+	}
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		if b, err := m.MarshalText(); err == nil {
+			return string(b)
+		}
 	}
 	return v.Interface()
 }

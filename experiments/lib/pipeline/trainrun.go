@@ -112,9 +112,6 @@ type trainLog struct {
 // appendLine logs one metrics line; the first failure is kept and stops training.
 func (l *trainLog) appendLine(m results.Metric) error {
 	err := l.mw.Append(m)
-	if err == nil && testMetricsError != nil {
-		err = testMetricsError(m)
-	}
 	if err != nil && l.err == nil {
 		l.err = err
 		l.cancel()
@@ -149,10 +146,6 @@ func (l *trainLog) onEpoch(e train.EpochInfo) error {
 		Loss: results.Float(e.TrainLoss), TrainSeconds: results.Float(l.baseSeconds + time.Since(l.start).Seconds()),
 		TrainTokens: results.Int(l.res.tokens)})
 }
-
-// testMetricsError, when set by a test, is called after each metrics line is written; an error it returns is
-// handled as the line's write error (to simulate a full disk).
-var testMetricsError func(m results.Metric) error
 
 // truncateMetrics drops metric lines logged after the checkpoint's step (a killed run logged steps it lost), so the
 // resumed run's log has each step once.

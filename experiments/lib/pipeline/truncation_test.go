@@ -21,8 +21,7 @@ func TestTruncationRecorded(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Train.MaxLen = 160
 	tok, d, ex := textExamples(t, cfg)
-	target, _ := cfg.Data.Target.scienceqa()
-	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: target}
+	po := scienceqa.PromptOptions{UseCaption: cfg.Data.Captions, Target: cfg.Data.Target}
 	var want scienceqa.TruncationCount
 	for _, p := range d.train {
 		e, err := scienceqa.Tokenize(tok, p, cfg.Data.Format, scienceqa.TokenOptions{PromptOptions: po, MaxLen: cfg.Train.MaxLen})

@@ -47,43 +47,11 @@ func TestAnswerHeadSpeedSmolLM2(t *testing.T) {
 	device.SkipSlowOnPureGo(t, "SmolLM2 training steps")
 	path := assets.RequireModel(t, assets.SmolLM2)
 	const batch = 8
-	setup := func(answer bool) *Trainer {
-		m, err := llama.Load(path, dtypes.Float32)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := adapter.New(m.Store, adapter.Config{Layers: m.Config.NumLayers, PromptLen: 10}, m.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := PaperConfig()
-		cfg.Epochs, cfg.WarmupEpochs, cfg.BatchSize, cfg.AccumSteps, cfg.BaseLR, cfg.MaxLen = 1, 0, batch, 1, 0.3, 512
-		cfg.AnswerHead = answer
-		tr, err := New(m, a, device.MustShared(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
-	trainers := [2]*Trainer{setup(false), setup(true)}
+	trainers := [2]*Trainer{smolLM2Trainer(t, path, batch, false), smolLM2Trainer(t, path, batch, true)}
 	names := [2]string{"dense", "answer"}
 	vocab := trainers[0].Model.Config.VocabSize
 	rng := rand.New(rand.NewPCG(3, 3))
-	examples := func(sh answerHeadShape, n int) []Example {
-		out := make([]Example, n)
-		for i := range out {
-			tok := make([]int32, sh.Len)
-			mask := make([]bool, sh.Len)
-			for j := range tok {
-				tok[j] = int32(1 + rng.IntN(vocab-1))
-			}
-			for j := sh.Len - (sh.Targets - 1 + rng.IntN(3)); j < sh.Len; j++ {
-				mask[j] = true
-			}
-			out[i] = Example{ID: strconv.Itoa(i), Tokens: tok, LossMask: mask}
-		}
-		return out
-	}
+	examples := func(sh answerHeadShape, n int) []Example { return randomTargets(rng, vocab, sh, n) }
 	type record struct {
 		Shape   string  `json:"shape"`
 		Variant string  `json:"variant"`
@@ -137,4 +105,44 @@ func TestAnswerHeadSpeedSmolLM2(t *testing.T) {
 			t.Fatal(fmt.Errorf("writing %s: %w", out, err))
 		}
 	}
+}
+
+// smolLM2Trainer loads SmolLM2 from path with a K=10 adapter on every layer and returns a trainer of one-epoch
+// steps of batch examples, with the answer head or the dense LM head.
+func smolLM2Trainer(t *testing.T, path string, batch int, answer bool) *Trainer {
+	t.Helper()
+	m, err := llama.Load(path, dtypes.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := adapter.New(m.Store, adapter.Config{Layers: m.Config.NumLayers, PromptLen: 10}, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := PaperConfig()
+	cfg.Epochs, cfg.WarmupEpochs, cfg.BatchSize, cfg.AccumSteps, cfg.BaseLR, cfg.MaxLen = 1, 0, batch, 1, 0.3, 512
+	cfg.AnswerHead = answer
+	tr, err := New(m, a, device.MustShared(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// randomTargets makes n examples of sh.Len random tokens whose last sh.Targets-1 to sh.Targets+1 tokens are
+// targets.
+func randomTargets(rng *rand.Rand, vocab int, sh answerHeadShape, n int) []Example {
+	out := make([]Example, n)
+	for i := range out {
+		tok := make([]int32, sh.Len)
+		mask := make([]bool, sh.Len)
+		for j := range tok {
+			tok[j] = int32(1 + rng.IntN(vocab-1))
+		}
+		for j := sh.Len - (sh.Targets - 1 + rng.IntN(3)); j < sh.Len; j++ {
+			mask[j] = true
+		}
+		out[i] = Example{ID: strconv.Itoa(i), Tokens: tok, LossMask: mask}
+	}
+	return out
 }

@@ -389,110 +389,152 @@ func (t *Trainer) Train(ctx context.Context, examples []Example, start Position,
 			return fmt.Errorf("train: %w", err)
 		}
 	}
-	lengths := make([]int, len(examples))
-	for i, e := range examples {
-		if err := e.Validate(t.Model.Config.VocabSize); err != nil {
-			return fmt.Errorf("train: %w", err)
-		}
-		if len(e.Tokens) > cfg.MaxLen {
-			return fmt.Errorf("train: example %s has %d tokens, more than max length %d", e.ID, len(e.Tokens), cfg.MaxLen)
-		}
-		lengths[i] = len(e.Tokens)
+	lengths, err := t.exampleLengths(examples)
+	if err != nil {
+		return err
 	}
 	first := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, 0, cfg.PadMultiple, cfg.MaxLen)
 	batchesPerEpoch := len(first)
 	// The buckets are chosen once, from the first epoch's batches (a resumed run chooses the same).
-	plan := t.bucket(examples, first)
-	t.Buckets = plan
-	stepsTotal := 0
+	r := &trainRun{examples: examples, lengths: lengths, plan: t.bucket(examples, first), hooks: hooks}
+	t.Buckets = r.plan
 	for e := range cfg.EpochCount() {
-		stepsTotal += (cfg.EpochBatchLimit(e, batchesPerEpoch) + cfg.AccumSteps - 1) / cfg.AccumSteps
+		r.stepsTotal += (cfg.EpochBatchLimit(e, batchesPerEpoch) + cfg.AccumSteps - 1) / cfg.AccumSteps
 	}
 	pos := start
 	for ; pos.Epoch < cfg.EpochCount(); pos.Epoch, pos.Batch, pos.EpochLossSum, pos.EpochSteps = pos.Epoch+1, 0, 0, 0 {
-		batches := EpochBatches(lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
-		if cfg.LengthBuckets > 0 {
-			plan.apply(examples, batches)
+		if err := t.trainEpoch(ctx, r, &pos); err != nil {
+			return err
 		}
-		// A fractional last epoch trains the first part of its batches; the schedule's position still counts in
-		// whole epochs (perEpoch).
-		perEpoch := float64(len(batches))
-		batches = batches[:cfg.EpochBatchLimit(pos.Epoch, len(batches))]
-		epochStart := time.Now()
-		epochTokens := 0
-		for pos.Batch < len(batches) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			stepStart := time.Now()
-			// One optimizer step: up to AccumSteps micro-batches (fewer at the epoch's end).
-			n := min(cfg.AccumSteps, len(batches)-pos.Batch)
-			// The iteration's fractional epoch sets the learning rate (per iteration, as the official code).
-			lr := LearningRate(float64(pos.Epoch)+float64(pos.Batch)/perEpoch, cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, cfg.Epochs)
-			lossSum, gradNorm, tokens := 0.0, 0.0, 0
-			for k := 0; k < n; k++ {
-				b := batches[pos.Batch+k]
-				d, err := t.batchTensors(examples, b)
-				if err != nil {
-					return err
-				}
-				for _, i := range b.Indices {
-					tokens += len(examples[i].Tokens)
-				}
-				t.countTokens(examples, b)
-				d.LR, d.Has.LR = tensors.FromScalar(float32(lr)), true
-				exec := t.accumExec
-				if k == n-1 {
-					exec = t.stepExec
-				}
-				outs, err := t.Counter.Run(t.Placement, exec, d.pack()...)
-				if err != nil {
-					return fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
-				}
-				loss := float64(tensors.ToScalar[float32](outs[0]))
-				if math.IsNaN(loss) || math.IsInf(loss, 0) {
-					return fmt.Errorf("train: epoch %d batch %d (step %d): loss is %v: %w; the adapter keeps its last good values and the last checkpoint is kept",
-						pos.Epoch, pos.Batch+k, pos.Step+1, loss, ErrNonFinite)
-				}
-				lossSum += loss
-				if k == n-1 {
-					gradNorm = float64(tensors.ToScalar[float32](outs[2]))
-					if math.IsNaN(gradNorm) || math.IsInf(gradNorm, 0) {
-						return fmt.Errorf("train: step %d: gradient norm is %v: %w; the update was skipped", pos.Step+1, gradNorm, ErrNonFinite)
-					}
-				}
-			}
-			pos.Batch += n
-			pos.Step++
-			pos.EpochLossSum += lossSum / float64(n)
-			pos.EpochSteps++
-			epochTokens += tokens
-			if hooks.OnStep != nil {
-				hooks.OnStep(StepInfo{Epoch: pos.Epoch, Progress: float64(pos.Epoch) + float64(pos.Batch)/perEpoch,
-					Step: pos.Step, StepsTotal: stepsTotal, Loss: lossSum / float64(n),
-					LR: lr, GradNorm: gradNorm, Tokens: tokens, Seconds: time.Since(stepStart).Seconds()})
-			}
-			if hooks.Checkpoint != nil && cfg.CheckpointEvery > 0 && pos.Step%cfg.CheckpointEvery == 0 && pos.Batch < len(batches) {
-				if err := hooks.Checkpoint(pos); err != nil {
-					return err
-				}
-			}
+	}
+	return nil
+}
+
+// trainRun is what every epoch of one Train call shares.
+type trainRun struct {
+	examples   []Example
+	lengths    []int // the examples' token counts
+	plan       BucketPlan
+	stepsTotal int // optimizer steps in the whole run
+	hooks      Hooks
+}
+
+// exampleLengths validates every example against the model's vocabulary and MaxLen and returns their lengths.
+func (t *Trainer) exampleLengths(examples []Example) ([]int, error) {
+	lengths := make([]int, len(examples))
+	for i, e := range examples {
+		if err := e.Validate(t.Model.Config.VocabSize); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
 		}
-		info := EpochInfo{Epoch: pos.Epoch, TrainLoss: pos.EpochLossSum / float64(max(1, pos.EpochSteps)), Step: pos.Step,
-			Seconds: time.Since(epochStart).Seconds(), Tokens: epochTokens}
-		if hooks.OnEpoch != nil {
-			if err := hooks.OnEpoch(info); err != nil {
-				return err
-			}
+		if len(e.Tokens) > t.Config.MaxLen {
+			return nil, fmt.Errorf("train: example %s has %d tokens, more than max length %d", e.ID, len(e.Tokens), t.Config.MaxLen)
 		}
-		if hooks.Checkpoint != nil {
-			next := Position{Epoch: pos.Epoch + 1, Step: pos.Step}
-			if err := hooks.Checkpoint(next); err != nil {
+		lengths[i] = len(e.Tokens)
+	}
+	return lengths, nil
+}
+
+// trainEpoch trains epoch pos.Epoch from batch pos.Batch to its end, advancing pos step by step, and calls the
+// step, checkpoint and epoch hooks.
+func (t *Trainer) trainEpoch(ctx context.Context, r *trainRun, pos *Position) error {
+	cfg, hooks := t.Config, r.hooks
+	batches := EpochBatches(r.lengths, cfg.BatchSize, cfg.Seed, pos.Epoch, cfg.PadMultiple, cfg.MaxLen)
+	if cfg.LengthBuckets > 0 {
+		r.plan.apply(r.examples, batches)
+	}
+	// A fractional last epoch trains the first part of its batches; the schedule's position still counts in
+	// whole epochs (perEpoch).
+	perEpoch := float64(len(batches))
+	batches = batches[:cfg.EpochBatchLimit(pos.Epoch, len(batches))]
+	epochStart := time.Now()
+	epochTokens := 0
+	for pos.Batch < len(batches) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		stepStart := time.Now()
+		// One optimizer step: up to AccumSteps micro-batches (fewer at the epoch's end).
+		n := min(cfg.AccumSteps, len(batches)-pos.Batch)
+		// The iteration's fractional epoch sets the learning rate (per iteration, as the official code).
+		lr := LearningRate(float64(pos.Epoch)+float64(pos.Batch)/perEpoch, cfg.LR(), cfg.MinLR, cfg.WarmupEpochs, cfg.Epochs)
+		s, err := t.optimizerStep(r.examples, batches[pos.Batch:pos.Batch+n], *pos, lr)
+		if err != nil {
+			return err
+		}
+		pos.Batch += n
+		pos.Step++
+		pos.EpochLossSum += s.lossSum / float64(n)
+		pos.EpochSteps++
+		epochTokens += s.tokens
+		if hooks.OnStep != nil {
+			hooks.OnStep(StepInfo{Epoch: pos.Epoch, Progress: float64(pos.Epoch) + float64(pos.Batch)/perEpoch,
+				Step: pos.Step, StepsTotal: r.stepsTotal, Loss: s.lossSum / float64(n),
+				LR: lr, GradNorm: s.gradNorm, Tokens: s.tokens, Seconds: time.Since(stepStart).Seconds()})
+		}
+		if hooks.Checkpoint != nil && cfg.CheckpointEvery > 0 && pos.Step%cfg.CheckpointEvery == 0 && pos.Batch < len(batches) {
+			if err := hooks.Checkpoint(*pos); err != nil {
 				return err
 			}
 		}
 	}
+	info := EpochInfo{Epoch: pos.Epoch, TrainLoss: pos.EpochLossSum / float64(max(1, pos.EpochSteps)), Step: pos.Step,
+		Seconds: time.Since(epochStart).Seconds(), Tokens: epochTokens}
+	if hooks.OnEpoch != nil {
+		if err := hooks.OnEpoch(info); err != nil {
+			return err
+		}
+	}
+	if hooks.Checkpoint != nil {
+		return hooks.Checkpoint(Position{Epoch: pos.Epoch + 1, Step: pos.Step})
+	}
 	return nil
+}
+
+// stepResult is one optimizer step's sums over its micro-batches.
+type stepResult struct {
+	lossSum  float64 // sum of the micro-batches' mean losses
+	gradNorm float64 // the global gradient norm before clipping, from the last micro-batch (the update)
+	tokens   int     // sequence tokens, padding excluded
+}
+
+// optimizerStep runs one optimizer step over its micro-batches: every one but the last accumulates gradients, the
+// last applies the update at learning rate lr. pos is where the step starts (for error messages). A non-finite loss
+// or gradient norm stops it with ErrNonFinite before the update is applied.
+func (t *Trainer) optimizerStep(examples []Example, micro []Batch, pos Position, lr float64) (stepResult, error) {
+	var s stepResult
+	n := len(micro)
+	for k, b := range micro {
+		d, err := t.batchTensors(examples, b)
+		if err != nil {
+			return s, err
+		}
+		for _, i := range b.Indices {
+			s.tokens += len(examples[i].Tokens)
+		}
+		t.countTokens(examples, b)
+		d.LR, d.Has.LR = tensors.FromScalar(float32(lr)), true
+		exec := t.accumExec
+		if k == n-1 {
+			exec = t.stepExec
+		}
+		outs, err := t.Counter.Run(t.Placement, exec, d.pack()...)
+		if err != nil {
+			return s, fmt.Errorf("train: epoch %d batch %d: %w", pos.Epoch, pos.Batch+k, err)
+		}
+		loss := float64(tensors.ToScalar[float32](outs[0]))
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return s, fmt.Errorf("train: epoch %d batch %d (step %d): loss is %v: %w; the adapter keeps its last good values and the last checkpoint is kept",
+				pos.Epoch, pos.Batch+k, pos.Step+1, loss, ErrNonFinite)
+		}
+		s.lossSum += loss
+		if k == n-1 {
+			s.gradNorm = float64(tensors.ToScalar[float32](outs[2]))
+			if math.IsNaN(s.gradNorm) || math.IsInf(s.gradNorm, 0) {
+				return s, fmt.Errorf("train: step %d: gradient norm is %v: %w; the update was skipped", pos.Step+1, s.gradNorm, ErrNonFinite)
+			}
+		}
+	}
+	return s, nil
 }
 
 // EvalLoss returns the mean masked loss over examples (weighted by target tokens).
