@@ -272,3 +272,21 @@ func TestParquetLegacyList(t *testing.T) {
 		t.Errorf("got %+v, want %+v", d.Problems, want)
 	}
 }
+
+// TestAnyInt converts the integer types a parquet row may hold and refuses the rest (and unsigned values above 2⁶²).
+func TestAnyInt(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want int64
+		ok   bool
+	}{
+		{int(5), 5, true}, {int8(-3), -3, true}, {int16(-300), -300, true}, {int32(7), 7, true},
+		{int64(-1 << 40), -1 << 40, true}, {uint8(200), 200, true}, {uint16(60000), 60000, true},
+		{uint32(4e9), 4e9, true}, {uint64(1 << 62), 1 << 62, true}, {uint64(1<<62 + 1), 0, false},
+		{float64(1), 0, false}, {"1", 0, false}, {[]byte("1"), 0, false}, {nil, 0, false},
+	} {
+		if got, ok := anyInt(c.v); got != c.want || ok != c.ok {
+			t.Errorf("anyInt(%T %v) = %d, %v; want %d, %v", c.v, c.v, got, ok, c.want, c.ok)
+		}
+	}
+}
