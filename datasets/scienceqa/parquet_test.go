@@ -275,18 +275,22 @@ func TestParquetLegacyList(t *testing.T) {
 
 // TestAnyInt converts the integer types a parquet row may hold and refuses the rest (and unsigned values above 2⁶²).
 func TestAnyInt(t *testing.T) {
-	for _, c := range []struct {
-		v    any
-		want int64
-		ok   bool
-	}{
-		{int(5), 5, true}, {int8(-3), -3, true}, {int16(-300), -300, true}, {int32(7), 7, true},
-		{int64(-1 << 40), -1 << 40, true}, {uint8(200), 200, true}, {uint16(60000), 60000, true},
-		{uint32(4e9), 4e9, true}, {uint64(1 << 62), 1 << 62, true}, {uint64(1<<62 + 1), 0, false},
-		{float64(1), 0, false}, {"1", 0, false}, {[]byte("1"), 0, false}, {nil, 0, false},
-	} {
-		if got, ok := anyInt(c.v); got != c.want || ok != c.ok {
-			t.Errorf("anyInt(%T %v) = %d, %v; want %d, %v", c.v, c.v, got, ok, c.want, c.ok)
+	for _, v := range []any{int(-5), int8(-5), int16(-5), int32(-5), int64(-5)} {
+		if n, ok := anyInt(v); !ok || n != -5 {
+			t.Errorf("anyInt(%T -5) = %d, %v", v, n, ok)
+		}
+	}
+	for _, v := range []any{uint8(200), uint16(200), uint32(200), uint64(200)} {
+		if n, ok := anyInt(v); !ok || n != 200 {
+			t.Errorf("anyInt(%T 200) = %d, %v", v, n, ok)
+		}
+	}
+	if n, ok := anyInt(uint64(1 << 62)); !ok || n != 1<<62 {
+		t.Errorf("anyInt(uint64 2⁶²) = %d, %v", n, ok)
+	}
+	for _, v := range []any{uint64(1<<62 + 1), 5.0, "5", []byte("5"), nil} {
+		if n, ok := anyInt(v); ok {
+			t.Errorf("anyInt(%T %v) = %d, accepted", v, v, n)
 		}
 	}
 }
