@@ -158,6 +158,14 @@ func TestGoldenGateModes(t *testing.T) {
 	}
 }
 
+// nextTokenLoss is the mean next-token cross-entropy of logits [B, S, V] on tokens [B, S] (the goldens' loss).
+func nextTokenLoss(logits, tokens *Node) *Node {
+	S, V := logits.Shape().Dimensions[1], logits.Shape().Dimensions[2]
+	logp := LogSoftmax(Slice(logits, AxisRange(), AxisRange(0, S-1)), -1)
+	onehot := OneHot(Slice(tokens, AxisRange(), AxisRange(1, S)), V, logp.DType())
+	return Neg(ReduceAllMean(ReduceSum(Mul(logp, onehot), -1)))
+}
+
 // TestGoldenGradients checks the loss and the gradients w.r.t. prompts, gates and the visual token (GoMLX
 // autodiff) against PyTorch's.
 func TestGoldenGradients(t *testing.T) {
@@ -167,13 +175,7 @@ func TestGoldenGradients(t *testing.T) {
 	vis := openGolden(t, "adapter_tiny", "adapter.safetensors").tensor("visual")
 	out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
 		g := tokens.Graph()
-		lg := m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits
-		S, V := lg.Shape().Dimensions[1], lg.Shape().Dimensions[2]
-		pred := Slice(lg, AxisRange(), AxisRange(0, S-1))
-		target := Slice(tokens, AxisRange(), AxisRange(1, S))
-		logp := LogSoftmax(pred, -1)
-		onehot := OneHot(target, V, logp.DType())
-		loss := Neg(ReduceAllMean(ReduceSum(Mul(logp, onehot), -1)))
+		loss := nextTokenLoss(m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits, tokens)
 		grads := Gradient(loss, a.Prompts.NodeValue(g), a.Gates.NodeValue(g), visual)
 		return append([]*Node{loss}, grads...)
 	}, gold.ids(), vis)
@@ -235,12 +237,18 @@ func TestOfficialImportExport(t *testing.T) {
 	if err := a.ExportOfficial(path); err != nil {
 		t.Fatal(err)
 	}
-	m2 := loadTiny(t)
-	b, err := ImportOfficial(path, m2.Store, m2.Config)
+	sameAfterReload(t, a, path, ImportOfficial, "export/import")
+}
+
+// sameAfterReload reads path with read into a fresh tiny model and checks that its variables are a's, bit for bit.
+func sameAfterReload(t *testing.T, a *Adapter, path string, read func(string, *model.Store, llama.Config) (*Adapter, error), what string) {
+	t.Helper()
+	m := loadTiny(t)
+	b, err := read(path, m.Store, m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameVariables(t, a, b, "export/import")
+	sameVariables(t, a, b, what)
 }
 
 // sameVariables checks that two adapters' variables are bit-identical.
@@ -268,12 +276,7 @@ func TestSaveLoadAndMismatches(t *testing.T) {
 	if err := a.Save(path, map[string]string{"run_id": "x"}); err != nil {
 		t.Fatal(err)
 	}
-	m2 := loadTiny(t)
-	b, err := Load(path, m2.Store, m2.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameVariables(t, a, b, "save/load")
+	sameAfterReload(t, a, path, Load, "save/load")
 	// Models the adapter does not fit.
 	mk := func(mut func(c *llama.Config)) llama.Config {
 		c := m.Config

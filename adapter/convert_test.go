@@ -39,6 +39,27 @@ func tinyWeights(t *testing.T, gate GateMode, gatesName string) *Weights {
 	return w
 }
 
+// tinyHeadWeights are adapter_tiny's weights converted to the head formula (tanh applied to the gates).
+func tinyHeadWeights(t *testing.T) *Weights {
+	t.Helper()
+	w, err := tinyWeights(t, GateHeadTanh, "gates").WithGate(GateHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// headTiny builds tinyHeadWeights as an adapter on m.
+func headTiny(t *testing.T, m *llama.Model) (*Weights, *Adapter) {
+	t.Helper()
+	w := tinyHeadWeights(t)
+	a, err := w.NewAdapter(m.Store, m.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, a
+}
+
 // bitEqual reports the first difference between two weights' tensors (bit for bit), or "".
 func bitEqual(a, b *Weights) string {
 	if a.Config.Layers != b.Config.Layers || a.Config.PromptLen != b.Config.PromptLen || a.Config.Gate != b.Config.Gate ||
@@ -127,14 +148,7 @@ func TestInteropGoldens(t *testing.T) {
 	}
 	t.Run("head_formula", func(t *testing.T) {
 		m := loadTiny(t)
-		w, err := tinyWeights(t, GateHeadTanh, "gates").WithGate(GateHead)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := w.NewAdapter(m.Store, m.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
+		w, a := headTiny(t, m)
 		want, _ := tiny.f32("logits_tanh_head")
 		if d := assets.MaxAbsDiff(logits(t, m, a, ids, nil), want); d > 1e-5 {
 			t.Errorf("head with tanh(gates): max |diff| from logits_tanh_head = %g > 1e-5", d)
@@ -157,22 +171,11 @@ func TestInteropGoldens(t *testing.T) {
 func TestGateHeadGradient(t *testing.T) {
 	gold := openGolden(t, "adapter_tiny", "golden.safetensors")
 	m := loadTiny(t)
-	w, err := tinyWeights(t, GateHeadTanh, "gates").WithGate(GateHead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := w.NewAdapter(m.Store, m.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, a := headTiny(t, m)
 	vis := openGolden(t, "adapter_tiny", "adapter.safetensors").tensor("visual")
 	out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
 		g := tokens.Graph()
-		lg := m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits
-		S, V := lg.Shape().Dimensions[1], lg.Shape().Dimensions[2]
-		logp := LogSoftmax(Slice(lg, AxisRange(), AxisRange(0, S-1)), -1)
-		onehot := OneHot(Slice(tokens, AxisRange(), AxisRange(1, S)), V, logp.DType())
-		loss := Neg(ReduceAllMean(ReduceSum(Mul(logp, onehot), -1)))
+		loss := nextTokenLoss(m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits, tokens)
 		return append([]*Node{loss}, Gradient(loss, a.Gates.NodeValue(g))...)
 	}, gold.ids(), vis)
 	if err != nil {
@@ -369,10 +372,7 @@ func TestRefusals(t *testing.T) {
 		wantErr(t, err, "visual → "+string(f), "visual projection", "toolkit")
 	}
 	// |g| ≥ 1 → head-tanh.
-	big, err := tinyWeights(t, GateHeadTanh, "gates").WithGate(GateHead)
-	if err != nil {
-		t.Fatal(err)
-	}
+	big := tinyHeadWeights(t)
 	big.Gates[5] = 1.5
 	lit := filepath.Join(dir, "big.pth.adapter")
 	if err := big.Write(lit, FormatLitGPT, WriteOptions{}); err != nil {

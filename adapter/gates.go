@@ -3,8 +3,6 @@ package adapter
 import (
 	"fmt"
 	"math"
-
-	"github.com/adapterlab/llama-adapter/models/safetensors"
 )
 
 // Gates are an adapter's gates as they scale the adaption prompts' attention: tanh(gate) per head for head-tanh
@@ -20,15 +18,11 @@ type Gates struct {
 
 // ReadGates reads the effective gate values of a saved adapter (adapter.safetensors) without a model.
 func ReadGates(path string) (*Gates, error) {
-	f, err := safetensors.Open(path)
+	f, cfg, fs, err := openToolkit(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	cfg, fs, err := readMeta(f)
-	if err != nil {
-		return nil, err
-	}
 	vals, shape, err := f.ReadFloat32("gates")
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: %w", path, err)

@@ -5,13 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// TestReadGates reads a saved random-init adapter's gates back as tanh(gate) per adapted layer and head.
-func TestReadGates(t *testing.T) {
-	m := loadTiny(t)
-	a, err := New(m.Store, Config{Layers: 2, PromptLen: 4, Init: InitRandom, Seed: 5}, m.Config)
+// savedGates creates an adapter of cfg on m, saves it and reads its gates back with ReadGates.
+func savedGates(t *testing.T, m *llama.Model, cfg Config) (*Adapter, *Gates) {
+	t.Helper()
+	a, err := New(m.Store, cfg, m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,8 +22,15 @@ func TestReadGates(t *testing.T) {
 	}
 	g, err := ReadGates(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("gate %q: %v", cfg.Gate, err)
 	}
+	return a, g
+}
+
+// TestReadGates reads a saved random-init adapter's gates back as tanh(gate) per adapted layer and head.
+func TestReadGates(t *testing.T) {
+	m := loadTiny(t)
+	a, g := savedGates(t, m, Config{Layers: 2, PromptLen: 4, Init: InitRandom, Seed: 5})
 	// Variables() is in file order: prompts, gates.
 	raw := tensors.MustCopyFlatData[float32](a.Variables()[1].MustValue())
 	if len(raw) != 2*m.Config.NumHeads {
@@ -51,18 +59,7 @@ func TestReadGates(t *testing.T) {
 func TestReadGatesRaw(t *testing.T) {
 	for _, mode := range []GateMode{GateHead, GateLayer} {
 		m := loadTiny(t) // a fresh store: the gate variable's shape depends on the mode
-		a, err := New(m.Store, Config{Layers: 2, PromptLen: 4, Init: InitRandom, Seed: 5, Gate: mode}, m.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "adapter.safetensors")
-		if err := a.Save(path, nil); err != nil {
-			t.Fatal(err)
-		}
-		g, err := ReadGates(path)
-		if err != nil {
-			t.Fatalf("%s: %v", mode, err)
-		}
+		a, g := savedGates(t, m, Config{Layers: 2, PromptLen: 4, Init: InitRandom, Seed: 5, Gate: mode})
 		heads := 1
 		if mode == GateHead {
 			heads = m.Config.NumHeads

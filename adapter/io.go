@@ -81,13 +81,26 @@ func writeToolkit(w *Weights, path string, extra map[string]string) error {
 
 // ReadConfig reads an adapter file's config without loading it.
 func ReadConfig(path string) (Config, error) {
-	f, err := safetensors.Open(path)
+	f, cfg, _, err := openToolkit(path)
 	if err != nil {
 		return Config{}, err
 	}
-	defer f.Close()
-	cfg, _, err := readMeta(f)
-	return cfg, err
+	f.Close()
+	return cfg, nil
+}
+
+// openToolkit opens a file written by Save and reads its metadata; the caller closes the file.
+func openToolkit(path string) (*safetensors.File, Config, fileShape, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, Config{}, fileShape{}, err
+	}
+	cfg, fs, err := readMeta(f)
+	if err != nil {
+		f.Close()
+		return nil, Config{}, fileShape{}, err
+	}
+	return f, cfg, fs, nil
 }
 
 func readMeta(f *safetensors.File) (Config, fileShape, error) {
@@ -118,15 +131,11 @@ func Load(path string, store *model.Store, m llama.Config) (*Adapter, error) {
 
 // readToolkit reads a file written by Save.
 func readToolkit(path string) (*Weights, error) {
-	f, err := safetensors.Open(path)
+	f, cfg, fs, err := openToolkit(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	cfg, fs, err := readMeta(f)
-	if err != nil {
-		return nil, err
-	}
 	cfg = cfg.Defaults()
 	w := &Weights{Config: cfg, NumLayers: fs.NumLayers, Dim: fs.Dim, NumHeads: fs.NumHeads, Source: path,
 		origin: map[string]string{"dim": "its metadata (model.dim)", "heads": "its metadata (model.num_heads)", "layers": "its metadata (model.num_layers)"}}
@@ -165,14 +174,7 @@ func readToolkit(path string) (*Weights, error) {
 			return nil, fmt.Errorf("adapter %s: tensor %q has shape %v, but L=%d, K=%d, C=%d, H=%d imply %v",
 				path, name, shape, cfg.Layers, cfg.PromptLen, fs.Dim, fs.NumHeads, want)
 		}
-		switch i {
-		case 0:
-			w.Prompts = vals
-		case 1:
-			w.Gates = vals
-		default:
-			w.Visual = append(w.Visual, Tensor{Name: name, Shape: shape, Values: vals})
-		}
+		w.put(i, Tensor{Name: name, Shape: shape, Values: vals})
 	}
 	if cfg.Version == V2 {
 		// V2's terms ride with the extra tensors; their shapes follow the model and are checked when assigned.

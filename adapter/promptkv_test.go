@@ -58,14 +58,7 @@ func TestPromptCacheZeroGateIsBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := NewPromptCache(a, m, device.MustShared())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := pc.Compute(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, kv := textPromptCache(t, a, m)
 	base := generate(t, m, true, nil, nil)
 	got := generate(t, m, true, pc.Extension, kv)
 	for r := range base {
@@ -84,14 +77,7 @@ func TestPromptCacheEqualsRecompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := NewPromptCache(a, m, device.MustShared())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := pc.Compute(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, kv := textPromptCache(t, a, m)
 	if len(kv) != 2*3 {
 		t.Fatalf("Compute gave %d tensors, want K and V of 3 layers", len(kv))
 	}
@@ -112,29 +98,47 @@ func TestPromptCacheEqualsRecompute(t *testing.T) {
 
 	// Logits of one sequence: the precomputed prompts against the in-graph projection.
 	ids := tensors.FromFlatDataAndDimensions([]int32{1, 403, 407, 261, 378, 320, 261, 290}, 1, 8)
-	run := func(fn func(g *Graph, tokens *Node, extra []*Node) *Node, extra []*tensors.Tensor) []float32 {
-		args := append([]any{ids}, anys(extra)...)
-		out, err := model.CallOnceN(device.MustShared(), m.Store, func(_ *model.Scope, g *Graph, in []*Node) *Node {
-			return fn(g, in[0], in[1:])
-		}, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tensors.MustCopyFlatData[float32](out[0])
-	}
-	want := run(func(g *Graph, tok *Node, _ []*Node) *Node {
-		return m.Forward(g, llama.Inputs{Tokens: tok, Extension: a.Extension(g, nil)}).Logits
-	}, nil)
-	got := run(func(g *Graph, tok *Node, extra []*Node) *Node {
-		return m.Forward(g, llama.Inputs{Tokens: tok, Extension: pc.Extension(g, extra)}).Logits
-	}, kv)
-	plain := run(func(g *Graph, tok *Node, _ []*Node) *Node { return m.Forward(g, llama.Inputs{Tokens: tok}).Logits }, nil)
+	want := seqLogits(t, m, ids, inGraph(a, false), nil)
+	got := seqLogits(t, m, ids, pc.Extension, kv)
+	plain := seqLogits(t, m, ids, nil, nil)
 	if d := assets.MaxAbsDiff(got, want); d > 1e-5 {
 		t.Errorf("logits with cached prompt keys/values differ from the in-graph projection by %g", d)
 	}
 	if d := assets.MaxAbsDiff(want, plain); d < 1e-2 {
 		t.Errorf("the adapter moves the logits by only %g: the check above would not see it missing", d)
 	}
+}
+
+// textPromptCache builds a's prompt cache on m and computes its prompt keys/values without image features.
+func textPromptCache(t *testing.T, a *Adapter, m *llama.Model) (*PromptCache, []*tensors.Tensor) {
+	t.Helper()
+	pc, err := NewPromptCache(a, m, device.MustShared())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := pc.Compute(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc, kv
+}
+
+// seqLogits returns m's logits on ids (one sequence) with the extension ext builds from the extra inputs (ext nil:
+// the base model).
+func seqLogits(t *testing.T, m *llama.Model, ids *tensors.Tensor, ext func(g *Graph, extra []*Node) llama.AttentionExtension, extra []*tensors.Tensor) []float32 {
+	t.Helper()
+	args := append([]any{ids}, anys(extra)...)
+	out, err := model.CallOnceN(device.MustShared(), m.Store, func(_ *model.Scope, g *Graph, in []*Node) *Node {
+		inputs := llama.Inputs{Tokens: in[0]}
+		if ext != nil {
+			inputs.Extension = ext(g, in[1:])
+		}
+		return m.Forward(g, inputs).Logits
+	}, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors.MustCopyFlatData[float32](out[0])
 }
 
 func anys(ts []*tensors.Tensor) []any {

@@ -5,11 +5,9 @@ import (
 	"testing"
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
-	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
 )
 
 // TestPromptCacheV2: with a V2 adapter whose bias/scale/norm terms are away from the identity, the prompt keys and
@@ -36,29 +34,12 @@ func TestPromptCacheV2(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pc, err := NewPromptCache(a, m, device.MustShared())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := pc.Compute(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, kv := textPromptCache(t, a, m)
 	ids := tensors.FromFlatDataAndDimensions([]int32{1, 403, 407, 261, 378, 320, 261, 290}, 1, 8)
-	run := func(ext func(g *Graph, extra []*Node) llama.AttentionExtension, extra []*tensors.Tensor) []float32 {
-		args := append([]any{ids}, anys(extra)...)
-		out, err := model.CallOnceN(device.MustShared(), m.Store, func(_ *model.Scope, g *Graph, in []*Node) *Node {
-			return m.Forward(g, llama.Inputs{Tokens: in[0], Extension: ext(g, in[1:])}).Logits
-		}, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tensors.MustCopyFlatData[float32](out[0])
-	}
-	want := run(func(g *Graph, _ []*Node) llama.AttentionExtension { return a.Extension(g, nil) }, nil)
-	got := run(pc.Extension, kv)
+	want := seqLogits(t, m, ids, inGraph(a, false), nil)
+	got := seqLogits(t, m, ids, pc.Extension, kv)
 	// The same prompts without V2's terms on the steps: what a cache that forgot them would compute.
-	noV2 := run(func(g *Graph, extra []*Node) llama.AttentionExtension {
+	noV2 := seqLogits(t, m, ids, func(g *Graph, extra []*Node) llama.AttentionExtension {
 		return pc.Extension(g, extra).(*cachedLinearExtension).cachedExtension
 	}, kv)
 	if d := assets.MaxAbsDiff(got, want); d > 1e-4 {

@@ -207,27 +207,27 @@ func float32Values(t *tensors.Tensor) ([]float32, error) {
 	case dtypes.Float32:
 		return tensors.CopyFlatData[float32](t)
 	case dtypes.BFloat16:
-		raw, err := tensors.CopyFlatData[bfloat16.BFloat16](t)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]float32, len(raw))
-		for i, x := range raw {
-			out[i] = x.Float32()
-		}
-		return out, nil
+		return widen[bfloat16.BFloat16](t)
 	case dtypes.Float16:
-		raw, err := tensors.CopyFlatData[float16.Float16](t)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]float32, len(raw))
-		for i, x := range raw {
-			out[i] = x.Float32()
-		}
-		return out, nil
+		return widen[float16.Float16](t)
 	}
 	return nil, fmt.Errorf("unsupported dtype %s (want float32, bfloat16 or float16)", t.DType())
+}
+
+// widen copies a half-precision tensor's values (of Go type H) as float32.
+func widen[H interface {
+	dtypes.Supported
+	Float32() float32
+}](t *tensors.Tensor) ([]float32, error) {
+	raw, err := tensors.CopyFlatData[H](t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(raw))
+	for i, x := range raw {
+		out[i] = x.Float32()
+	}
+	return out, nil
 }
 
 // IsV2 reports whether v is one of the adapter's V2 terms (a bias, a scale or a norm weight).

@@ -108,12 +108,7 @@ func TestGoldenV2Gradients(t *testing.T) {
 	v2vars, _ := a.V2.variables()
 	out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, visual *Node) []*Node {
 		g := tokens.Graph()
-		lg := m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits
-		S, V := lg.Shape().Dimensions[1], lg.Shape().Dimensions[2]
-		pred := Slice(lg, AxisRange(), AxisRange(0, S-1))
-		target := Slice(tokens, AxisRange(), AxisRange(1, S))
-		onehot := OneHot(target, V, pred.DType())
-		loss := Neg(ReduceAllMean(ReduceSum(Mul(LogSoftmax(pred, -1), onehot), -1)))
+		loss := nextTokenLoss(m.Forward(g, llama.Inputs{Tokens: tokens, Extension: a.Extension(g, visual)}).Logits, tokens)
 		wrt := []*Node{a.Prompts.NodeValue(g), a.Gates.NodeValue(g), visual}
 		for _, v := range v2vars {
 			wrt = append(wrt, v.NodeValue(g))

@@ -209,16 +209,22 @@ func (a *Adapter) Weights() (*Weights, error) {
 		if err != nil {
 			return nil, fmt.Errorf("adapter: %s: %w", v.Name(), err)
 		}
-		switch i {
-		case 0:
-			w.Prompts = vals
-		case 1:
-			w.Gates = vals
-		default:
-			w.Visual = append(w.Visual, Tensor{Name: a.tensorNames()[i], Shape: t.Shape().Dimensions, Values: vals})
-		}
+		w.put(i, Tensor{Name: a.tensorNames()[i], Shape: t.Shape().Dimensions, Values: vals})
 	}
 	return w, nil
+}
+
+// put stores tensor i of the toolkit's order (tensorNames: prompts, gates, then the visual projection's and V2's
+// tensors).
+func (w *Weights) put(i int, t Tensor) {
+	switch i {
+	case 0:
+		w.Prompts = t.Values
+	case 1:
+		w.Gates = t.Values
+	default:
+		w.Visual = append(w.Visual, t)
+	}
 }
 
 // NewAdapter creates the adapter's variables in store for model m and sets them to the weights, after checking

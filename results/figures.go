@@ -117,6 +117,27 @@ func addLine(p *panel, name string, xys plotter.XYs, i int, marks bool) error {
 	return nil
 }
 
+// series is one line of a panel: its legend name, its points and whether they get markers.
+type series struct {
+	name  string
+	xys   plotter.XYs
+	marks bool
+}
+
+// addSeries adds the series that have points to p, series k in palette color first+k (an empty one leaves its
+// color unused, so a line keeps its color whether or not the others are drawn).
+func addSeries(p *panel, first int, ss ...series) error {
+	for k, s := range ss {
+		if len(s.xys) == 0 {
+			continue
+		}
+		if err := addLine(p, s.name, s.xys, first+k, s.marks); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Metric kinds tell step lines from epoch summary lines in metrics.jsonl.
 const (
 	KindStep  = "step"
@@ -171,18 +192,12 @@ func LossCurve(title string, ms []Metric) (*Figure, error) {
 		xLabel = "step"
 	}
 	p := newPlot(title, xLabel, "loss")
-	for i, s := range []struct {
-		name  string
-		xys   plotter.XYs
-		marks bool
-	}{{"train loss (step)", steps, false}, {"train loss (epoch mean)", epochs, true}, {"val loss", vals, true}} {
-		if len(s.xys) == 0 {
-			continue
-		}
-		sortXYs(s.xys)
-		if err := addLine(p, s.name, s.xys, i, s.marks); err != nil {
-			return nil, err
-		}
+	for _, xys := range []plotter.XYs{steps, epochs, vals} {
+		sortXYs(xys)
+	}
+	if err := addSeries(p, 0, series{"train loss (step)", steps, false}, series{"train loss (epoch mean)", epochs, true},
+		series{"val loss", vals, true}); err != nil {
+		return nil, err
 	}
 	return newFigure(p), nil
 }
@@ -322,26 +337,12 @@ func LayersFigure(rows []LayersResult) (*Figure, error) {
 		}
 	}
 	pa := newPlot("Val accuracy vs adapted layers", "adapted layers L", "val accuracy (%)")
-	if len(acc) > 0 {
-		if err := addLine(pa, "measured", acc, 0, true); err != nil {
-			return nil, err
-		}
-	}
-	if len(paperAcc) > 0 {
-		if err := addLine(pa, "paper (LLaMA-7B, its L mapped)", paperAcc, 1, true); err != nil {
-			return nil, err
-		}
+	if err := addSeries(pa, 0, series{"measured", acc, true}, series{"paper (LLaMA-7B, its L mapped)", paperAcc, true}); err != nil {
+		return nil, err
 	}
 	pl := newPlot("Final loss vs adapted layers", "adapted layers L", "loss")
-	if len(train) > 0 {
-		if err := addLine(pl, "train loss", train, 2, true); err != nil {
-			return nil, err
-		}
-	}
-	if len(val) > 0 {
-		if err := addLine(pl, "val loss", val, 3, true); err != nil {
-			return nil, err
-		}
+	if err := addSeries(pl, 2, series{"train loss", train, true}, series{"val loss", val, true}); err != nil {
+		return nil, err
 	}
 	if len(acc)+len(paperAcc) == 0 || len(train)+len(val) == 0 {
 		// One panel has nothing to draw: keep only the other.

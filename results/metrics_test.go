@@ -40,13 +40,19 @@ func TestMetricsAppendAndRead(t *testing.T) {
 	}
 }
 
-func TestMetricsTruncatedTail(t *testing.T) {
+// writeMetricsFile writes content as the metrics file of a fresh folder and returns its path.
+func writeMetricsFile(t *testing.T, content string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), MetricsFile)
-	// Two complete lines and the fragment of a third (the writer was killed mid-line).
-	content := "{\"step\":1,\"loss\":2.5}\n\n{\"step\":2,\"loss\":2.25}\n{\"step\":3,\"lo"
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func TestMetricsTruncatedTail(t *testing.T) {
+	// Two complete lines and the fragment of a third (the writer was killed mid-line).
+	path := writeMetricsFile(t, "{\"step\":1,\"loss\":2.5}\n\n{\"step\":2,\"loss\":2.25}\n{\"step\":3,\"lo")
 	got, err := ReadMetrics(path)
 	if err != nil {
 		t.Fatalf("a truncated last line must be tolerated: %v", err)
@@ -76,11 +82,7 @@ func TestMetricsTruncatedTail(t *testing.T) {
 }
 
 func TestMetricsMalformedLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), MetricsFile)
-	content := "{\"step\":1,\"loss\":2.5}\n{\"step\":2,\"loss\":oops}\n{\"step\":3}\n"
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeMetricsFile(t, "{\"step\":1,\"loss\":2.5}\n{\"step\":2,\"loss\":oops}\n{\"step\":3}\n")
 	_, err := ReadMetrics(path)
 	if err == nil {
 		t.Fatal("a malformed middle line was accepted")

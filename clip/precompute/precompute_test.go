@@ -91,14 +91,8 @@ func TestRunTiny(t *testing.T) {
 // problems with an image are listed, in pid order, restricted to the asked splits.
 func TestLoadImagesOfficial(t *testing.T) {
 	src := assets.Require(t, assets.Path("scienceqa", "problems_test.json"))
-	raw, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var all map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &all); err != nil {
-		t.Fatal(err)
-	}
+	assets.ReadJSON(t, src, &all)
 	dir := t.TempDir()
 	chosen := map[string]json.RawMessage{}
 	withImage := 0

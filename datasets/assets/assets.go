@@ -7,6 +7,7 @@
 package assets
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -77,6 +78,19 @@ func Require(tb testing.TB, path string) string {
 			path, err, EnvAssets, EnvGolden)
 	}
 	return path
+}
+
+// ReadJSON decodes the JSON file at path (a golden or data file; Require it first where it may be missing) into
+// v, failing the test when the file cannot be read or decoded.
+func ReadJSON(tb testing.TB, path string, v any) {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("reading %s: %v", path, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		tb.Fatalf("parsing %s: %v", path, err)
+	}
 }
 
 // Missing returns an error describing a missing file, for commands (not tests).

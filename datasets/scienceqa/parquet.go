@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -287,29 +288,13 @@ func anyBytes(v any) ([]byte, bool) {
 	return nil, false
 }
 
-func anyInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int:
-		return int64(n), true
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n > 1<<62 {
-			return 0, false
-		}
-		return int64(n), true
+// anyInt converts a value of any integer type; ok is false for other types and for unsigned values above 2⁶².
+func anyInt(v any) (n int64, ok bool) {
+	switch r := reflect.ValueOf(v); {
+	case r.CanInt():
+		return r.Int(), true
+	case r.CanUint() && r.Uint() <= 1<<62:
+		return int64(r.Uint()), true
 	}
 	return 0, false
 }

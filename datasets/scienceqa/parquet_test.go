@@ -272,3 +272,25 @@ func TestParquetLegacyList(t *testing.T) {
 		t.Errorf("got %+v, want %+v", d.Problems, want)
 	}
 }
+
+// TestAnyInt converts the integer types a parquet row may hold and refuses the rest (and unsigned values above 2⁶²).
+func TestAnyInt(t *testing.T) {
+	for _, v := range []any{int(-5), int8(-5), int16(-5), int32(-5), int64(-5)} {
+		if n, ok := anyInt(v); !ok || n != -5 {
+			t.Errorf("anyInt(%T -5) = %d, %v", v, n, ok)
+		}
+	}
+	for _, v := range []any{uint8(200), uint16(200), uint32(200), uint64(200)} {
+		if n, ok := anyInt(v); !ok || n != 200 {
+			t.Errorf("anyInt(%T 200) = %d, %v", v, n, ok)
+		}
+	}
+	if n, ok := anyInt(uint64(1 << 62)); !ok || n != 1<<62 {
+		t.Errorf("anyInt(uint64 2⁶²) = %d, %v", n, ok)
+	}
+	for _, v := range []any{uint64(1<<62 + 1), 5.0, "5", []byte("5"), nil} {
+		if n, ok := anyInt(v); ok {
+			t.Errorf("anyInt(%T %v) = %d, accepted", v, v, n)
+		}
+	}
+}

@@ -160,26 +160,11 @@ func (m *Metadata) Bool(key string) (bool, error) {
 
 // asInt64 converts any integer scalar; ok is false for other types or a uint64 above MaxInt64.
 func asInt64(v any) (int64, bool) {
-	switch x := v.(type) {
-	case uint8:
-		return int64(x), true
-	case int8:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case int64:
-		return x, true
-	case uint64:
-		if x > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(x), true
+	switch r := reflect.ValueOf(v); {
+	case r.CanInt():
+		return r.Int(), true
+	case r.CanUint() && r.Uint() <= math.MaxInt64:
+		return int64(r.Uint()), true
 	}
 	return 0, false
 }

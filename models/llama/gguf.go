@@ -154,14 +154,7 @@ func LoadGGUF(path string, dtype dtypes.DType) (*Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("llama: %w", err)
 		}
-		base := name[strings.LastIndexByte(name, '.')+1:]
-		switch base {
-		case wQ:
-			w = interleavedToHalf(w, cfg.NumHeads, cfg.HeadDim, cfg.Dim)
-		case wK:
-			w = interleavedToHalf(w, cfg.NumKVHeads, cfg.HeadDim, cfg.Dim)
-		}
-		if err := l.putFloat32(name, shape, w); err != nil {
+		if err := l.putInterleaved(name, shape, w); err != nil {
 			return nil, err
 		}
 	}

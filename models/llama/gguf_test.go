@@ -3,7 +3,6 @@ package llama
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -212,17 +211,10 @@ type greedyCase struct {
 // TestGGUFSmolLM2Greedy generates greedily (exactly len(new_ids) steps, no stop at EOS) and compares token by
 // token with transformers' greedy.json, with and without the KV cache.
 func TestGGUFSmolLM2Greedy(t *testing.T) {
-	gpath := assets.Require(t, assets.Golden("smollm2", "greedy.json"))
-	raw, err := os.ReadFile(gpath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Cases []greedyCase `json:"cases"`
 	}
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
+	assets.ReadJSON(t, assets.Require(t, assets.Golden("smollm2", "greedy.json")), &g)
 	m := loadSmolLM2(t)
 	maxLen := 0
 	modes := []bool{true, false}

@@ -43,10 +43,7 @@ func (p *probeExtension) ExtendNorm(layer int, n Norm, w *Node) *Node {
 // LM head) and every RMSNorm weight to a LinearExtension exactly once per pass, the KVProjector goes through the
 // extended k/v, an identity extension leaves the logits as they are, and a head extension reaches the logits.
 func TestLinearExtensionSeam(t *testing.T) {
-	m, err := Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadLlamaTiny(t, dtypes.Float32)
 	ids := tensors.FromValue([][]int32{{1, 5, 9, 3, 7}, {2, 4, 6, 8, 10}})
 	run := func(ext *probeExtension) []float32 {
 		out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) *Node {

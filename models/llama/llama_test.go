@@ -66,12 +66,18 @@ func convertToF32(t *testing.T, x *tensors.Tensor) *tensors.Tensor {
 	return MustExecOnce(device.MustShared(), func(x *Node) *Node { return ConvertDType(x, dtypes.Float32) }, x)
 }
 
-func TestGoldenLlamaTinyF32(t *testing.T) {
-	dir := assets.Require(t, assets.Golden("llama_tiny"))
-	m, err := Load(dir, dtypes.Float32)
+// loadLlamaTiny loads the llama_tiny golden model (Hugging Face safetensors) with weights of dtype.
+func loadLlamaTiny(t *testing.T, dtype dtypes.DType) *Model {
+	t.Helper()
+	m, err := Load(assets.Require(t, assets.Golden("llama_tiny")), dtype)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func TestGoldenLlamaTinyF32(t *testing.T) {
+	m := loadLlamaTiny(t, dtypes.Float32)
 	gpath := assets.Golden("llama_tiny", "golden.safetensors")
 	ids := goldenIDs(t, gpath)
 	logits, hidden := runHidden(t, m, ids)
@@ -95,11 +101,7 @@ func TestGoldenLlamaTinyF32(t *testing.T) {
 // TestGoldenLlamaTinyBF16 runs the same model with bfloat16 weights and matmuls (norms and softmax in float32) and
 // bounds the error against the float32 golden logits.
 func TestGoldenLlamaTinyBF16(t *testing.T) {
-	dir := assets.Require(t, assets.Golden("llama_tiny"))
-	m, err := Load(dir, dtypes.BFloat16)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadLlamaTiny(t, dtypes.BFloat16)
 	gpath := assets.Golden("llama_tiny", "golden.safetensors")
 	logits, _ := runHidden(t, m, goldenIDs(t, gpath))
 	want, _ := golden(t, gpath, "logits")
@@ -286,10 +288,7 @@ func TestBadCheckpoints(t *testing.T) {
 // padded batch with SeqLens (own attention), and the same through GoMLX's attention.Core (the path a backend with
 // fused attention takes).
 func TestSeqLensAndCoreAttention(t *testing.T) {
-	m, err := Load(assets.Require(t, assets.Golden("llama_tiny")), dtypes.Float32)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadLlamaTiny(t, dtypes.Float32)
 	rows := [][]int32{{1, 5, 9, 200, 17, 3, 44, 90}, {1, 7, 7, 7, 0, 0, 0, 0}, {1, 100, 101, 102, 103, 104, 0, 0}}
 	lens := []int32{8, 4, 6}
 	run := func(force bool) []float32 {

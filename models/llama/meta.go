@@ -127,14 +127,7 @@ func LoadMeta(path string, dtype dtypes.DType) (*Model, error) {
 		if err := l.checkShape(name, metaName(name), shape); err != nil {
 			return nil, err
 		}
-		_, base := splitLayerName(name)
-		switch base {
-		case wQ:
-			values = interleavedToHalf(values, cfg.NumHeads, cfg.HeadDim, cfg.Dim)
-		case wK:
-			values = interleavedToHalf(values, cfg.NumKVHeads, cfg.HeadDim, cfg.Dim)
-		}
-		if err := l.putFloat32(name, shape, values); err != nil {
+		if err := l.putInterleaved(name, shape, values); err != nil {
 			return nil, err
 		}
 	}

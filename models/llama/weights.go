@@ -184,6 +184,19 @@ func (l *loader) putFloat32(name string, shape []int, values []float32) error {
 	return l.m.setVariable(name, t)
 }
 
+// putInterleaved stores a weight of a checkpoint whose q and k projections keep the interleaved rotary layout
+// (Meta's .pth and GGUF), converting those two to the rotate-half layout first.
+func (l *loader) putInterleaved(name string, shape []int, values []float32) error {
+	cfg := l.m.Config
+	switch _, base := splitLayerName(name); base {
+	case wQ:
+		values = interleavedToHalf(values, cfg.NumHeads, cfg.HeadDim, cfg.Dim)
+	case wK:
+		values = interleavedToHalf(values, cfg.NumKVHeads, cfg.HeadDim, cfg.Dim)
+	}
+	return l.putFloat32(name, shape, values)
+}
+
 // putRaw stores a weight given as raw little-endian bytes of a safetensors dtype. When the dtypes agree the bytes
 // are copied as they are (bit-exact); otherwise they go through float32.
 func (l *loader) putRaw(name string, shape []int, raw []byte, diskDType string) error {

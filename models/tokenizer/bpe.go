@@ -222,20 +222,10 @@ func (t *BPE) AddsBOS() bool { return t.addBOS }
 func (t *BPE) VocabSize() int { return len(t.pieces) }
 
 // Piece returns the token of id as stored (byte-level form, "Ġ" for a space; "" when out of range).
-func (t *BPE) Piece(id int) string {
-	if id < 0 || id >= len(t.pieces) {
-		return ""
-	}
-	return t.pieces[id]
-}
+func (t *BPE) Piece(id int) string { return at(t.pieces, id) }
 
 // TokenType returns the type of id (TokenNormal, TokenControl, ...; 0 when out of range).
-func (t *BPE) TokenType(id int) int32 {
-	if id < 0 || id >= len(t.types) {
-		return 0
-	}
-	return t.types[id]
-}
+func (t *BPE) TokenType(id int) int32 { return at(t.types, id) }
 
 // MissingBytes lists the bytes that have no single-byte token; Encode drops them.
 func (t *BPE) MissingBytes() []byte {

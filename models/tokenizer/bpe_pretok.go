@@ -165,33 +165,41 @@ func wsPiece(s string, i, end, last int) int {
 	return last
 }
 
-func scanGPT2(s string, yield func(string)) {
+// scanPieces yields the pieces of s in order: at each position a contraction ('s, 't, 're, ...: both regexes' first
+// alternative; foldCase for Llama 3's case-insensitive one), else the piece whose end next returns.
+func scanPieces(s string, foldCase bool, next func(s string, i int) int, yield func(string)) {
 	for i := 0; i < len(s); {
-		r, _ := runeAt(s, i)
-		if r == '\'' {
-			if n := contraction(s[i+1:], false); n > 0 {
-				yield(s[i : i+1+n])
-				i += 1 + n
-				continue
+		j := i
+		if s[i] == '\'' {
+			if n := contraction(s[i+1:], foldCase); n > 0 {
+				j = i + 1 + n
 			}
 		}
-		c, j := classOf(r), i
-		if r == ' ' {
-			if c2 := classAt(s, i+1); c2 != clsSpace {
-				c, j = c2, i+1 // " ?X+": the space leads the run
-			}
+		if j == i {
+			j = next(s, i)
 		}
-		if c != clsSpace {
-			j = skipClass(s, j, c, -1)
-			yield(s[i:j])
-			i = j
-			continue
-		}
-		end, last, _ := whitespaceRun(s, i)
-		j = wsPiece(s, i, end, last)
 		yield(s[i:j])
 		i = j
 	}
+}
+
+func scanGPT2(s string, yield func(string)) { scanPieces(s, false, gpt2Piece, yield) }
+
+// gpt2Piece returns the end of the piece at i of GPT-2's regex after its contractions:
+// ` ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+func gpt2Piece(s string, i int) int {
+	r, _ := runeAt(s, i)
+	c, j := classOf(r), i
+	if r == ' ' {
+		if c2 := classAt(s, i+1); c2 != clsSpace {
+			c, j = c2, i+1 // " ?X+": the space leads the run
+		}
+	}
+	if c != clsSpace {
+		return skipClass(s, j, c, -1)
+	}
+	end, last, _ := whitespaceRun(s, i)
+	return wsPiece(s, i, end, last)
 }
 
 func scanSmolLM(s string, yield func(string)) {
@@ -212,42 +220,34 @@ func scanSmolLM(s string, yield func(string)) {
 	}
 }
 
-func scanLlama3(s string, yield func(string)) {
-	for i := 0; i < len(s); {
-		r, w := runeAt(s, i)
-		if r == '\'' {
-			if n := contraction(s[i+1:], true); n > 0 {
-				yield(s[i : i+1+n])
-				i += 1 + n
-				continue
-			}
-		}
-		c := classOf(r)
+func scanLlama3(s string, yield func(string)) { scanPieces(s, true, llama3Piece, yield) }
+
+// llama3Piece returns the end of the piece at i of Llama 3's regex after its contractions.
+func llama3Piece(s string, i int) int {
+	r, w := runeAt(s, i)
+	c := classOf(r)
+	switch {
+	case c == clsLetter: // [^\r\n\p{L}\p{N}]?\p{L}+ without the lead
+		return skipClass(s, i, clsLetter, -1)
+	case c == clsNumber: // \p{N}{1,3}
+		return skipClass(s, i, clsNumber, 3)
+	case r != '\r' && r != '\n' && classAt(s, i+w) == clsLetter: // one lead character, then letters
+		return skipClass(s, i+w, clsLetter, -1)
+	case c == clsOther || (r == ' ' && classAt(s, i+w) == clsOther): // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
 		j := i
-		switch {
-		case c == clsLetter: // [^\r\n\p{L}\p{N}]?\p{L}+ without the lead
-			j = skipClass(s, i, clsLetter, -1)
-		case c == clsNumber: // \p{N}{1,3}
-			j = skipClass(s, i, clsNumber, 3)
-		case r != '\r' && r != '\n' && classAt(s, i+w) == clsLetter: // one lead character, then letters
-			j = skipClass(s, i+w, clsLetter, -1)
-		case c == clsOther || (r == ' ' && classAt(s, i+w) == clsOther): // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-			if c != clsOther {
-				j = i + w
-			}
-			j = skipClass(s, j, clsOther, -1)
-			for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
-				j++
-			}
-		default: // whitespace: \s*[\r\n]+ (up to the run's last newline), then \s+(?!\S)|\s+
-			end, last, afterNL := whitespaceRun(s, i)
-			if afterNL > 0 {
-				j = afterNL
-			} else {
-				j = wsPiece(s, i, end, last)
-			}
+		if c != clsOther {
+			j = i + w
 		}
-		yield(s[i:j])
-		i = j
+		j = skipClass(s, j, clsOther, -1)
+		for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
+			j++
+		}
+		return j
 	}
+	// whitespace: \s*[\r\n]+ (up to the run's last newline), then \s+(?!\S)|\s+
+	end, last, afterNL := whitespaceRun(s, i)
+	if afterNL > 0 {
+		return afterNL
+	}
+	return wsPiece(s, i, end, last)
 }

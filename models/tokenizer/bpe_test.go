@@ -1,10 +1,8 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -26,16 +24,10 @@ type bpeGoldenCase struct {
 func readSmolLM2Golden(t testing.TB) []bpeGoldenCase {
 	t.Helper()
 	path := assets.Require(t, assets.Golden("smollm2", "tokenizer.json"))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Cases []bpeGoldenCase `json:"cases"`
 	}
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatalf("parsing %s: %v", path, err)
-	}
+	assets.ReadJSON(t, path, &g)
 	if len(g.Cases) != 16 {
 		t.Fatalf("%s: %d cases, want 16", path, len(g.Cases))
 	}
@@ -66,13 +58,7 @@ func TestBPESmolLM2Golden(t *testing.T) {
 }
 
 func smolLM2Tokenizer(t testing.TB) *BPE {
-	t.Helper()
-	path := assets.RequireModel(t, assets.SmolLM2)
-	tok, err := LoadGGUF(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return mustLoad(t, LoadGGUF, assets.RequireModel(t, assets.SmolLM2))
 }
 
 func TestBPESmolLM2Metadata(t *testing.T) {
@@ -309,11 +295,6 @@ func TestBPEConfigErrors(t *testing.T) {
 
 func TestBPESmolLM2GreedyPromptsAndChat(t *testing.T) {
 	tok := smolLM2Tokenizer(t)
-	path := assets.Require(t, assets.Golden("smollm2", "greedy.json"))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g struct {
 		Cases []struct {
 			Name         string `json:"name"`
@@ -322,9 +303,7 @@ func TestBPESmolLM2GreedyPromptsAndChat(t *testing.T) {
 			PromptIDs    []int  `json:"prompt_ids"`
 		} `json:"cases"`
 	}
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
+	assets.ReadJSON(t, assets.Require(t, assets.Golden("smollm2", "greedy.json")), &g)
 	chat := 0
 	for _, c := range g.Cases {
 		if got := tok.Encode(c.PromptText, c.BOSPrepended); !equalInts(got, c.PromptIDs) {

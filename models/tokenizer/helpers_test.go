@@ -1,8 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
-	"os"
 	"sort"
 	"testing"
 
@@ -18,15 +16,21 @@ func tok512Path(tb testing.TB) string {
 	return assets.Require(tb, assets.Path("models", "stories260K", "tok512.bin"))
 }
 
+// mustLoad loads the tokenizer file at path with load, failing the test on error.
+func mustLoad[T any](tb testing.TB, load func(path string) (T, error), path string) T {
+	tb.Helper()
+	tok, err := load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
 // scienceQATexts returns every non-empty question, hint, choice, lecture and solution of problems_sample150.json,
 // in a fixed order.
 func scienceQATexts(tb testing.TB) []string {
 	tb.Helper()
 	path := assets.Require(tb, assets.Path("scienceqa", "problems_sample150.json"))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("reading %s: %v", path, err)
-	}
 	var problems map[string]struct {
 		Question string   `json:"question"`
 		Hint     string   `json:"hint"`
@@ -34,9 +38,7 @@ func scienceQATexts(tb testing.TB) []string {
 		Lecture  string   `json:"lecture"`
 		Solution string   `json:"solution"`
 	}
-	if err := json.Unmarshal(data, &problems); err != nil {
-		tb.Fatalf("parsing %s: %v", path, err)
-	}
+	assets.ReadJSON(tb, path, &problems)
 	pids := make([]string, 0, len(problems))
 	for pid := range problems {
 		pids = append(pids, pid)

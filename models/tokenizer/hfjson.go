@@ -20,9 +20,9 @@ import (
 // and EOS the first of <|endoftext|>, <|end_of_text|>, </s> in the vocabulary; -1 when none is found.
 // Other model types (WordPiece, Unigram, WordLevel) give an "unsupported" error naming the file.
 func LoadHFTokenizerJSON(path string) (*BPE, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
+		return nil, err
 	}
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
 	config, err := os.ReadFile(cfgPath)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 )
 
 // Llama2C is a tokenizer in llama2.c's tokenizer.bin format: an int32 max_token_length, then for every piece a
@@ -27,13 +26,7 @@ const (
 )
 
 // LoadLlama2C reads a llama2.c tokenizer.bin file.
-func LoadLlama2C(path string) (*Llama2C, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
-	}
-	return ParseLlama2C(data, path)
-}
+func LoadLlama2C(path string) (*Llama2C, error) { return loadFile(path, ParseLlama2C) }
 
 // ParseLlama2C parses the contents of a llama2.c tokenizer.bin; name identifies the source in errors. The vocabulary
 // size is the number of records in the file (the format does not store it).
@@ -102,20 +95,10 @@ func (t *Llama2C) VocabSize() int { return len(t.pieces) }
 func (t *Llama2C) MaxTokenLength() int { return t.maxTokenLength }
 
 // Piece returns the raw piece of id ("" when out of range).
-func (t *Llama2C) Piece(id int) string {
-	if id < 0 || id >= len(t.pieces) {
-		return ""
-	}
-	return t.pieces[id]
-}
+func (t *Llama2C) Piece(id int) string { return at(t.pieces, id) }
 
 // Score returns the merge score of id (0 when out of range).
-func (t *Llama2C) Score(id int) float32 {
-	if id < 0 || id >= len(t.pieces) {
-		return 0
-	}
-	return t.scores[id]
-}
+func (t *Llama2C) Score(id int) float32 { return at(t.scores, id) }
 
 // initialTokens does run.c's first phase: optional BOS, the dummy-prefix " " when text is non-empty, then one id
 // per UTF-8 character (a leading byte plus up to 3 continuation bytes, as run.c groups them, so malformed UTF-8 is

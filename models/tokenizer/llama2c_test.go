@@ -11,14 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-func loadTok512(t *testing.T) *Llama2C {
-	t.Helper()
-	tok, err := LoadLlama2C(tok512Path(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func loadTok512(t *testing.T) *Llama2C { return mustLoad(t, LoadLlama2C, tok512Path(t)) }
 
 // naiveEncode is run.c's encode() written the simple way, independently of Encode: look every character (or its
 // bytes) up, then rescan the whole sequence for the best-scoring mergeable pair (leftmost on ties) until none is left.

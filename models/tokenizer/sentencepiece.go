@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 
 	sentencepiece "github.com/eliben/go-sentencepiece"
@@ -52,11 +51,7 @@ const (
 
 // LoadSentencePiece reads a SentencePiece `.model` file.
 func LoadSentencePiece(path string) (*SentencePiece, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
-	}
-	return ParseSentencePiece(data, path)
+	return loadFile(path, ParseSentencePiece)
 }
 
 // ParseSentencePiece parses the contents of a SentencePiece `.model`; name identifies the source in errors.
@@ -233,12 +228,7 @@ func (t *SentencePiece) EOS() int { return t.eos }
 func (t *SentencePiece) VocabSize() int { return len(t.pieces) }
 
 // Piece returns the piece of id as stored (spaces as U+2581; "" when out of range).
-func (t *SentencePiece) Piece(id int) string {
-	if id < 0 || id >= len(t.pieces) {
-		return ""
-	}
-	return t.pieces[id]
-}
+func (t *SentencePiece) Piece(id int) string { return at(t.pieces, id) }
 
 // Encode tokenizes text as SentencePiece does: the dummy prefix space is added to non-empty text, spaces become
 // U+2581, then BPE with byte fallback.

@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,12 +11,7 @@ import (
 )
 
 func loadLlamaSP(t *testing.T) *SentencePiece {
-	t.Helper()
-	tok, err := LoadSentencePiece(llamaModelPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return mustLoad(t, LoadSentencePiece, llamaModelPath(t))
 }
 
 type spGolden struct {
@@ -35,14 +29,8 @@ type spGolden struct {
 // (golden/llama_tokenizer/golden.json: texts encoded without BOS).
 func TestSentencePieceGolden(t *testing.T) {
 	path := assets.Require(t, assets.Golden("llama_tokenizer", "golden.json"))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g spGolden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatalf("parsing %s: %v", path, err)
-	}
+	assets.ReadJSON(t, path, &g)
 	if len(g.Cases) == 0 || len(g.Decoded) != len(g.Cases) {
 		t.Fatalf("%s: %d cases, %d decoded", path, len(g.Cases), len(g.Decoded))
 	}

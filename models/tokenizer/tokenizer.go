@@ -56,9 +56,9 @@ func Load(path string) (Tokenizer, error) {
 	case len(head) > 0 && head[0] == '{': // tokenizer.json files start with the brace; 0x0A could be SentencePiece
 		return LoadHFTokenizerJSON(path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
+		return nil, err
 	}
 	switch {
 	case looksLikeSentencePiece(data):
@@ -69,6 +69,34 @@ func Load(path string) (Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %s is neither a GGUF model, a tokenizer.json, a SentencePiece .model "+
 			"(protobuf) nor a llama2.c tokenizer.bin (first bytes % x)", path, data[:min(len(data), 8)])
 	}
+}
+
+// readFile reads a tokenizer file whole; its error names the file.
+func readFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: reading %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// loadFile reads a tokenizer file and parses it with parse (which names path in its errors).
+func loadFile[T any](path string, parse func(data []byte, name string) (T, error)) (T, error) {
+	data, err := readFile(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(data, path)
+}
+
+// at returns s[id], or the zero value when id is out of range (the accessors' contract for unknown ids).
+func at[E any](s []E, id int) E {
+	if id < 0 || id >= len(s) {
+		var zero E
+		return zero
+	}
+	return s[id]
 }
 
 // readHead returns the first n bytes of a file (fewer when it is shorter).

@@ -35,6 +35,17 @@ func openPth(t *testing.T, path string) *File {
 	return pf
 }
 
+// openST opens the safetensors file a .pth is compared with, closed when the test ends.
+func openST(t *testing.T, path string) *safetensors.File {
+	t.Helper()
+	sf, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sf.Close() })
+	return sf
+}
+
 func readF32(t *testing.T, pf *File, name string) ([]float32, []int) {
 	t.Helper()
 	v, s, err := pf.ReadFloat32(name)
@@ -104,11 +115,7 @@ func unpermute(meta []float32, rows, cols, heads int) []float32 {
 
 func TestMetaFloat32MatchesHF(t *testing.T) {
 	pf := openPth(t, assets.Require(t, assets.Golden("llama_tiny_meta", "consolidated.00.pth")))
-	sf, err := safetensors.Open(assets.Require(t, assets.Golden("llama_tiny", "model.safetensors")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sf.Close()
+	sf := openST(t, assets.Require(t, assets.Golden("llama_tiny", "model.safetensors")))
 
 	if n := len(pf.Names()); n != 3+9*nLayers {
 		t.Fatalf("%d tensors, want %d", n, 3+9*nLayers)
@@ -188,11 +195,7 @@ func TestMetaBFloat16(t *testing.T) {
 
 func TestOfficialAdapter(t *testing.T) {
 	pf := openPth(t, assets.Require(t, assets.Golden("adapter_tiny", "official_adapter.pth")))
-	sf, err := safetensors.Open(assets.Require(t, assets.Golden("adapter_tiny", "adapter.safetensors")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sf.Close()
+	sf := openST(t, assets.Require(t, assets.Golden("adapter_tiny", "adapter.safetensors")))
 	prompts, ps := readST(t, sf, "prompts") // [L, K, C]
 	gates, gs := readST(t, sf, "gates")     // [L, H]
 	L, K, C, H := ps[0], ps[1], ps[2], gs[1]
