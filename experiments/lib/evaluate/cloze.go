@@ -85,7 +85,7 @@ func (r *Runner) clozeGraph(scope *model.Scope, flat []*Node) *Node {
 func (r *Runner) ScoreCloze(ctx context.Context, examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
 	r.defaults()
 	if r.clozeExec == nil {
-		exec, err := r.placedExec(r.clozeGraph)
+		exec, err := r.placedExec("cloze scoring graph", r.clozeGraph)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: cloze graph: %w", err)
 		}
@@ -217,7 +217,11 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 			seg[i], rot[i] = clozeSegPadding, int32(i-k*S)
 		}
 		feats = append(feats, e.Features...)
+		if k < len(batch) {
+			r.tokens += int64(clozeLen(e))
+		}
 	}
+	r.paddedTokens += int64(G * S)
 	in := clozeInputs[*tensors.Tensor]{Tokens: tensors.FromFlatDataAndDimensions(tok, G, S), Segments: tensors.FromFlatDataAndDimensions(seg, G, S),
 		Rotary: tensors.FromFlatDataAndDimensions(rot, G, S), Positions: tensors.FromFlatDataAndDimensions(pos, G, W),
 		Targets: tensors.FromFlatDataAndDimensions(tgt, G, W)}

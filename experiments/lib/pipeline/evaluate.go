@@ -14,6 +14,7 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/compute/shapes"
 )
 
 // evaluation is a run's answers: one result per protocol of -eval, the primary first.
@@ -22,6 +23,17 @@ type evaluation struct {
 }
 
 func (ev *evaluation) primary() *evaluate.Result { return ev.results[0] }
+
+// profile is the evaluation's phases (one per protocol), each named prefix + the protocol.
+func (ev *evaluation) profile(prefix string) []results.PhaseProfile {
+	var ps []results.PhaseProfile
+	for _, r := range ev.results {
+		p := r.Profile
+		p.Phase = prefix + p.Phase
+		ps = append(ps, p)
+	}
+	return ps
+}
 
 // evaluateRun answers every evaluation problem by each protocol of -eval (with adapter a; nil: the base model)
 // with a progress bar per pass. features are the image features by pid (nil: text only).
@@ -44,11 +56,18 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 			bar = nil
 		}
 	}
+	env.Runner.Counter = &device.ExecCounter{OnCompile: func(name string, ss []shapes.Shape) {
+		if bar != nil {
+			fmt.Fprintln(out) // off the bar's line
+		}
+		fmt.Fprintf(out, "compiling the %s (shape %s)…\n", name, evaluate.DescribeShapes(ss))
+	}}
 	res, err := evaluate.Run(ctx, env, protocols, out)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range res {
+		fmt.Fprintln(out, "profile:", r.Profile)
 		if r.Cut > 0 {
 			fmt.Fprintf(out, "%s: %d prompts shortened to fit -max-len %d (context words dropped; where even no context fits, the prompt's start)\n", r.Protocol, r.Cut, cfg.Train.MaxLen)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/compute/shapes"
 )
 
 // Files of a run folder.
@@ -239,7 +240,11 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	start := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
 	phase, before := results.StartPhase("validation loss"), t.tr.Stats()
+	t.tr.Counter.OnCompile = func(name string, ss []shapes.Shape) {
+		fmt.Fprintf(out, "compiling the %s graph (shape %s)…\n", name, train.DescribeShapes(ss))
+	}
 	valLoss, err := t.tr.EvalLoss(ex.evalTrain)
+	t.tr.Counter.OnCompile = nil
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +257,7 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	if e.ev, err = evaluateRun(ctx, cfg, s, t.a, ex.features, out); err != nil {
 		return nil, err
 	}
+	sum.Profile = append(sum.Profile, e.ev.profile("")...)
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -119,6 +119,7 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
+		sum.Profile = append(sum.Profile, ev.profile("zero-shot ")...)
 		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
 		if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
 			return err
