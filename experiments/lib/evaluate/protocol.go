@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/adapterlab/llama-adapter/results"
 )
@@ -77,6 +78,11 @@ type Env struct {
 	Setup
 	// Progress, when set, is called after each batch with the running protocol's name.
 	Progress func(protocol string, done, total int)
+	// LossExamples, when set, are sequences with a loss mask (the evaluation problems' training sequences, ID =
+	// pid) whose masked log-likelihood the cloze pass also measures where a problem's cloze row holds the same
+	// tokens (ClozeLoss): the validation loss of a cloze-target run without a second pass. Their image features
+	// must be the Setup's.
+	LossExamples []train.Example
 
 	running string
 	memo    map[string]any

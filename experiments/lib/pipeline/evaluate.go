@@ -12,6 +12,7 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
 	"github.com/gomlx/compute/shapes"
@@ -20,6 +21,8 @@ import (
 // evaluation is a run's answers: one result per protocol of -eval, the primary first.
 type evaluation struct {
 	results []*evaluate.Result
+	// loss is what the cloze pass measured of the loss examples evaluateRun was given.
+	loss evaluate.ClozeLoss
 }
 
 func (ev *evaluation) primary() *evaluate.Result { return ev.results[0] }
@@ -36,8 +39,10 @@ func (ev *evaluation) profile(prefix string) []results.PhaseProfile {
 }
 
 // evaluateRun answers every evaluation problem by each protocol of -eval (with adapter a; nil: the base model)
-// with a progress bar per pass. features are the image features by pid (nil: text only).
-func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter, features map[string][]float32, out io.Writer) (*evaluation, error) {
+// with a progress bar per pass. features are the image features by pid (nil: text only). lossExamples (nil:
+// none) are training sequences whose loss the cloze pass also measures where its rows hold them
+// (evaluate.Env.LossExamples).
+func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter, features map[string][]float32, lossExamples []train.Example, out io.Writer) (*evaluation, error) {
 	protocols, err := cfg.Eval.Mode.Protocols()
 	if err != nil {
 		return nil, err
@@ -46,6 +51,7 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 	if err != nil {
 		return nil, err
 	}
+	env.LossExamples = lossExamples
 	var bar *progress
 	env.Progress = func(name string, done, total int) {
 		if bar == nil {
@@ -72,7 +78,9 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 			fmt.Fprintf(out, "%s: %d prompts shortened to fit -max-len %d (context words dropped; where even no context fits, the prompt's start)\n", r.Protocol, r.Cut, cfg.Train.MaxLen)
 		}
 	}
-	return &evaluation{results: res}, nil
+	ev := &evaluation{results: res}
+	ev.loss, _ = env.ClozeLoss()
+	return ev, nil
 }
 
 // evalEnv is the evaluation of problems as a run's evaluation sets it up (with adapter a; nil: the base model):

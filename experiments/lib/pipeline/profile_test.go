@@ -3,6 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -36,7 +41,9 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 		by[p.Phase] = p
 		order = append(order, p.Phase)
 	}
-	want := []string{"train", "validation loss", "letter", "cloze", "cloze-norm", "zero-shot letter", "zero-shot cloze", "zero-shot cloze-norm"}
+	// The validation loss comes after the protocols: with a cloze target it reads the cloze pass (here, a letter
+	// target, it runs the loss graph on every problem).
+	want := []string{"train", "letter", "cloze", "cloze-norm", "validation loss", "zero-shot letter", "zero-shot cloze", "zero-shot cloze-norm"}
 	if strings.Join(order, "|") != strings.Join(want, "|") {
 		t.Fatalf("profile phases %q, want %q", order, want)
 	}
@@ -84,5 +91,75 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 		if !strings.Contains(log, line) {
 			t.Errorf("the log lacks %q:\n%s", line, log)
 		}
+	}
+}
+
+// TestOnePassValidationLoss: with a cloze target, the validation loss read from the cloze pass equals the one the
+// loss graph computes in a pass of its own (1e-6), the choices and per-option scores are the same, and the loss
+// graph runs on no problem the cloze pass read.
+func TestOnePassValidationLoss(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Train.Epochs = 1
+	cfg.Data.Target = TargetCloze
+	cfg.Eval.Mode = EvalMode("cloze,cloze-norm")
+	run := func(share bool) (*results.Summary, string, string) {
+		t.Helper()
+		defer func(old bool) { shareClozePass = old }(shareClozePass)
+		shareClozePass = share
+		c := cfg
+		c.RunsDir = t.TempDir()
+		var out bytes.Buffer
+		res, err := Run(context.Background(), c, &out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		scores, err := os.ReadFile(filepath.Join(res.Dir, "choice_scores_cloze.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Summary, out.String(), string(scores)
+	}
+	one, oneLog, oneScores := run(true)
+	two, twoLog, twoScores := run(false)
+	if one.FinalValLoss == nil || two.FinalValLoss == nil {
+		t.Fatalf("validation loss missing: %v %v", one.FinalValLoss, two.FinalValLoss)
+	}
+	if d := math.Abs(*one.FinalValLoss - *two.FinalValLoss); d > 1e-6 {
+		t.Errorf("validation loss %.9f from the cloze pass, %.9f from the loss graph (|Δ| %.2g)", *one.FinalValLoss, *two.FinalValLoss, d)
+	}
+	t.Logf("validation loss %.9f one pass, %.9f two passes", *one.FinalValLoss, *two.FinalValLoss)
+	if oneScores != twoScores {
+		t.Error("the cloze scores differ when the pass also measures the validation loss")
+	}
+	for _, p := range []string{"cloze", "cloze-norm"} {
+		if !reflect.DeepEqual(one.Scores[p], two.Scores[p]) {
+			t.Errorf("%s: accuracy %v one pass, %v two passes", p, one.Scores[p], two.Scores[p])
+		}
+	}
+	// A problem whose training sequence lost more context words to MaxLen than its cloze row (the row must fit the
+	// longest option, the sequence the answer and EOS) is not the same sequence: the loss graph reads it.
+	split := func(log string) (cloze, graph int) {
+		t.Helper()
+		i := strings.Index(log, "validation loss: ")
+		if i < 0 {
+			t.Fatalf("no validation loss line:\n%s", log)
+		}
+		if _, err := fmt.Sscanf(log[i:], "validation loss: %d problems read from the cloze pass, %d by the loss graph", &cloze, &graph); err != nil {
+			t.Fatal(err)
+		}
+		return cloze, graph
+	}
+	n := cfg.Data.EvalLimit
+	if c, g := split(oneLog); c+g != n || c < n-3 {
+		t.Errorf("one pass: %d problems from the cloze pass, %d by the loss graph; want %d in all, almost all from the cloze pass", c, g, n)
+	} else {
+		for _, p := range one.Profile {
+			if p.Phase == "validation loss" && (p.Executions > 0) != (g > 0) {
+				t.Errorf("one pass: the loss graph ran %d times for %d problems", p.Executions, g)
+			}
+		}
+	}
+	if c, g := split(twoLog); c != 0 || g != n {
+		t.Errorf("two passes: %d problems from the cloze pass, %d by the loss graph; want 0, %d", c, g, n)
 	}
 }

@@ -115,7 +115,7 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), path)
 		zcfg := cfg
 		zcfg.Eval.Mode = EvalMode(strings.Join(protocols, ","))
-		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, out)
+		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, nil, out)
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
