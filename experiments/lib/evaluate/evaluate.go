@@ -89,6 +89,18 @@ func (r *Runner) Stats() train.Stats {
 	return train.Stats{ExecStats: r.Counter.Snapshot(), Tokens: r.tokens, PaddedTokens: r.paddedTokens}
 }
 
+// Release frees the runner's compiled graphs (XLA keeps each executable's code until it is finalized; the
+// generators' go with their last reference): call it when the runner's evaluation is over. A later call compiles
+// them again.
+func (r *Runner) Release() {
+	for _, e := range []*model.Exec{r.letterExec, r.clozeExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	r.letterExec, r.clozeExec, r.gens = nil, nil, nil
+}
+
 // DescribeShapes names a scoring graph's input shapes for a progress line: "8×64 tokens" and, for cloze scoring
 // (a window of scored positions beside the tokens), ", window 32".
 func DescribeShapes(ss []shapes.Shape) string {

@@ -69,6 +69,10 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 		fmt.Fprintf(out, "compiling the %s (shape %s)…\n", name, evaluate.DescribeShapes(ss))
 	}}
 	res, err := evaluate.Run(ctx, env, protocols, out)
+	// The scoring executables and the batches' buffers are not needed after the evaluation: their memory goes back
+	// before the next phase (validation loss, zero-shot) builds its own.
+	env.Runner.Release()
+	device.ReleaseHostMemory()
 	if err != nil {
 		return nil, err
 	}
