@@ -93,47 +93,75 @@ func zeroShotProtocols(mode EvalMode) ([]string, error) {
 	return names, nil
 }
 
+// zeroShotEntry is the cache file of a run's zero-shot baseline: the protocols it measures, its key and path, and
+// the record there (nil when there is none yet).
+type zeroShotEntry struct {
+	protocols []string
+	key, dir  string
+	path      string
+	rec       *zeroShotRecord
+}
+
+// lookupZeroShot finds the zero-shot cache entry of cfg's inputs (cur) and evaluation problems (ex); nil when no
+// protocol of the mode is measured zero-shot.
+func lookupZeroShot(cfg Config, cur resolved, ex *runExamples) (*zeroShotEntry, error) {
+	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
+	if err != nil || len(protocols) == 0 {
+		return nil, err
+	}
+	z := &zeroShotEntry{protocols: protocols, key: zeroShotKey(cfg, cur, ex, protocols), dir: cfg.ZeroShotCache}
+	if z.dir == "" {
+		z.dir = DefaultZeroShotCache()
+	}
+	z.path = filepath.Join(z.dir, z.key+".json")
+	if z.rec, err = readZeroShot(z.path, z.key); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// store scores choices (by protocol) into the entry's record, a new one when there is none (model names the
+// model file), and writes it.
+func (z *zeroShotEntry) store(model string, problems []*scienceqa.Problem, pids int, choices map[string]map[string]int) error {
+	if z.rec == nil {
+		z.rec = &zeroShotRecord{Key: z.key, Model: model, Problems: pids}
+	}
+	if err := z.rec.setPredictions(problems, z.protocols, choices); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(z.dir, 0o755); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	if err := results.WriteJSONAtomic(z.path, z.rec); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	return nil
+}
+
 // addZeroShot stores the zero-shot baseline (the run's protocols on the pretrained model, no adapter, no image) in
 // sum.Baselines[results.ZeroShot], from the shared cache or measured now (and cached). Nothing is added when no
 // protocol of the mode is measured zero-shot.
 func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, out io.Writer) error {
-	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
-	if err != nil || len(protocols) == 0 {
+	z, err := lookupZeroShot(cfg, cur, ex)
+	if err != nil || z == nil {
 		return err
 	}
-	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := cfg.ZeroShotCache
-	if dir == "" {
-		dir = DefaultZeroShotCache()
-	}
-	path := filepath.Join(dir, key+".json")
-	rec, err := readZeroShot(path, key)
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), path)
+	if z.rec == nil {
+		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), z.path)
 		zcfg := cfg
-		zcfg.Eval.Mode = EvalMode(strings.Join(protocols, ","))
+		zcfg.Eval.Mode = EvalMode(strings.Join(z.protocols, ","))
 		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, nil, out)
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
 		sum.Profile = append(sum.Profile, ev.profile("zero-shot ")...)
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
-		if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+		if err := z.store(cur.Paths["model"], s.data.eval, len(ex.evalPIDs), ev.choices()); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("zero-shot baseline: %w", err)
-		}
-		if err := results.WriteJSONAtomic(path, rec); err != nil {
-			return fmt.Errorf("zero-shot baseline: %w", err)
-		}
 	} else {
-		fmt.Fprintf(out, "zero-shot baseline: from %s\n", path)
+		fmt.Fprintf(out, "zero-shot baseline: from %s\n", z.path)
 	}
-	for name, t := range rec.Scores {
+	for name, t := range z.rec.Scores {
 		row := map[string]float64{}
 		for c, v := range t {
 			row[c] = v.Accuracy
@@ -186,37 +214,21 @@ func (rec *zeroShotRecord) setPredictions(problems []*scienceqa.Problem, protoco
 // storeZeroShot keeps a base-model evaluation (Evaluate without an adapter: exactly the zero-shot baseline) in the
 // zero-shot cache: a new record, or the per-problem choices an older record lacks (its scores must agree).
 func storeZeroShot(cfg Config, s *session, ex *runExamples, ev *evaluation, out io.Writer) error {
-	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
-	if err != nil || len(protocols) == 0 {
-		return err
+	if ps, err := zeroShotProtocols(cfg.Eval.Mode); err != nil || len(ps) == 0 {
+		return err // nothing measured zero-shot: no inputs to digest
 	}
 	cur, err := currentRecord(cfg, s.modelPath, s.tokPath, "")
 	if err != nil {
 		return err
 	}
-	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := cfg.ZeroShotCache
-	if dir == "" {
-		dir = DefaultZeroShotCache()
-	}
-	path := filepath.Join(dir, key+".json")
-	rec, err := readZeroShot(path, key)
-	if err != nil {
+	z, err := lookupZeroShot(cfg, cur, ex)
+	if err != nil || z == nil {
 		return err
 	}
-	if rec == nil {
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
-	}
-	if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+	if err := z.store(cur.Paths["model"], s.data.eval, len(ex.evalPIDs), ev.choices()); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("zero-shot baseline: %w", err)
-	}
-	if err := results.WriteJSONAtomic(path, rec); err != nil {
-		return fmt.Errorf("zero-shot baseline: %w", err)
-	}
-	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", path)
+	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", z.path)
 	return nil
 }
 
