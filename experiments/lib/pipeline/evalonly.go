@@ -68,7 +68,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 		return nil, err
 	}
 	start := time.Now()
-	ev, err := evaluateRun(ctx, cfg, s, a, ex.features, nil, out)
+	ev, err := evaluateRun(ctx, cfg, s, a, ex.features, out)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
-	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
 	"github.com/gomlx/compute/shapes"
@@ -39,10 +38,9 @@ func (ev *evaluation) profile(prefix string) []results.PhaseProfile {
 }
 
 // evaluateRun answers every evaluation problem by each protocol of -eval (with adapter a; nil: the base model)
-// with a progress bar per pass. features are the image features by pid (nil: text only). lossExamples (nil:
-// none) are training sequences whose loss the cloze pass also measures where its rows hold them
-// (evaluate.Env.LossExamples).
-func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter, features map[string][]float32, lossExamples []train.Example, out io.Writer) (*evaluation, error) {
+// with a progress bar per pass, and frees the scoring executables. features are the image features by pid (nil:
+// text only).
+func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter, features map[string][]float32, out io.Writer) (*evaluation, error) {
 	protocols, err := cfg.Eval.Mode.Protocols()
 	if err != nil {
 		return nil, err
@@ -51,7 +49,20 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 	if err != nil {
 		return nil, err
 	}
-	env.LossExamples = lossExamples
+	defer releaseRunner(env.Runner)
+	return runProtocols(ctx, cfg, env, protocols, out)
+}
+
+// releaseRunner frees a runner's scoring executables and returns the memory of them and of the batches' buffers
+// before the next phase builds its own.
+func releaseRunner(r *evaluate.Runner) {
+	r.Release()
+	device.ReleaseHostMemory()
+}
+
+// runProtocols answers env's problems by protocols with a progress bar per pass and a line per compile; the
+// runner keeps its executables (and its counter, so a later call with the same shapes compiles nothing).
+func runProtocols(ctx context.Context, cfg Config, env *evaluate.Env, protocols []evaluate.Protocol, out io.Writer) (*evaluation, error) {
 	var bar *progress
 	env.Progress = func(name string, done, total int) {
 		if bar == nil {
@@ -62,17 +73,17 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 			bar = nil
 		}
 	}
-	env.Runner.Counter = &device.ExecCounter{OnCompile: func(name string, ss []shapes.Shape) {
+	if env.Runner.Counter == nil {
+		env.Runner.Counter = &device.ExecCounter{}
+	}
+	env.Runner.Counter.OnCompile = func(name string, ss []shapes.Shape) {
 		if bar != nil {
 			fmt.Fprintln(out) // off the bar's line
 		}
 		fmt.Fprintf(out, "compiling the %s (shape %s)…\n", name, evaluate.DescribeShapes(ss))
-	}}
+	}
 	res, err := evaluate.Run(ctx, env, protocols, out)
-	// The scoring executables and the batches' buffers are not needed after the evaluation: their memory goes back
-	// before the next phase (validation loss, zero-shot) builds its own.
-	env.Runner.Release()
-	device.ReleaseHostMemory()
+	env.Runner.Counter.OnCompile = nil
 	if err != nil {
 		return nil, err
 	}

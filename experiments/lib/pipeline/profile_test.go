@@ -64,16 +64,20 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 		if p.Tokens > p.PaddedTokens || (p.Compiles > 0) != (p.CompileSeconds > 0) {
 			t.Errorf("%s: %d tokens > %d padded, or %d compiles in %.3fs", name, p.Tokens, p.PaddedTokens, p.Compiles, p.CompileSeconds)
 		}
+		// The zero-shot baseline runs on the trained run's executables (zero gates): same shapes, no compile.
+		minCompiles := 1
+		if strings.HasPrefix(name, "zero-shot ") {
+			minCompiles = 0
+		}
 		switch name {
 		case "letter", "zero-shot letter":
 			// One row per problem with single-token letters (two with the tokenizer's "▁" split: at most 2×).
-			if p.Executions < batches || p.Executions > 2*batches || p.Compiles < 1 || p.Compiles > p.Executions || p.Tokens == 0 {
+			if p.Executions < batches || p.Executions > 2*batches || p.Compiles < minCompiles || p.Compiles > p.Executions || p.Tokens == 0 {
 				t.Errorf("%s: %d executions (want %d..%d), %d compiles, %d tokens", name, p.Executions, batches, 2*batches, p.Compiles, p.Tokens)
 			}
 		case "cloze", "zero-shot cloze":
-			// One row per problem: exactly one execution per batch; compiles ≤ executions, at least one each
-			// (the zero-shot graph has no adapter: another executable).
-			if p.Executions != batches || p.Compiles < 1 || p.Compiles > batches || p.PaddedTokens != int64(batches*batch)*(p.PaddedTokens/int64(batches*batch)) {
+			// One row per problem: exactly one execution per batch; compiles ≤ executions.
+			if p.Executions != batches || p.Compiles < minCompiles || p.Compiles > batches || p.PaddedTokens != int64(batches*batch)*(p.PaddedTokens/int64(batches*batch)) {
 				t.Errorf("%s: %d executions (want %d), %d compiles, %d padded tokens", name, p.Executions, batches, p.Compiles, p.PaddedTokens)
 			}
 		case "cloze-norm", "zero-shot cloze-norm":
@@ -161,5 +165,57 @@ func TestOnePassValidationLoss(t *testing.T) {
 	}
 	if c, g := split(twoLog); c != 0 || g != n {
 		t.Errorf("two passes: %d problems from the cloze pass, %d by the loss graph; want 0, %d", c, g, n)
+	}
+}
+
+// TestZeroShotReusesTrainedGraphs: the zero-shot baseline measured on the trained run's executables with zero
+// gates chooses as the base model's own graphs do, problem by problem, and compiles nothing for letter scoring (the
+// same shapes as the trained evaluation).
+func TestZeroShotReusesTrainedGraphs(t *testing.T) {
+	cfg := smallConfig(t)
+	cfg.Train.Epochs = 1
+	cfg.Eval.Mode = EvalMode("letter,cloze")
+	cfg.Eval.ZeroShot = true
+	run := func(reuse bool) (*results.Summary, map[string]map[string]int, string) {
+		t.Helper()
+		defer func(old bool) { reuseForZeroShot = old }(reuseForZeroShot)
+		reuseForZeroShot = reuse
+		c := cfg
+		c.RunsDir, c.ZeroShotCache = t.TempDir(), t.TempDir()
+		var out bytes.Buffer
+		res, err := Run(context.Background(), c, &out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		files, err := filepath.Glob(filepath.Join(c.ZeroShotCache, "*.json"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("zero-shot cache: %v, %v", files, err)
+		}
+		rec, err := readZeroShot(files[0], strings.TrimSuffix(filepath.Base(files[0]), ".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Summary, rec.Predictions, out.String()
+	}
+	reused, reusedPreds, reusedLog := run(true)
+	fresh, freshPreds, _ := run(false)
+	if !strings.Contains(reusedLog, "the trained graphs with zero gates") {
+		t.Errorf("the zero-shot baseline did not reuse the trained graphs:\n%s", reusedLog)
+	}
+	for _, p := range []string{"letter", "cloze"} {
+		if len(freshPreds[p]) != cfg.Data.EvalLimit || !reflect.DeepEqual(reusedPreds[p], freshPreds[p]) {
+			t.Errorf("%s: zero-shot choices on the trained graphs with zero gates %v, on the base model's %v", p, reusedPreds[p], freshPreds[p])
+		}
+	}
+	// The trained run itself is the same either way.
+	for _, p := range []string{"letter", "cloze"} {
+		if !reflect.DeepEqual(reused.Scores[p], fresh.Scores[p]) {
+			t.Errorf("%s: the trained run scores %v, %v without the reuse", p, reused.Scores[p], fresh.Scores[p])
+		}
+	}
+	for _, ph := range reused.Profile {
+		if ph.Phase == "zero-shot letter" && ph.Compiles != 0 {
+			t.Errorf("zero-shot letter compiled %d graphs on the trained run's executables", ph.Compiles)
+		}
 	}
 }

@@ -244,13 +244,37 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	cfg, s, ex, sum := t.cfg, t.s, t.ex, t.summary
 	start := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems (from the cloze pass where it reads their training sequences)…\n", len(ex.evalTrain))
-	var lossExamples []train.Example
-	if shareClozePass {
-		lossExamples = ex.evalTrain
-	}
-	e := &evaluated{trainedRun: t}
-	if e.ev, err = evaluateRun(ctx, cfg, s, t.a, ex.features, lossExamples, out); err != nil {
+	protocols, err := cfg.Eval.Mode.Protocols()
+	if err != nil {
 		return nil, err
+	}
+	env, err := evalEnv(cfg, s, t.a, s.data.eval, ex.features)
+	if err != nil {
+		return nil, err
+	}
+	if shareClozePass {
+		env.LossExamples = ex.evalTrain
+	}
+	// With zero gates the trained adapter is exactly the base model: the zero-shot baseline, when it is measured,
+	// reuses this evaluation's executables instead of compiling the base model's.
+	var reuse *evaluate.Runner
+	if cfg.Eval.ZeroShot && reuseForZeroShot && zeroGatesExact(t.a) {
+		reuse = env.Runner
+	}
+	released := false
+	release := func() {
+		if !released {
+			releaseRunner(env.Runner)
+			released = true
+		}
+	}
+	defer release()
+	e := &evaluated{trainedRun: t}
+	if e.ev, err = runProtocols(ctx, cfg, env, protocols, out); err != nil {
+		return nil, err
+	}
+	if reuse == nil {
+		release()
 	}
 	sum.Profile = append(sum.Profile, e.ev.profile("")...)
 	if err := ctx.Err(); err != nil {
@@ -264,7 +288,7 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 		return nil, err
 	}
 	if cfg.Eval.ZeroShot {
-		if err := addZeroShot(ctx, cfg, s, t.resolved, ex, sum, out); err != nil {
+		if err := addZeroShot(ctx, cfg, s, t.resolved, ex, sum, reuse, out); err != nil {
 			return nil, err
 		}
 	}

@@ -15,10 +15,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // The zero-shot baseline is the pretrained model itself, scored by the run's protocols on the run's evaluation
@@ -140,8 +142,10 @@ func (z *zeroShotEntry) store(model string, problems []*scienceqa.Problem, pids 
 
 // addZeroShot stores the zero-shot baseline (the run's protocols on the pretrained model, no adapter, no image) in
 // sum.Baselines[results.ZeroShot], from the shared cache or measured now (and cached). Nothing is added when no
-// protocol of the mode is measured zero-shot.
-func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, out io.Writer) error {
+// protocol of the mode is measured zero-shot. reuse, when not nil, is the trained run's runner, whose adapter
+// zeroGatesExact accepted: the baseline is measured on its executables with the gates set to zero (and restored),
+// instead of compiling the base model's graphs.
+func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, reuse *evaluate.Runner, out io.Writer) error {
 	z, err := lookupZeroShot(cfg, cur, ex)
 	if err != nil || z == nil {
 		return err
@@ -150,7 +154,12 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), z.path)
 		zcfg := cfg
 		zcfg.Eval.Mode = EvalMode(strings.Join(z.protocols, ","))
-		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, nil, out)
+		var ev *evaluation
+		if reuse != nil {
+			ev, err = zeroShotOn(ctx, zcfg, s, reuse, out)
+		} else {
+			ev, err = evaluateRun(ctx, zcfg, s, nil, nil, out)
+		}
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
@@ -169,6 +178,50 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		sum.SetBaseline(results.ZeroShot, name, row)
 	}
 	return nil
+}
+
+// reuseForZeroShot is whether a run's zero-shot baseline reuses its executables (tests turn it off to compare).
+var reuseForZeroShot = true
+
+// zeroGatesExact reports whether adapter a with every gate at zero computes exactly the base model: each gate
+// scales its layer's prompt attention (tanh(0) = 0 for head-tanh gates), so nothing is added to the base model's
+// attention, whatever the prompts and the visual token. V2's biases, scales and norms change the base layers
+// themselves: not so.
+func zeroGatesExact(a *adapter.Adapter) bool { return a != nil && a.V2 == nil && a.Gates != nil }
+
+// zeroShotOn answers zcfg's protocols on the base model through runner r (a trained run's, its adapter accepted by
+// zeroGatesExact) with the adapter's gates set to zero, then restores them. No image features: the baseline is the
+// text-only pretrained model.
+func zeroShotOn(ctx context.Context, zcfg Config, s *session, r *evaluate.Runner, out io.Writer) (_ *evaluation, err error) {
+	protocols, err := zcfg.Eval.Mode.Protocols()
+	if err != nil {
+		return nil, err
+	}
+	env, err := evalEnv(zcfg, s, r.Adapter, s.data.eval, nil)
+	if err != nil {
+		return nil, err
+	}
+	env.Runner = r
+	gates := r.Adapter.Gates
+	trained, err := gates.Value()
+	if err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	keep, err := tensors.CopyFlatData[float32](trained)
+	if err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	dims := gates.Shape().Dimensions
+	if err := gates.SetValue(tensors.FromFlatDataAndDimensions(make([]float32, len(keep)), dims...)); err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	defer func() {
+		if rerr := gates.SetValue(tensors.FromFlatDataAndDimensions(keep, dims...)); rerr != nil && err == nil {
+			err = fmt.Errorf("zero-shot baseline: restoring the gates: %w", rerr)
+		}
+	}()
+	fmt.Fprintln(out, "zero-shot baseline: the trained graphs with zero gates (exactly the base model)")
+	return runProtocols(ctx, zcfg, env, protocols, out)
 }
 
 // choices returns the evaluation's choices by protocol name (pid → option index).
