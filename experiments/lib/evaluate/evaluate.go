@@ -4,7 +4,10 @@
 // evaluates an ordered list of protocols (the first is the primary). The batched executors are Runner's: letter
 // scoring (one forward pass; the option letter whose tokens score highest at the answer position), cloze scoring
 // (every option's text as a continuation of a prompt, each prompt read once) and greedy generation with the KV
-// cache (the paper's protocol).
+// cache (the paper's protocol). Runner.Stats counts the scoring graphs' compiles, executions and tokens; Run
+// records them per protocol in Result.Profile. With Env.LossExamples the cloze pass also measures the masked loss
+// of the training sequences its rows hold (ClozeLoss), so a cloze-target run's validation loss needs no pass of its
+// own.
 package evaluate
 
 import (
