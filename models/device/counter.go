@@ -106,6 +106,9 @@ func (c *ExecCounter) Run(p Placement, exec *model.Exec, args ...*tensors.Tensor
 			}
 			// A graph another counter (or an uncounted run) built earlier is a cache hit, not a compile.
 			if _, built := builtGraphs.LoadOrStore(g.GraphId(), true); !built {
+				// The compiler's working memory was malloc'ed and freed: hand it back before the executable runs
+				// (its temporaries would otherwise stack on it at the phase's peak).
+				trimCHeap()
 				c.add(ExecStats{Compiles: 1, CompileSeconds: time.Since(start).Seconds()})
 			}
 		}

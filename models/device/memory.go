@@ -14,10 +14,12 @@ import (
 // phase that dropped large host buffers (the float32 weights a loader built before they moved into the backend's
 // buffers; a finished phase's batches): the resident set then holds what is live, and the next phase's peak does not
 // stack on the last one's garbage. It costs one full collection (tens of milliseconds for a heap of a few hundred
-// MB).
+// MB). On Linux with glibc it also trims the C heap (malloc_trim), where the backend's freed buffers and compiler
+// memory otherwise stay resident.
 func ReleaseHostMemory() {
 	runtime.GC()
 	debug.FreeOSMemory()
+	trimCHeap()
 }
 
 // UploadVariables moves each variable's value into the backend's buffers on device 0 and drops its host copy

@@ -25,6 +25,17 @@ type ClozeExample struct {
 	Options [][]int32
 	// Features are the image features (M·D), nil for text-only.
 	Features []float32
+	// Follow, when not nil, also scores tokens after one option (e.g. the EOS a training sequence ends with), in
+	// that option's segment of the row: ClozeResult.Follow then holds the log-probability of every token of
+	// option Follow.Option followed by Follow.Tokens, each given the prompt and the tokens before it. The follow
+	// tokens sit at the row's end, after every option, so no option's score changes.
+	Follow *ClozeFollow
+}
+
+// ClozeFollow is tokens scored after one option of a cloze example (ClozeExample.Follow).
+type ClozeFollow struct {
+	Option int
+	Tokens []int32
 }
 
 // ClozeResult is one problem's cloze scores and both predictions.
@@ -37,6 +48,9 @@ type ClozeResult struct {
 	// log-probability per token ("cloze-norm", length-normalized per token, not per character). Ties go to the
 	// first option.
 	Sum, Norm int
+	// Follow holds, with ClozeExample.Follow, the per-token log-probabilities of the followed option's tokens and
+	// then of the follow tokens.
+	Follow []float64
 }
 
 // clozeWindowMultiple rounds a batch's scored window up, so few distinct graph shapes are compiled (the row length
@@ -85,7 +99,7 @@ func (r *Runner) clozeGraph(scope *model.Scope, flat []*Node) *Node {
 func (r *Runner) ScoreCloze(ctx context.Context, examples []ClozeExample, progress func(done, total int)) ([]ClozeResult, error) {
 	r.defaults()
 	if r.clozeExec == nil {
-		exec, err := r.placedExec(r.clozeGraph)
+		exec, err := r.placedExec("cloze scoring graph", r.clozeGraph)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: cloze graph: %w", err)
 		}
@@ -161,15 +175,31 @@ func (r *Runner) checkCloze(examples []ClozeExample) error {
 				}
 			}
 		}
+		if f := e.Follow; f != nil {
+			if f.Option < 0 || f.Option >= len(e.Options) {
+				return fmt.Errorf("evaluate: cloze example %s: follow option %d of %d", e.ID, f.Option, len(e.Options))
+			}
+			if n := len(e.Prompt) + len(e.Options[f.Option]) + len(f.Tokens); n > r.MaxLen {
+				return fmt.Errorf("evaluate: cloze example %s: option %d and its follow tokens make %d tokens (max %d)", e.ID, f.Option, n, r.MaxLen)
+			}
+			for _, t := range f.Tokens {
+				if t < 0 || int(t) >= V {
+					return fmt.Errorf("evaluate: cloze example %s: follow token %d outside the vocabulary", e.ID, t)
+				}
+			}
+		}
 	}
 	return nil
 }
 
-// clozeLen is the length of e's row: prompt and every option.
+// clozeLen is the length of e's row: prompt, every option and the follow tokens.
 func clozeLen(e ClozeExample) int {
 	n := len(e.Prompt)
 	for _, c := range e.Options {
 		n += len(c)
+	}
+	if e.Follow != nil {
+		n += len(e.Follow.Tokens)
 	}
 	return n
 }
@@ -179,7 +209,7 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 	S, L := 0, 0
 	for _, e := range batch {
 		S = max(S, clozeLen(e))
-		L = max(L, clozeLen(e)-len(e.Prompt))
+		L = max(L, clozeLen(e)-len(e.Prompt)) // every option's tokens and the follow tokens are scored
 	}
 	G := r.BatchSize
 	// Not capped at MaxLen: positions were checked to stay below it, but a row holds every option.
@@ -213,11 +243,28 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 				i, w = i+1, w+1
 			}
 		}
+		if f := e.Follow; f != nil {
+			// After every option: the followed option's segment continues at its rotary positions; the causal
+			// mask keeps every option's tokens from seeing these.
+			n := len(e.Options[f.Option])
+			for j, t := range f.Tokens {
+				pos[w], tgt[w] = int32(i-k*S-1), t
+				if j == 0 {
+					pos[w] = int32(optionEnd(e, f.Option) - 1)
+				}
+				tok[i], seg[i], rot[i] = t, int32(f.Option), int32(P+n+j)
+				i, w = i+1, w+1
+			}
+		}
 		for ; i < (k+1)*S; i++ {
 			seg[i], rot[i] = clozeSegPadding, int32(i-k*S)
 		}
 		feats = append(feats, e.Features...)
+		if k < len(batch) {
+			r.tokens += int64(clozeLen(e))
+		}
 	}
+	r.paddedTokens += int64(G * S)
 	in := clozeInputs[*tensors.Tensor]{Tokens: tensors.FromFlatDataAndDimensions(tok, G, S), Segments: tensors.FromFlatDataAndDimensions(seg, G, S),
 		Rotary: tensors.FromFlatDataAndDimensions(rot, G, S), Positions: tensors.FromFlatDataAndDimensions(pos, G, W),
 		Targets: tensors.FromFlatDataAndDimensions(tgt, G, W)}
@@ -236,18 +283,34 @@ func (r *Runner) scoreClozeBatch(batch []ClozeExample) ([]ClozeResult, error) {
 	return clozeResults(batch, logp, W), nil
 }
 
+// optionEnd is the row position after option o's last token (the prompt, then the options in order).
+func optionEnd(e ClozeExample, o int) int {
+	n := len(e.Prompt)
+	for _, c := range e.Options[:o+1] {
+		n += len(c)
+	}
+	return n
+}
+
 // clozeResults reads each example's option scores from a batch's window log-probabilities (W per row, the
-// options' tokens in order).
+// options' tokens in order, then the follow tokens).
 func clozeResults(batch []ClozeExample, logp []float32, W int) []ClozeResult {
 	res := make([]ClozeResult, len(batch))
 	for k, e := range batch {
 		res[k] = ClozeResult{ID: e.ID, LogProbs: make([]float64, len(e.Options)), Tokens: make([]int, len(e.Options))}
 		bestNorm := math.Inf(-1)
 		slot := k * W
+		var per [][]float64 // each option's per-token log-probabilities, kept with a follow
+		if e.Follow != nil {
+			per = make([][]float64, len(e.Options))
+		}
 		for o, c := range e.Options {
 			sum := 0.0
 			for range c {
 				sum += float64(logp[slot])
+				if per != nil {
+					per[o] = append(per[o], float64(logp[slot]))
+				}
 				slot++
 			}
 			res[k].LogProbs[o], res[k].Tokens[o] = sum, len(c)
@@ -256,6 +319,13 @@ func clozeResults(batch []ClozeExample, logp []float32, W int) []ClozeResult {
 			}
 			if n := sum / float64(len(c)); n > bestNorm {
 				res[k].Norm, bestNorm = o, n
+			}
+		}
+		if f := e.Follow; f != nil {
+			res[k].Follow = per[f.Option]
+			for range f.Tokens {
+				res[k].Follow = append(res[k].Follow, float64(logp[slot]))
+				slot++
 			}
 		}
 	}

@@ -185,3 +185,85 @@ func TestShardedClozeEqualSingleDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestClozeFollow scores tokens after one option (ClozeExample.Follow) in the same pass: every option's score
+// stays what the pass without follow tokens gives (the follow tokens sit after every option, which cannot see
+// them), and the followed option's tokens and the follow tokens get the per-token log-probabilities of a brute-force
+// unpadded pass over prompt + option + follow tokens.
+func TestClozeFollow(t *testing.T) {
+	m := tinyModel(t, 5)
+	a := randomAdapter(t, m, 3, false)
+	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), PadMultiple: 8, MaxLen: 64, BatchSize: 4}
+	plain := []ClozeExample{
+		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
+		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
+		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
+		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
+		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
+	}
+	followed := slices.Clone(plain)
+	followed[0].Follow = &ClozeFollow{Option: 1, Tokens: []int32{2}}
+	followed[1].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2, 17}}
+	followed[2].Follow = &ClozeFollow{Option: 3} // no follow tokens: the option's per-token scores only
+	followed[4].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2}}
+	want, err := r.ScoreCloze(context.Background(), plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ScoreCloze(context.Background(), followed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
+		g := inputs[0].Graph()
+		return LogSoftmax(m.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, nil)}).Logits, -1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := m.Config.VocabSize
+	for i, e := range followed {
+		if got[i].Sum != want[i].Sum || got[i].Norm != want[i].Norm {
+			t.Errorf("%s: choices %d/%d with follow tokens, %d/%d without", e.ID, got[i].Sum, got[i].Norm, want[i].Sum, want[i].Norm)
+		}
+		for o := range e.Options {
+			if d := math.Abs(got[i].LogProbs[o] - want[i].LogProbs[o]); d > 1e-6 {
+				t.Errorf("%s option %d: %.7f with follow tokens, %.7f without", e.ID, o, got[i].LogProbs[o], want[i].LogProbs[o])
+			}
+		}
+		if e.Follow == nil {
+			if got[i].Follow != nil {
+				t.Errorf("%s: follow scores %v without follow tokens", e.ID, got[i].Follow)
+			}
+			continue
+		}
+		opt := e.Options[e.Follow.Option]
+		cont := append(slices.Clone(opt), e.Follow.Tokens...)
+		s := append(slices.Clone(e.Prompt), cont...)
+		out, err := ref.Exec(tensors.FromFlatDataAndDimensions(s, 1, len(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp := tensors.MustCopyFlatData[float32](out[0])
+		if len(got[i].Follow) != len(cont) {
+			t.Fatalf("%s: %d follow scores, want %d", e.ID, len(got[i].Follow), len(cont))
+		}
+		optSum := 0.0
+		for j, tok := range cont {
+			w := float64(lp[(len(e.Prompt)-1+j)*V+int(tok)])
+			if math.Abs(got[i].Follow[j]-w) > 1e-4 {
+				t.Errorf("%s follow token %d: %.6f, brute force %.6f", e.ID, j, got[i].Follow[j], w)
+			}
+			if j < len(opt) {
+				optSum += got[i].Follow[j]
+			}
+		}
+		if math.Abs(optSum-got[i].LogProbs[e.Follow.Option]) > 1e-9 {
+			t.Errorf("%s: the followed option's per-token scores sum to %v, its score is %v", e.ID, optSum, got[i].LogProbs[e.Follow.Option])
+		}
+	}
+	bad := []ClozeExample{{ID: "bad", Prompt: []int32{1, 2}, Options: [][]int32{{3}, {4}}, Follow: &ClozeFollow{Option: 2}}}
+	if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
+		t.Error("a follow option out of range: no error")
+	}
+}

@@ -2,8 +2,10 @@ package evaluate
 
 import (
 	"context"
+	"slices"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 )
 
 // The cloze protocols score each option's text as the continuation of a prompt that does not list the options
@@ -39,10 +41,62 @@ func (clozeNorm) Evaluate(ctx context.Context, env *Env) (*Result, error) {
 	return clozeChoices(cs, func(r ClozeResult, o int) float64 { return r.LogProbs[o] / float64(r.Tokens[o]) }), nil
 }
 
-// clozeScored is the shared cloze pass: each problem's scores and how many prompts lost context words.
+// clozeScored is the shared cloze pass: each problem's scores, how many prompts lost context words, and the
+// loss of the LossExamples its rows held.
 type clozeScored struct {
 	results []ClozeResult
 	cut     int
+	loss    ClozeLoss
+}
+
+// ClozeLoss is the masked negative log-likelihood of the Env's LossExamples that the cloze pass measured: those
+// whose tokens are a problem's cloze prompt, then one option's tokens, then at most a few more (an EOS), with the
+// loss mask covering exactly the tokens after the prompt (or a suffix of them).
+type ClozeLoss struct {
+	// NLL is the sum over the measured examples' target tokens of −log p(token | the tokens before it); Targets
+	// counts those tokens.
+	NLL     float64
+	Targets int
+	// Measured holds the IDs of the examples measured; the others need a pass of their own.
+	Measured map[string]bool
+}
+
+// ClozeLoss returns what the cloze pass measured of env.LossExamples, and false when no cloze pass has run.
+func (e *Env) ClozeLoss() (ClozeLoss, bool) {
+	v, ok := e.memo["cloze"]
+	if !ok {
+		return ClozeLoss{}, false
+	}
+	return v.(clozeScored).loss, true
+}
+
+// maxFollow bounds the tokens a loss example may add after its option in a cloze row (EOS: one).
+const maxFollow = 4
+
+// lossFollow returns the follow that makes cloze example c's row hold loss example l (its answer option the one
+// the tokens continue with) and the index in the follow's scores of l's first target, or nil when the row cannot
+// hold it: other tokens, or a loss mask that is not one run of targets to the end starting inside the option or
+// its follow tokens.
+func lossFollow(c ClozeExample, l train.Example, answer int) (*ClozeFollow, int) {
+	P := len(c.Prompt)
+	if answer < 0 || answer >= len(c.Options) || len(l.Tokens) != len(l.LossMask) || !slices.Equal(l.Tokens[:min(P, len(l.Tokens))], c.Prompt) {
+		return nil, 0
+	}
+	opt := c.Options[answer]
+	rest := l.Tokens[P:]
+	if len(rest) < len(opt) || !slices.Equal(rest[:len(opt)], opt) || len(rest)-len(opt) > maxFollow {
+		return nil, 0
+	}
+	first := slices.Index(l.LossMask, true)
+	if first < P || first < 1 {
+		return nil, 0
+	}
+	for _, m := range l.LossMask[first:] {
+		if !m {
+			return nil, 0
+		}
+	}
+	return &ClozeFollow{Option: answer, Tokens: slices.Clone(rest[len(opt):])}, first - P
 }
 
 // clozePass scores every option of env's problems after its cloze prompt, once per Env.
@@ -61,9 +115,35 @@ func clozePass(ctx context.Context, env *Env) (clozeScored, error) {
 			}
 			examples[i] = clozeExample(p.PID, c, env.features(p.PID))
 		}
+		loss := map[string]train.Example{}
+		for _, l := range env.LossExamples {
+			loss[l.ID] = l
+		}
+		firsts := map[string]int{}
+		for i, p := range env.Problems {
+			if l, ok := loss[p.PID]; ok {
+				if f, first := lossFollow(examples[i], l, p.Answer); f != nil {
+					examples[i].Follow, firsts[p.PID] = f, first
+				}
+			}
+		}
 		var err error
-		cs.results, err = env.Runner.ScoreCloze(ctx, examples, env.progress)
-		return cs, err
+		if cs.results, err = env.Runner.ScoreCloze(ctx, examples, env.progress); err != nil {
+			return cs, err
+		}
+		cs.loss.Measured = map[string]bool{}
+		for _, r := range cs.results {
+			first, ok := firsts[r.ID]
+			if !ok {
+				continue
+			}
+			for _, lp := range r.Follow[first:] {
+				cs.loss.NLL -= lp
+				cs.loss.Targets++
+			}
+			cs.loss.Measured[r.ID] = true
+		}
+		return cs, nil
 	})
 }
 

@@ -4,7 +4,10 @@
 // evaluates an ordered list of protocols (the first is the primary). The batched executors are Runner's: letter
 // scoring (one forward pass; the option letter whose tokens score highest at the answer position), cloze scoring
 // (every option's text as a continuation of a prompt, each prompt read once) and greedy generation with the KV
-// cache (the paper's protocol).
+// cache (the paper's protocol). Runner.Stats counts the scoring graphs' compiles, executions and tokens; Run
+// records them per protocol in Result.Profile. With Env.LossExamples the cloze pass also measures the masked loss
+// of the training sequences its rows hold (ClozeLoss), so a cloze-target run's validation loss needs no pass of its
+// own.
 package evaluate
 
 import (
@@ -38,6 +41,13 @@ type Runner struct {
 	// Progress, when set, is called after each batch of ScoreLetters/OptionScores and Generate with the examples
 	// (letter scoring: rows) done so far and their total.
 	Progress func(done, total int)
+	// Counter counts the compiles and executions of the letter and cloze scoring graphs (set by the first call
+	// when nil; its OnCompile may be set for a "compiling" progress line). Generation's graphs are the
+	// generator's own and are not counted.
+	Counter *device.ExecCounter
+
+	// tokens and paddedTokens are the scoring batches' real and padded tokens so far (Stats).
+	tokens, paddedTokens int64
 
 	letterExec *model.Exec
 	clozeExec  *model.Exec // cloze.go
@@ -71,6 +81,41 @@ func (r *Runner) defaults() {
 	if r.MaxLen <= 0 {
 		r.MaxLen = r.Model.Config.MaxSeqLen
 	}
+	if r.Counter == nil {
+		r.Counter = &device.ExecCounter{}
+	}
+}
+
+// Stats returns the scoring graphs' compiles and executions and the tokens of their batches so far (real and
+// padded); the difference of two calls is what ran between them. Generation is not counted.
+func (r *Runner) Stats() train.Stats {
+	return train.Stats{ExecStats: r.Counter.Snapshot(), Tokens: r.tokens, PaddedTokens: r.paddedTokens}
+}
+
+// Release frees the runner's compiled graphs (XLA keeps each executable's code until it is finalized; the
+// generators' go with their last reference): call it when the runner's evaluation is over. A later call compiles
+// them again.
+func (r *Runner) Release() {
+	for _, e := range []*model.Exec{r.letterExec, r.clozeExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	r.letterExec, r.clozeExec, r.gens = nil, nil, nil
+}
+
+// DescribeShapes names a scoring graph's input shapes for a progress line: "8×64 tokens" and, for cloze scoring
+// (a window of scored positions beside the tokens), ", window 32".
+func DescribeShapes(ss []shapes.Shape) string {
+	if len(ss) < 2 || ss[0].Rank() != 2 {
+		return device.ShapesKey(ss)
+	}
+	d := ss[0].Dimensions
+	s := fmt.Sprintf("%d×%d tokens", d[0], d[1])
+	if len(ss) >= 5 && ss[3].Rank() == 2 {
+		s += fmt.Sprintf(", window %d", ss[3].Dimensions[1])
+	}
+	return s
 }
 
 // extension returns the adapter's extension for a graph given optional features [B, M, D] (nil: no adapter).
@@ -201,7 +246,7 @@ func (r *Runner) planLetters(examples []LetterExample) (letterPlan, error) {
 func (r *Runner) OptionScores(ctx context.Context, examples []LetterExample) ([][]float64, error) {
 	r.defaults()
 	if r.letterExec == nil {
-		exec, err := r.placedExec(r.letterGraph)
+		exec, err := r.placedExec("letter scoring graph", r.letterGraph)
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +287,9 @@ func (r *Runner) letterBatch(examples []LetterExample, plan letterPlan, b train.
 		copy(tok[k*S+len(e.Prompt):], plan.rows[ri].probe)
 		lens[k] = int32(plan.lengths[ri])
 		feats = append(feats, e.Features...)
+		r.tokens += int64(plan.lengths[ri])
 	}
+	r.paddedTokens += int64(B * S)
 	in := letterInputs[*tensors.Tensor]{Tokens: tensors.FromFlatDataAndDimensions(tok, B, S), SeqLens: tensors.FromFlatDataAndDimensions(lens, B)}
 	var err error
 	if in.Features, err = r.featureArgs(feats, B); err != nil {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
+	"github.com/adapterlab/llama-adapter/results"
 )
 
 // Protocol is one way of answering multiple-choice problems. It prepares its own examples from the problems
@@ -45,6 +47,10 @@ type Result struct {
 	Cut int
 	// Note is a line for the log (e.g. generation's parse failures).
 	Note string
+	// Profile is where the protocol's time and memory went (Run fills it): wall, the scoring graphs' compiles
+	// and executions, the tokens scored, peak RSS. A protocol that reads a pass an earlier one ran (cloze-norm
+	// after cloze) shows no compile or execution.
+	Profile results.PhaseProfile
 }
 
 // Setup is how a protocol turns problems into examples.
@@ -72,6 +78,11 @@ type Env struct {
 	Setup
 	// Progress, when set, is called after each batch with the running protocol's name.
 	Progress func(protocol string, done, total int)
+	// LossExamples, when set, are sequences with a loss mask (the evaluation problems' training sequences, ID =
+	// pid) whose masked log-likelihood the cloze pass also measures where a problem's cloze row holds the same
+	// tokens (ClozeLoss): the validation loss of a cloze-target run without a second pass. Their image features
+	// must be the Setup's.
+	LossExamples []train.Example
 
 	running string
 	memo    map[string]any
@@ -191,11 +202,18 @@ func Run(ctx context.Context, env *Env, protocols []Protocol, out io.Writer) ([]
 		start := time.Now()
 		fmt.Fprintf(out, "%s: %d problems (%s)…\n", p.Name(), len(env.Problems), p.Description())
 		env.running = p.Name()
+		env.Runner.defaults()
+		phase, before := results.StartPhase(p.Name()), env.Runner.Stats()
 		r, err := p.Evaluate(ctx, env)
 		if err != nil {
+			phase.End()
 			return nil, fmt.Errorf("evaluate %s: %w", p.Name(), err)
 		}
 		r.Protocol = p.Name()
+		d := env.Runner.Stats().Sub(before)
+		phase.Profile.Compiles, phase.Profile.CompileSeconds, phase.Profile.Executions, phase.Profile.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
+		phase.Profile.Tokens, phase.Profile.PaddedTokens = d.Tokens, d.PaddedTokens
+		r.Profile = phase.End()
 		line := fmt.Sprintf("%s: %d problems in %.1fs", p.Name(), len(r.Choices), time.Since(start).Seconds())
 		if r.Note != "" {
 			line += ", " + r.Note

@@ -82,6 +82,7 @@ func evaluateLocked(ctx context.Context, cfg Config, adapterPath, outDir string,
 	sum := &results.Summary{RunID: "eval: " + name, Versions: results.CurrentVersions(), Backend: s.info.String(),
 		Environment: environment(s.info)}
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()
+	sum.Profile = ev.profile("")
 	if err := sum.SetConfig(cfg); err != nil {
 		return nil, err
 	}

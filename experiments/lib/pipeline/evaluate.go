@@ -14,17 +14,32 @@ import (
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/compute/shapes"
 )
 
 // evaluation is a run's answers: one result per protocol of -eval, the primary first.
 type evaluation struct {
 	results []*evaluate.Result
+	// loss is what the cloze pass measured of the loss examples evaluateRun was given.
+	loss evaluate.ClozeLoss
 }
 
 func (ev *evaluation) primary() *evaluate.Result { return ev.results[0] }
 
+// profile is the evaluation's phases (one per protocol), each named prefix + the protocol.
+func (ev *evaluation) profile(prefix string) []results.PhaseProfile {
+	var ps []results.PhaseProfile
+	for _, r := range ev.results {
+		p := r.Profile
+		p.Phase = prefix + p.Phase
+		ps = append(ps, p)
+	}
+	return ps
+}
+
 // evaluateRun answers every evaluation problem by each protocol of -eval (with adapter a; nil: the base model)
-// with a progress bar per pass. features are the image features by pid (nil: text only).
+// with a progress bar per pass, and frees the scoring executables. features are the image features by pid (nil:
+// text only).
 func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter, features map[string][]float32, out io.Writer) (*evaluation, error) {
 	protocols, err := cfg.Eval.Mode.Protocols()
 	if err != nil {
@@ -34,6 +49,20 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 	if err != nil {
 		return nil, err
 	}
+	defer releaseRunner(env.Runner)
+	return runProtocols(ctx, cfg, env, protocols, out)
+}
+
+// releaseRunner frees a runner's scoring executables and returns the memory of them and of the batches' buffers
+// before the next phase builds its own.
+func releaseRunner(r *evaluate.Runner) {
+	r.Release()
+	device.ReleaseHostMemory()
+}
+
+// runProtocols answers env's problems by protocols with a progress bar per pass and a line per compile; the
+// runner keeps its executables (and its counter, so a later call with the same shapes compiles nothing).
+func runProtocols(ctx context.Context, cfg Config, env *evaluate.Env, protocols []evaluate.Protocol, out io.Writer) (*evaluation, error) {
 	var bar *progress
 	env.Progress = func(name string, done, total int) {
 		if bar == nil {
@@ -44,16 +73,29 @@ func evaluateRun(ctx context.Context, cfg Config, s *session, a *adapter.Adapter
 			bar = nil
 		}
 	}
+	if env.Runner.Counter == nil {
+		env.Runner.Counter = &device.ExecCounter{}
+	}
+	env.Runner.Counter.OnCompile = func(name string, ss []shapes.Shape) {
+		if bar != nil {
+			fmt.Fprintln(out) // off the bar's line
+		}
+		fmt.Fprintf(out, "compiling the %s (shape %s)…\n", name, evaluate.DescribeShapes(ss))
+	}
 	res, err := evaluate.Run(ctx, env, protocols, out)
+	env.Runner.Counter.OnCompile = nil
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range res {
+		fmt.Fprintln(out, "profile:", r.Profile)
 		if r.Cut > 0 {
 			fmt.Fprintf(out, "%s: %d prompts shortened to fit -max-len %d (context words dropped; where even no context fits, the prompt's start)\n", r.Protocol, r.Cut, cfg.Train.MaxLen)
 		}
 	}
-	return &evaluation{results: res}, nil
+	ev := &evaluation{results: res}
+	ev.loss, _ = env.ClozeLoss()
+	return ev, nil
 }
 
 // evalEnv is the evaluation of problems as a run's evaluation sets it up (with adapter a; nil: the base model):

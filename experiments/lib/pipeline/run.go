@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/adapterlab/llama-adapter/adapter"
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/compute/shapes"
 )
 
 // Files of a run folder.
@@ -231,25 +233,54 @@ type evaluated struct {
 	ev *evaluation
 }
 
-// evaluateStage measures the validation loss, answers the evaluation problems by the configured protocols and,
+// evaluateStage answers the evaluation problems by the configured protocols, measures the validation loss and,
 // with -zero-shot, the pretrained model's scores. A signal stops it between phases; the rerun resumes here (the
 // checkpoint stays until the run is complete).
+//
+// The validation loss is read from the cloze pass where a problem's cloze row holds its training sequence (a
+// cloze-target run: the cloze prompt, the answer's tokens and EOS, the loss on the tokens after the prompt), so
+// those problems are not run twice; the rest (all of them for other targets) go through the trainer's loss graph.
 func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evaluated, err error) {
 	cfg, s, ex, sum := t.cfg, t.s, t.ex, t.summary
 	start := time.Now()
-	fmt.Fprintf(out, "validation loss on %d evaluation problems…\n", len(ex.evalTrain))
-	phase, before := results.StartPhase("validation loss"), t.tr.Stats()
-	valLoss, err := t.tr.EvalLoss(ex.evalTrain)
+	fmt.Fprintf(out, "validation loss on %d evaluation problems (from the cloze pass where it reads their training sequences)…\n", len(ex.evalTrain))
+	protocols, err := cfg.Eval.Mode.Protocols()
 	if err != nil {
 		return nil, err
 	}
-	sum.Profile = append(sum.Profile, profiled(out, phase, t.tr.Stats().Sub(before)))
-	sum.FinalValLoss = results.Float(valLoss)
+	env, err := evalEnv(cfg, s, t.a, s.data.eval, ex.features)
+	if err != nil {
+		return nil, err
+	}
+	if shareClozePass {
+		env.LossExamples = ex.evalTrain
+	}
+	// With zero gates the trained adapter is exactly the base model: the zero-shot baseline, when it is measured,
+	// reuses this evaluation's executables instead of compiling the base model's.
+	var reuse *evaluate.Runner
+	if cfg.Eval.ZeroShot && reuseForZeroShot && zeroGatesExact(t.a) {
+		reuse = env.Runner
+	}
+	released := false
+	release := func() {
+		if !released {
+			releaseRunner(env.Runner)
+			released = true
+		}
+	}
+	defer release()
+	e := &evaluated{trainedRun: t}
+	if e.ev, err = runProtocols(ctx, cfg, env, protocols, out); err != nil {
+		return nil, err
+	}
+	if reuse == nil {
+		release()
+	}
+	sum.Profile = append(sum.Profile, e.ev.profile("")...)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	e := &evaluated{trainedRun: t}
-	if e.ev, err = evaluateRun(ctx, cfg, s, t.a, ex.features, out); err != nil {
+	if sum.FinalValLoss, err = validationLoss(t, e.ev.loss, out); err != nil {
 		return nil, err
 	}
 	sum.Timings.EvalSeconds = time.Since(start).Seconds()
@@ -257,11 +288,53 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 		return nil, err
 	}
 	if cfg.Eval.ZeroShot {
-		if err := addZeroShot(ctx, cfg, s, t.resolved, ex, sum, out); err != nil {
+		if err := addZeroShot(ctx, cfg, s, t.resolved, ex, sum, reuse, out); err != nil {
 			return nil, err
 		}
 	}
 	return e, ctx.Err()
+}
+
+// shareClozePass is whether the validation loss reads the cloze pass where it can (tests turn it off to compare).
+var shareClozePass = true
+
+// validationLoss is the mean masked loss over the evaluation problems' training sequences: what the cloze pass
+// measured of them (measured) plus the trainer's loss graph over the others, weighted by target tokens. Its phase
+// ("validation loss") counts the loss graph's work only.
+func validationLoss(t *trainedRun, measured evaluate.ClozeLoss, out io.Writer) (*float64, error) {
+	phase, before := results.StartPhase("validation loss"), t.tr.Stats()
+	var rest []train.Example
+	for _, e := range t.ex.evalTrain {
+		if !measured.Measured[e.ID] {
+			rest = append(rest, e)
+		}
+	}
+	nll, targets := measured.NLL, float64(measured.Targets)
+	if len(rest) > 0 {
+		t.tr.Counter.OnCompile = func(name string, ss []shapes.Shape) {
+			fmt.Fprintf(out, "compiling the %s graph (shape %s)…\n", name, train.DescribeShapes(ss))
+		}
+		mean, err := t.tr.EvalLoss(rest)
+		t.tr.Counter.OnCompile = nil
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, e := range rest {
+			for _, m := range e.LossMask[1:] { // the weights EvalLoss averages over: targets after position 0
+				if m {
+					n++
+				}
+			}
+		}
+		nll, targets = nll+mean*float64(n), targets+float64(n)
+	}
+	t.summary.Profile = append(t.summary.Profile, profiled(out, phase, t.tr.Stats().Sub(before)))
+	fmt.Fprintf(out, "validation loss: %d problems read from the cloze pass, %d by the loss graph\n", len(measured.Measured), len(rest))
+	if targets == 0 {
+		return nil, nil
+	}
+	return results.Float(nll / targets), nil
 }
 
 // record writes the run's results (predictions, summary, table, loss figure) and then complete.json, the one

@@ -15,10 +15,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/results"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // The zero-shot baseline is the pretrained model itself, scored by the run's protocols on the run's evaluation
@@ -93,46 +95,82 @@ func zeroShotProtocols(mode EvalMode) ([]string, error) {
 	return names, nil
 }
 
-// addZeroShot stores the zero-shot baseline (the run's protocols on the pretrained model, no adapter, no image) in
-// sum.Baselines[results.ZeroShot], from the shared cache or measured now (and cached). Nothing is added when no
+// zeroShotEntry is the cache file of a run's zero-shot baseline: the protocols it measures, its key and path, and
+// the record there (nil when there is none yet).
+type zeroShotEntry struct {
+	protocols []string
+	key, dir  string
+	path      string
+	rec       *zeroShotRecord
+}
+
+// lookupZeroShot finds the zero-shot cache entry of cfg's inputs (cur) and evaluation problems (ex); nil when no
 // protocol of the mode is measured zero-shot.
-func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, out io.Writer) error {
+func lookupZeroShot(cfg Config, cur resolved, ex *runExamples) (*zeroShotEntry, error) {
 	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
 	if err != nil || len(protocols) == 0 {
+		return nil, err
+	}
+	z := &zeroShotEntry{protocols: protocols, key: zeroShotKey(cfg, cur, ex, protocols), dir: cfg.ZeroShotCache}
+	if z.dir == "" {
+		z.dir = DefaultZeroShotCache()
+	}
+	z.path = filepath.Join(z.dir, z.key+".json")
+	if z.rec, err = readZeroShot(z.path, z.key); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// store scores choices (by protocol) into the entry's record, a new one when there is none (model names the
+// model file), and writes it.
+func (z *zeroShotEntry) store(model string, problems []*scienceqa.Problem, pids int, choices map[string]map[string]int) error {
+	if z.rec == nil {
+		z.rec = &zeroShotRecord{Key: z.key, Model: model, Problems: pids}
+	}
+	if err := z.rec.setPredictions(problems, z.protocols, choices); err != nil {
 		return err
 	}
-	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := cfg.ZeroShotCache
-	if dir == "" {
-		dir = DefaultZeroShotCache()
+	if err := os.MkdirAll(z.dir, 0o755); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
 	}
-	path := filepath.Join(dir, key+".json")
-	rec, err := readZeroShot(path, key)
-	if err != nil {
+	if err := results.WriteJSONAtomic(z.path, z.rec); err != nil {
+		return fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	return nil
+}
+
+// addZeroShot stores the zero-shot baseline (the run's protocols on the pretrained model, no adapter, no image) in
+// sum.Baselines[results.ZeroShot], from the shared cache or measured now (and cached). Nothing is added when no
+// protocol of the mode is measured zero-shot. reuse, when not nil, is the trained run's runner, whose adapter
+// zeroGatesExact accepted: the baseline is measured on its executables with the gates set to zero (and restored),
+// instead of compiling the base model's graphs.
+func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *runExamples, sum *results.Summary, reuse *evaluate.Runner, out io.Writer) error {
+	z, err := lookupZeroShot(cfg, cur, ex)
+	if err != nil || z == nil {
 		return err
 	}
-	if rec == nil {
-		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), path)
+	if z.rec == nil {
+		fmt.Fprintf(out, "zero-shot baseline (the pretrained model, no adapter) on %d problems, cached in %s…\n", len(ex.evalPIDs), z.path)
 		zcfg := cfg
-		zcfg.Eval.Mode = EvalMode(strings.Join(protocols, ","))
-		ev, err := evaluateRun(ctx, zcfg, s, nil, nil, out)
+		zcfg.Eval.Mode = EvalMode(strings.Join(z.protocols, ","))
+		var ev *evaluation
+		if reuse != nil {
+			ev, err = zeroShotOn(ctx, zcfg, s, reuse, out)
+		} else {
+			ev, err = evaluateRun(ctx, zcfg, s, nil, nil, out)
+		}
 		if err != nil {
 			return fmt.Errorf("zero-shot baseline: %w", err)
 		}
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
-		if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+		sum.Profile = append(sum.Profile, ev.profile("zero-shot ")...)
+		if err := z.store(cur.Paths["model"], s.data.eval, len(ex.evalPIDs), ev.choices()); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("zero-shot baseline: %w", err)
-		}
-		if err := results.WriteJSONAtomic(path, rec); err != nil {
-			return fmt.Errorf("zero-shot baseline: %w", err)
-		}
 	} else {
-		fmt.Fprintf(out, "zero-shot baseline: from %s\n", path)
+		fmt.Fprintf(out, "zero-shot baseline: from %s\n", z.path)
 	}
-	for name, t := range rec.Scores {
+	for name, t := range z.rec.Scores {
 		row := map[string]float64{}
 		for c, v := range t {
 			row[c] = v.Accuracy
@@ -140,6 +178,50 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 		sum.SetBaseline(results.ZeroShot, name, row)
 	}
 	return nil
+}
+
+// reuseForZeroShot is whether a run's zero-shot baseline reuses its executables (tests turn it off to compare).
+var reuseForZeroShot = true
+
+// zeroGatesExact reports whether adapter a with every gate at zero computes exactly the base model: each gate
+// scales its layer's prompt attention (tanh(0) = 0 for head-tanh gates), so nothing is added to the base model's
+// attention, whatever the prompts and the visual token. V2's biases, scales and norms change the base layers
+// themselves: not so.
+func zeroGatesExact(a *adapter.Adapter) bool { return a != nil && a.V2 == nil && a.Gates != nil }
+
+// zeroShotOn answers zcfg's protocols on the base model through runner r (a trained run's, its adapter accepted by
+// zeroGatesExact) with the adapter's gates set to zero, then restores them. No image features: the baseline is the
+// text-only pretrained model.
+func zeroShotOn(ctx context.Context, zcfg Config, s *session, r *evaluate.Runner, out io.Writer) (_ *evaluation, err error) {
+	protocols, err := zcfg.Eval.Mode.Protocols()
+	if err != nil {
+		return nil, err
+	}
+	env, err := evalEnv(zcfg, s, r.Adapter, s.data.eval, nil)
+	if err != nil {
+		return nil, err
+	}
+	env.Runner = r
+	gates := r.Adapter.Gates
+	trained, err := gates.Value()
+	if err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	keep, err := tensors.CopyFlatData[float32](trained)
+	if err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	dims := gates.Shape().Dimensions
+	if err := gates.SetValue(tensors.FromFlatDataAndDimensions(make([]float32, len(keep)), dims...)); err != nil {
+		return nil, fmt.Errorf("zero-shot baseline: %w", err)
+	}
+	defer func() {
+		if rerr := gates.SetValue(tensors.FromFlatDataAndDimensions(keep, dims...)); rerr != nil && err == nil {
+			err = fmt.Errorf("zero-shot baseline: restoring the gates: %w", rerr)
+		}
+	}()
+	fmt.Fprintln(out, "zero-shot baseline: the trained graphs with zero gates (exactly the base model)")
+	return runProtocols(ctx, zcfg, env, protocols, out)
 }
 
 // choices returns the evaluation's choices by protocol name (pid → option index).
@@ -185,37 +267,21 @@ func (rec *zeroShotRecord) setPredictions(problems []*scienceqa.Problem, protoco
 // storeZeroShot keeps a base-model evaluation (Evaluate without an adapter: exactly the zero-shot baseline) in the
 // zero-shot cache: a new record, or the per-problem choices an older record lacks (its scores must agree).
 func storeZeroShot(cfg Config, s *session, ex *runExamples, ev *evaluation, out io.Writer) error {
-	protocols, err := zeroShotProtocols(cfg.Eval.Mode)
-	if err != nil || len(protocols) == 0 {
-		return err
+	if ps, err := zeroShotProtocols(cfg.Eval.Mode); err != nil || len(ps) == 0 {
+		return err // nothing measured zero-shot: no inputs to digest
 	}
 	cur, err := currentRecord(cfg, s.modelPath, s.tokPath, "")
 	if err != nil {
 		return err
 	}
-	key := zeroShotKey(cfg, cur, ex, protocols)
-	dir := cfg.ZeroShotCache
-	if dir == "" {
-		dir = DefaultZeroShotCache()
-	}
-	path := filepath.Join(dir, key+".json")
-	rec, err := readZeroShot(path, key)
-	if err != nil {
+	z, err := lookupZeroShot(cfg, cur, ex)
+	if err != nil || z == nil {
 		return err
 	}
-	if rec == nil {
-		rec = &zeroShotRecord{Key: key, Model: cur.Paths["model"], Problems: len(ex.evalPIDs)}
-	}
-	if err := rec.setPredictions(s.data.eval, protocols, ev.choices()); err != nil {
+	if err := z.store(cur.Paths["model"], s.data.eval, len(ex.evalPIDs), ev.choices()); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("zero-shot baseline: %w", err)
-	}
-	if err := results.WriteJSONAtomic(path, rec); err != nil {
-		return fmt.Errorf("zero-shot baseline: %w", err)
-	}
-	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", path)
+	fmt.Fprintf(out, "zero-shot baseline with per-problem choices: %s\n", z.path)
 	return nil
 }
 

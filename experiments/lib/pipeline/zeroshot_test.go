@@ -58,7 +58,7 @@ func TestCommittedZeroShotCacheStillHits(t *testing.T) {
 	}
 	// From the cache: no session is needed.
 	got := &results.Summary{}
-	if err := addZeroShot(context.Background(), cfg, nil, cur, ex, got, io.Discard); err != nil {
+	if err := addZeroShot(context.Background(), cfg, nil, cur, ex, got, nil, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := results.ReadSummary(dir)
