@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -104,7 +105,7 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 func TestOnePassValidationLoss(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Train.Epochs = 1
-	cfg.Data.Target = TargetCloze
+	cfg.Data.Target = scienceqa.TargetCloze
 	cfg.Eval.Mode = EvalMode("cloze,cloze-norm")
 	run := func(share bool) (*results.Summary, string, string) {
 		t.Helper()
