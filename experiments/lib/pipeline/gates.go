@@ -43,19 +43,11 @@ func saveGatesFigure(dir, id string) (*results.GateValues, error) {
 		return nil, err
 	}
 	panels := []results.GatePanel{p}
-	ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile))
+	tp, ok, err := GateTracePanel(dir, "")
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
+		return nil, err
 	}
-	if hasGates(ms) {
-		what := "|tanh(gate)|"
-		if g.Mode != adapter.GateHeadTanh {
-			what = "|gate|"
-		}
-		tp, err := results.GateTrace(fmt.Sprintf("mean %s over heads, by step", what), g.Layers, ms)
-		if err != nil {
-			return nil, fmt.Errorf("run %s: %w", dir, err)
-		}
+	if ok {
 		panels = append(panels, tp)
 	}
 	f, err := results.GatesFigure(panels)
@@ -66,6 +58,34 @@ func saveGatesFigure(dir, id string) (*results.GateValues, error) {
 		return nil, err
 	}
 	return &results.GateValues{Mode: string(g.Mode), Layers: g.Layers, Values: g.Values}, nil
+}
+
+// GateTracePanel reads a run folder's gates over training (metrics.jsonl) as a figure panel: per adapted layer,
+// the mean |tanh(gate)| (|gate| for the other gate modes) over heads at each step that logged them. ok is false
+// for a run whose log has no gates (recorded before they were logged).
+func GateTracePanel(dir, title string) (p results.GatePanel, ok bool, err error) {
+	ms, err := results.ReadMetrics(filepath.Join(dir, results.MetricsFile))
+	if err != nil {
+		return p, false, fmt.Errorf("run %s: %w", dir, err)
+	}
+	if !hasGates(ms) {
+		return p, false, nil
+	}
+	g, err := adapter.ReadGates(filepath.Join(dir, AdapterFile))
+	if err != nil {
+		return p, false, err
+	}
+	what := "|tanh(gate)|"
+	if g.Mode != adapter.GateHeadTanh {
+		what = "|gate|"
+	}
+	if title != "" {
+		title += ": "
+	}
+	if p, err = results.GateTrace(fmt.Sprintf("%smean %s over heads, by step", title, what), g.Layers, ms); err != nil {
+		return p, false, fmt.Errorf("run %s: %w", dir, err)
+	}
+	return p, true, nil
 }
 
 // hasGates reports whether a metrics log has gates on any line (runs recorded before they were logged have none).
