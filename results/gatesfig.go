@@ -13,11 +13,15 @@ import (
 )
 
 // GatePanel is one adapter's gates for GatesFigure: the effective value (tanh(gate) for per-head tanh gates) of
-// each adapted layer (Layers, the model's layer numbers) and head (one column for per-layer gates).
+// each adapted layer (Layers, the model's layer numbers) and head (one column for per-layer gates). A panel of
+// gates over training (GateTrace) has one column per logged step instead: XValues holds the columns' positions (the
+// steps) and XLabel names them.
 type GatePanel struct {
-	Title  string
-	Layers []int
-	Values [][]float64 // [layer][head]
+	Title   string
+	Layers  []int
+	Values  [][]float64 // [layer][head], or [layer][column of XValues]
+	XValues []float64   // column positions (nil: 0, 1, … for heads)
+	XLabel  string      // x axis label ("": head)
 }
 
 // gateGrid is a GatePanel as a heat map grid: columns are heads, rows layers.
@@ -25,8 +29,13 @@ type gateGrid GatePanel
 
 func (g gateGrid) Dims() (c, r int)   { return len(g.Values[0]), len(g.Values) }
 func (g gateGrid) Z(c, r int) float64 { return g.Values[r][c] }
-func (g gateGrid) X(c int) float64    { return float64(c) }
-func (g gateGrid) Y(r int) float64    { return float64(g.Layers[r]) }
+func (g gateGrid) X(c int) float64 {
+	if g.XValues != nil {
+		return g.XValues[c]
+	}
+	return float64(c)
+}
+func (g gateGrid) Y(r int) float64 { return float64(g.Layers[r]) }
 
 // swatch is a legend entry's colored square.
 type swatch struct{ c color.Color }
@@ -51,6 +60,9 @@ func GatesFigure(panels []GatePanel) (*Figure, error) {
 			if len(row) != len(p.Values[0]) || len(row) == 0 {
 				return nil, fmt.Errorf("results: gates %q: ragged rows", p.Title)
 			}
+			if p.XValues != nil && len(p.XValues) != len(row) {
+				return nil, fmt.Errorf("results: gates %q: %d x positions for %d columns", p.Title, len(p.XValues), len(row))
+			}
 			for _, v := range row {
 				if math.IsNaN(v) || math.IsInf(v, 0) {
 					return nil, fmt.Errorf("results: gates %q: non-finite value %g", p.Title, v)
@@ -73,6 +85,9 @@ func GatesFigure(panels []GatePanel) (*Figure, error) {
 		if heads == 1 {
 			xl = "(one gate per layer)"
 		}
+		if gp.XLabel != "" {
+			xl = gp.XLabel
+		}
 		pm := 0.0
 		for _, row := range gp.Values {
 			for _, v := range row {
@@ -93,6 +108,15 @@ func GatesFigure(panels []GatePanel) (*Figure, error) {
 		}
 		p.Legend.Left = false
 		p.X.Min, p.X.Max = -0.5, float64(heads)-0.5
+		if gp.XValues != nil {
+			// Cells reach halfway to their neighbors: extend the axis by half the first and last gaps.
+			lo, hi := gp.XValues[0], gp.XValues[len(gp.XValues)-1]
+			if len(gp.XValues) > 1 {
+				p.X.Min, p.X.Max = lo-(gp.XValues[1]-lo)/2, hi+(hi-gp.XValues[len(gp.XValues)-2])/2
+			} else {
+				p.X.Min, p.X.Max = lo-0.5, hi+0.5
+			}
+		}
 		p.Y.Min, p.Y.Max = float64(gp.Layers[0])-0.5, float64(gp.Layers[len(gp.Layers)-1])+0.5
 		ps = append(ps, p)
 	}

@@ -27,6 +27,9 @@ type Metric struct {
 	// line its checkpoint kept (RunTotals), so its summary reports the whole run's training time.
 	TrainSeconds *float64 `json:"train_seconds,omitempty"`
 	TrainTokens  *int     `json:"train_tokens,omitempty"`
+	// Gates are the adapter's gates as applied after this step (tanh(gate) for head-tanh gates), [adapted layer,
+	// lowest first][head], on some step lines: the first, the last and evenly spaced ones between (GateTrace).
+	Gates [][]float32 `json:"gates,omitempty"`
 }
 
 // RunTotals returns the training totals (TrainSeconds, TrainTokens) of the last line that carries them;

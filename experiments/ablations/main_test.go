@@ -138,6 +138,10 @@ func TestSweepRunSkipResumeReport(t *testing.T) {
 			t.Errorf("%s is not a PNG", f)
 		}
 	}
+	// The init sweep's gates figure: each value's final gates and, logged during training, their course.
+	if svg, err := os.ReadFile(filepath.Join(out, "tiny-init", "gates.svg")); err != nil || bytes.Count(svg, []byte("over heads, by step")) != 2 {
+		t.Errorf("tiny-init/gates.svg: want both values' gates over training (%v)", err)
+	}
 
 	checkReportTables(t, out, model)
 

@@ -391,7 +391,8 @@ func sortedPIDs(c map[string]bool) []string {
 }
 
 // gatesFigure draws the final gates of each value's first-seed adapter side by side on one color scale (for the
-// init sweep: zero- vs random-init after training).
+// init sweep: zero- vs random-init after training), each followed by its gates over training where the run logged
+// them.
 func gatesFigure(s *Sweep, groups []group, dir string) (string, error) {
 	var panels []results.GatePanel
 	for _, g := range groups {
@@ -401,6 +402,13 @@ func gatesFigure(s *Sweep, groups []group, dir string) (string, error) {
 			return "", fmt.Errorf("report %s: %w", s.Name, err)
 		}
 		panels = append(panels, p)
+		tp, ok, err := pipeline.GateTracePanel(r.Dir, g.label())
+		if err != nil {
+			return "", fmt.Errorf("report %s: %w", s.Name, err)
+		}
+		if ok {
+			panels = append(panels, tp)
+		}
 	}
 	f, err := results.GatesFigure(panels)
 	if err != nil {

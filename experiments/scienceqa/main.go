@@ -4,6 +4,7 @@
 //	go run ./experiments/scienceqa eval -adapter PATH   evaluate a saved adapter (or an official v1 .pth)
 //	go run ./experiments/scienceqa score ...            score a predictions file per ScienceQA category
 //	go run ./experiments/scienceqa compare RUN [RUN_B]  paired comparison of two runs, or a run and its zero-shot
+//	go run ./experiments/scienceqa counterfactual -run RUN  a multimodal run with true, shuffled and zero image features
 //	go run ./experiments/scienceqa features ...         precompute the CLIP feature cache of a data set
 //	go run ./experiments/scienceqa adapter convert ...  convert an adapter between the toolkit, official, peft and litgpt files
 //
@@ -28,16 +29,17 @@ type subcommand func(args []string, stdout, stderr io.Writer) error
 
 // subcommands maps names to implementations; nil means not implemented yet.
 var subcommands = map[string]subcommand{
-	"train":    runTrain,
-	"eval":     runEval,
-	"score":    runScore,
-	"compare":  runCompare,
-	"features": func(args []string, _, _ io.Writer) error { return runFeatures(args) },
-	"adapter":  runAdapter,
-	"ask":      runAsk,
+	"train":          runTrain,
+	"eval":           runEval,
+	"score":          runScore,
+	"compare":        runCompare,
+	"counterfactual": runCounterfactual,
+	"features":       func(args []string, _, _ io.Writer) error { return runFeatures(args) },
+	"adapter":        runAdapter,
+	"ask":            runAsk,
 }
 
-var order = []string{"train", "eval", "score", "compare", "features", "adapter", "ask"}
+var order = []string{"train", "eval", "score", "compare", "counterfactual", "features", "adapter", "ask"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scienceqa [<subcommand>] [flags]   (no subcommand: train, i.e. train and evaluate)")
@@ -46,6 +48,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  eval      evaluate a trained adapter")
 	fmt.Fprintln(w, "  score     score a predictions file (pid → choice index) per ScienceQA category")
 	fmt.Fprintln(w, "  compare   paired comparison of two runs (or a run and its zero-shot baseline): intervals, exact test")
+	fmt.Fprintln(w, "  counterfactual  a multimodal run's IMG accuracy with true, shuffled and zero image features: does it use the image?")
 	fmt.Fprintln(w, "  features  precompute the CLIP image features of a data set")
 	fmt.Fprintln(w, "  adapter   convert an adapter between the toolkit, official, peft and litgpt files (adapter -h)")
 	fmt.Fprintln(w, "  ask       put one problem to a run's model with and without its adapter (prompts, scores, generation, gates)")

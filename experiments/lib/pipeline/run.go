@@ -221,7 +221,7 @@ func trainStage(ctx context.Context, p *prepared, out io.Writer) (*trainedRun, e
 	if err := p.a.Save(filepath.Join(p.dir, AdapterFile), map[string]string{"run_id": cfg.RunID}); err != nil {
 		return nil, err
 	}
-	if err := saveGatesFigure(p.dir, cfg.RunID); err != nil {
+	if sum.FinalGates, err = saveGatesFigure(p.dir, cfg.RunID); err != nil {
 		return nil, err
 	}
 	return &trainedRun{prepared: p, tr: tr}, ctx.Err()

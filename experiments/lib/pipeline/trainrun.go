@@ -33,7 +33,7 @@ func trainRun(ctx context.Context, cfg Config, dir string, tr *train.Trainer, ex
 		return trained{}, err
 	}
 	// Training time and tokens are totals over every process of the run: continue from what the log kept.
-	l := &trainLog{cfg: cfg, out: out, start: time.Now()}
+	l := &trainLog{cfg: cfg, out: out, start: time.Now(), gates: func() ([][]float64, error) { return appliedGates(tr.Adapter) }}
 	if pos.Step > 0 {
 		if ms, err := results.ReadMetrics(metricsPath); err == nil {
 			l.baseSeconds, l.res.tokens = results.RunTotals(ms)
@@ -107,6 +107,8 @@ type trainLog struct {
 	res         trained
 	err         error // the first metrics write error (it cancels training)
 	cancel      context.CancelFunc
+	// gates reads the adapter's applied gates for the step lines that log them (gateStep); nil after a failure.
+	gates func() ([][]float64, error)
 }
 
 // appendLine logs one metrics line; the first failure is kept and stops training.
@@ -133,8 +135,40 @@ func (l *trainLog) onStep(s train.StepInfo) {
 	if l.err == nil {
 		_ = l.appendLine(results.Metric{Kind: results.KindStep, Step: results.Int(s.Step), Epoch: results.Float(s.Progress),
 			Loss: results.Float(s.Loss), LR: results.Float(s.LR), TokensPerSecond: results.Float(tps),
-			TrainSeconds: results.Float(l.baseSeconds + time.Since(l.start).Seconds()), TrainTokens: results.Int(l.res.tokens)})
+			TrainSeconds: results.Float(l.baseSeconds + time.Since(l.start).Seconds()), TrainTokens: results.Int(l.res.tokens),
+			Gates: l.stepGates(s)})
 	}
+}
+
+// gateLines is about how many step lines of a run log the gates (GateTrace draws them): enough for a smooth
+// picture, few enough that a long run's log stays small.
+const gateLines = 50
+
+// gateStep reports whether step (of total) logs the gates: the first, the last and every total/gateLines-th.
+func gateStep(step, total int) bool {
+	return step == 1 || step == total || step%max(1, total/gateLines) == 0
+}
+
+// stepGates reads the gates for a step line that logs them (nil otherwise). The gates are a diagnostic: a failure
+// to read them is reported once and stops only their logging, not the run.
+func (l *trainLog) stepGates(s train.StepInfo) [][]float32 {
+	if l.gates == nil || !gateStep(s.Step, s.StepsTotal) {
+		return nil
+	}
+	g, err := l.gates()
+	if err != nil {
+		fmt.Fprintf(l.out, "\nwarning: gates not logged from step %d on: %v\n", s.Step, err)
+		l.gates = nil
+		return nil
+	}
+	out := make([][]float32, len(g))
+	for i, row := range g {
+		out[i] = make([]float32, len(row))
+		for h, v := range row {
+			out[i][h] = float32(v)
+		}
+	}
+	return out
 }
 
 func (l *trainLog) onEpoch(e train.EpochInfo) error {
