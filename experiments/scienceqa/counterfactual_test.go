@@ -13,6 +13,7 @@ import (
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/datasets/scienceqa"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline/pipelinetest"
 	"github.com/adapterlab/llama-adapter/results"
 )
 
@@ -22,7 +23,7 @@ import (
 // is the one recomputed here from the per-problem choices and the answer key, the shuffled features are another
 // problem's, and the true-image choices agree with the run's recorded predictions.
 func TestCounterfactualEndToEnd(t *testing.T) {
-	c := stories260KPreset(t)
+	c := pipelinetest.Stories260K(t)
 	assets.Require(t, c.Model.Path)
 	assets.Require(t, c.Data.Dir)
 	c.RunsDir = t.TempDir()
