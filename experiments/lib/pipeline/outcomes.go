@@ -231,8 +231,16 @@ func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceq
 		switch {
 		case best == nil || (best.subset && !m.subset):
 			best = m
-		case best.subset == m.subset && !sameOutcomes(best.zs, m.zs):
-			return fmt.Errorf("zero-shot records %s and %s both match the run but disagree", best.file, f)
+		case best.subset == m.subset:
+			if !sameOutcomes(best.zs, m.zs) {
+				return fmt.Errorf("zero-shot records %s and %s both match the run but disagree", best.file, f)
+			}
+			// Records of other protocol lists (a run scored with letter, a later one without) complement each other.
+			for p, c := range m.zs {
+				if _, ok := best.zs[p]; !ok {
+					best.zs[p] = c
+				}
+			}
 		}
 	}
 	if best != nil {
@@ -260,12 +268,14 @@ func reproducesBaseline(problems []*scienceqa.Problem, choices map[string]int, r
 	return true
 }
 
+// sameOutcomes reports whether two zero-shot records agree on every protocol both hold (records of different
+// protocol lists are compared on what they share).
 func sameOutcomes(a, b map[string]map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
 	for p, m := range a {
-		n := b[p]
+		n, ok := b[p]
+		if !ok {
+			continue
+		}
 		if len(n) != len(m) {
 			return false
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,4 +134,55 @@ func TestOutcomesSweepRunZeroShot(t *testing.T) {
 		}
 	}
 	t.Logf("zero-shot from %s (restricted from a larger set: %v)", o.ZeroShotFile, o.ZeroShotSubset)
+}
+
+// TestZeroShotRecordsOfOtherProtocolLists: a record with only cloze and cloze-norm (a run scored without letter) and
+// the committed record with letter too both match the default run; they complement each other instead of being
+// called a disagreement; records that differ on a problem of a shared protocol still are.
+func TestZeroShotRecordsOfOtherProtocolLists(t *testing.T) {
+	needRun(t, defaultRunDir)
+	src := filepath.Join(DefaultZeroShotCache(), "f24befe81f0af560.json")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Skipf("committed zero-shot record %s: %v", src, err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"scores", "predictions"} {
+		delete(rec[field].(map[string]any), "letter scoring")
+	}
+	writeRec := func(name string) {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRec("b.json")
+	r := OutcomeReader{ZeroShotDir: dir}
+	o, err := r.Read(defaultRunDir)
+	if err != nil {
+		t.Fatalf("two agreeing records of other protocol lists: %v", err)
+	}
+	if len(o.ZeroShot) != 3 || count(o.ZeroShot["cloze"]) != 459 {
+		t.Fatalf("zero-shot protocols %d, cloze correct %d; want 3 and 459", len(o.ZeroShot), count(o.ZeroShot["cloze"]))
+	}
+	// The agreement check itself: records are compared on the protocols both hold.
+	a := map[string]map[string]bool{"cloze": {"p1": true, "p2": false}, "letter": {"p1": false}}
+	b := map[string]map[string]bool{"cloze": {"p1": true, "p2": false}}
+	c := map[string]map[string]bool{"cloze": {"p1": true, "p2": true}}
+	if !sameOutcomes(a, b) || !sameOutcomes(b, a) {
+		t.Error("records agreeing on their shared protocol called different")
+	}
+	if sameOutcomes(a, c) || sameOutcomes(c, b) {
+		t.Error("records differing on a shared problem called the same")
+	}
 }
