@@ -3,7 +3,7 @@
 # fresh runs folder, and the same command again (a complete run prints its recorded table instead of rerunning).
 #
 # Checks: -h exits 0 and lists the train flags and the subcommands; the run prints the backend line, the compile
-# line, progress for training and letter scoring, the accuracy table and the run folder; the second run skips,
+# line, progress for training and the primary protocol's scoring, the accuracy table and the run folder; the second run skips,
 # prints the table and says how to run afresh. Takes well under a minute after the build on the XLA CPU backend.
 #
 # Usage: bash .ci/first-contact.sh   (extra arguments are passed to both runs, e.g. -backend go:ops_sequential)
@@ -45,8 +45,8 @@ first=$took
 expect "$tmp/run1.txt" '^backend: (go|xla) ' "the run says which backend it uses"
 expect "$tmp/run1.txt" 'compiling the training step' "the run says it compiles before the first step"
 expect "$tmp/run1.txt" 'train e1 loss [0-9.]+ .*\(16/16|train e1 loss [0-9.]+ .*[0-9]+/[0-9]+' "training shows progress"
-expect "$tmp/run1.txt" '^letter: 16 problems \(' "letter scoring announces itself"
-expect "$tmp/run1.txt" '^letter: 16 problems in ' "letter scoring reports"
+expect "$tmp/run1.txt" '^cloze: 16 problems \(' "cloze scoring (the preset's primary protocol) announces itself"
+expect "$tmp/run1.txt" '^cloze: 16 problems in ' "cloze scoring reports"
 expect "$tmp/run1.txt" 'ScienceQA accuracy \(%\), fold 4 of 5' "the run prints the accuracy table"
 expect "$tmp/run1.txt" '^run folder: ' "the run names its folder"
 dir=$(sed -n 's/^run folder: //p' "$tmp/run1.txt")
