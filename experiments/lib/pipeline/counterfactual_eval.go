@@ -105,25 +105,7 @@ type CounterfactualReport struct {
 // folder's lock). Only the features change between the conditions: the evaluation is the run's own
 // (evalEnv, evaluate.Run).
 func Counterfactual(ctx context.Context, dir string, o CounterfactualOptions, out io.Writer) (rep *CounterfactualReport, err error) {
-	sum, ok, err := RunComplete(dir)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("run %s is not complete (no summary.json of a finished run)", dir)
-	}
-	cfg, err := ReadConfig(dir)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	if cfg.Vision.Modality != Multimodal {
-		return nil, fmt.Errorf("run %s is %s: image counterfactuals need a multimodal run", dir, cfg.Vision.Modality)
-	}
-	cfg.FeatureCache, cfg.Backend, cfg.Install, cfg.Devices = o.FeatureCache, o.Backend, o.Install, "1"
-	protocols, err := cfg.Eval.Mode.Protocols()
-	if o.Protocols != "" {
-		protocols, err = evaluate.ParseList(o.Protocols)
-	}
+	sum, cfg, protocols, err := counterfactualRun(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -160,68 +142,20 @@ func Counterfactual(ctx context.Context, dir string, o CounterfactualOptions, ou
 		return nil, fmt.Errorf("run %s: the adapter expects %d×%d image features; -clip %s gives %d×%d", dir,
 			want.Scales, want.FeatureDim, cfg.Vision.CLIP, scales, dim)
 	}
-	rep = &CounterfactualReport{Run: dir, RunID: cfg.RunID, Split: evalSplitName(cfg), Vision: evalData.vision,
-		Answers: map[string]int{}, ShuffleSeed: o.ShuffleSeed, Backend: s.info.String(), Versions: results.CurrentVersions(),
-		Command: os.Args}
-	if rep.ShuffleSeed == 0 {
-		rep.ShuffleSeed = DefaultShuffleSeed
-	}
-	rep.Resamples, rep.BootstrapSeed = o.Bootstrap.Resamples, o.Bootstrap.Seed
-	if rep.Resamples <= 0 {
-		rep.Resamples = results.DefaultResamples
-	}
-	if rep.BootstrapSeed == 0 {
-		rep.BootstrapSeed = results.DefaultBootstrapSeed
-	}
-	skipped := map[string]bool{}
-	for _, pid := range evalData.skippedImages {
-		skipped[pid] = true
-	}
-	var img []*scienceqa.Problem
-	for _, p := range s.data.eval {
-		switch {
-		case !p.HasImage():
-		case skipped[p.PID]:
-			rep.Skipped = append(rep.Skipped, p.PID)
-		case o.EvalLimit <= 0 || len(img) < o.EvalLimit:
-			img = append(img, p)
-			rep.Problems = append(rep.Problems, p.PID)
-			rep.Answers[p.PID] = p.Answer
-		}
-	}
-	shuffled, source, err := ShuffledFeatures(feats, rep.Problems, rep.ShuffleSeed)
+	rep = newCounterfactualReport(dir, cfg, o, &evalData, s.info.String())
+	img := rep.selectProblems(s.data.eval, evalData.skippedImages, o.EvalLimit)
+	byCondition, err := rep.conditions(feats)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
-	zero, err := ZeroFeatures(feats, rep.Problems)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	rep.ShuffleSource = source
-	byCondition := map[string]map[string][]float32{ImageTrue: feats, ImageShuffled: shuffled, ImageZero: zero}
-
-	// One Env (one runner: compiled graphs are reused across the conditions); each condition a fresh copy of it,
-	// so the cloze pass that cloze and cloze-norm share is not carried from one condition to the next.
 	base, err := evalEnv(cfg, s, a, img, nil)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	choices := map[string]map[string]map[string]int{} // protocol → condition → pid → choice
-	for _, c := range ImageConditions {
-		fmt.Fprintf(out, "image features: %s (%d IMG problems)\n", c, len(img))
-		env := *base
-		env.Features = byCondition[c]
-		res, err := evaluate.Run(ctx, &env, protocols, out)
-		if err != nil {
-			return nil, fmt.Errorf("run %s, %s images: %w", dir, c, err)
-		}
-		for _, r := range res {
-			if choices[r.Protocol] == nil {
-				choices[r.Protocol] = map[string]map[string]int{}
-			}
-			choices[r.Protocol][c] = r.Choices
-		}
+	choices, err := evaluateConditions(ctx, base, protocols, byCondition, len(img), out)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
 	rep.EvalSeconds = time.Since(start).Seconds()
 	for _, p := range protocols {
@@ -241,6 +175,114 @@ func Counterfactual(ctx context.Context, dir string, o CounterfactualOptions, ou
 		return nil, err
 	}
 	return rep, nil
+}
+
+// counterfactualRun reads a complete multimodal run's summary and config (with the options' runtime settings) and
+// the protocols to evaluate (the run's list unless the options name others).
+func counterfactualRun(dir string, o CounterfactualOptions) (*results.Summary, Config, []evaluate.Protocol, error) {
+	sum, ok, err := RunComplete(dir)
+	if err != nil {
+		return nil, Config{}, nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	if !ok {
+		return nil, Config{}, nil, fmt.Errorf("run %s is not complete (no summary.json of a finished run)", dir)
+	}
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, Config{}, nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	if cfg.Vision.Modality != Multimodal {
+		return nil, Config{}, nil, fmt.Errorf("run %s is %s: image counterfactuals need a multimodal run", dir, cfg.Vision.Modality)
+	}
+	cfg.FeatureCache, cfg.Backend, cfg.Install, cfg.Devices = o.FeatureCache, o.Backend, o.Install, "1"
+	protocols, err := cfg.Eval.Mode.Protocols()
+	if o.Protocols != "" {
+		protocols, err = evaluate.ParseList(o.Protocols)
+	}
+	if err != nil {
+		return nil, Config{}, nil, err
+	}
+	return sum, cfg, protocols, nil
+}
+
+// newCounterfactualReport starts a run's report with its provenance, the shuffle seed and the bootstrap settings
+// (defaults filled in).
+func newCounterfactualReport(dir string, cfg Config, o CounterfactualOptions, evalData *runData, backend string) *CounterfactualReport {
+	rep := &CounterfactualReport{Run: dir, RunID: cfg.RunID, Split: evalSplitName(cfg), Vision: evalData.vision,
+		Answers: map[string]int{}, ShuffleSeed: o.ShuffleSeed, Backend: backend, Versions: results.CurrentVersions(),
+		Command: os.Args}
+	if rep.ShuffleSeed == 0 {
+		rep.ShuffleSeed = DefaultShuffleSeed
+	}
+	rep.Resamples, rep.BootstrapSeed = o.Bootstrap.Resamples, o.Bootstrap.Seed
+	if rep.Resamples <= 0 {
+		rep.Resamples = results.DefaultResamples
+	}
+	if rep.BootstrapSeed == 0 {
+		rep.BootstrapSeed = results.DefaultBootstrapSeed
+	}
+	return rep
+}
+
+// selectProblems keeps the evaluation set's IMG problems (the first limit of them when limit > 0), recording each
+// one's answer and listing those whose image was skipped as undecodable.
+func (rep *CounterfactualReport) selectProblems(eval []*scienceqa.Problem, skippedImages []string, limit int) []*scienceqa.Problem {
+	skipped := map[string]bool{}
+	for _, pid := range skippedImages {
+		skipped[pid] = true
+	}
+	var img []*scienceqa.Problem
+	for _, p := range eval {
+		switch {
+		case !p.HasImage():
+		case skipped[p.PID]:
+			rep.Skipped = append(rep.Skipped, p.PID)
+		case limit <= 0 || len(img) < limit:
+			img = append(img, p)
+			rep.Problems = append(rep.Problems, p.PID)
+			rep.Answers[p.PID] = p.Answer
+		}
+	}
+	return img
+}
+
+// conditions builds the three feature maps (true, shuffled, zero) over the report's problems and records the
+// shuffle's sources.
+func (rep *CounterfactualReport) conditions(feats map[string][]float32) (map[string]map[string][]float32, error) {
+	shuffled, source, err := ShuffledFeatures(feats, rep.Problems, rep.ShuffleSeed)
+	if err != nil {
+		return nil, err
+	}
+	zero, err := ZeroFeatures(feats, rep.Problems)
+	if err != nil {
+		return nil, err
+	}
+	rep.ShuffleSource = source
+	return map[string]map[string][]float32{ImageTrue: feats, ImageShuffled: shuffled, ImageZero: zero}, nil
+}
+
+// evaluateConditions runs the protocols once per image condition and returns protocol → condition → pid → choice.
+// One Env (one runner: compiled graphs are reused across the conditions); each condition a fresh copy of it, so the
+// cloze pass that cloze and cloze-norm share is not carried from one condition to the next.
+func evaluateConditions(ctx context.Context, base *evaluate.Env, protocols []evaluate.Protocol,
+	byCondition map[string]map[string][]float32, n int, out io.Writer) (map[string]map[string]map[string]int, error) {
+	choices := map[string]map[string]map[string]int{}
+	for _, c := range ImageConditions {
+		fmt.Fprintf(out, "image features: %s (%d IMG problems)\n", c, n)
+		env := *base
+		env.Features = byCondition[c]
+		res, err := evaluate.Run(ctx, &env, protocols, out)
+		if err != nil {
+			return nil, fmt.Errorf("%s images: %w", c, err)
+		}
+		for _, r := range res {
+			if choices[r.Protocol] == nil {
+				choices[r.Protocol] = map[string]map[string]int{}
+			}
+			choices[r.Protocol][c] = r.Choices
+		}
+	}
+	return choices, nil
 }
 
 // compareRecorded counts the true-image choices that equal the run's recorded choices for the protocol.

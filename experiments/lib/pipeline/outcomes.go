@@ -181,53 +181,15 @@ func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceq
 		return err
 	}
 	sort.Strings(files)
-	type match struct {
-		file   string
-		subset bool
-		zs     map[string]map[string]bool
-	}
-	var best *match
+	var best *zeroShotMatch
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		m, err := matchZeroShot(f, pids, problems, sum, ds)
 		if err != nil {
 			return err
 		}
-		var rec zeroShotRecord
-		if err := json.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("zero-shot record %s: %w", f, err)
-		}
-		if err := rec.nameProtocols(); err != nil {
-			return fmt.Errorf("zero-shot record %s: %w", f, err)
-		}
-		if len(rec.Predictions) == 0 {
+		if m == nil {
 			continue
 		}
-		zs := map[string]map[string]bool{}
-		ok := true
-		for proto, preds := range rec.Predictions {
-			sub := make(map[string]int, len(pids))
-			for _, pid := range pids {
-				c, found := preds[pid]
-				if !found {
-					ok = false
-					break
-				}
-				sub[pid] = c
-			}
-			if !ok || !reproducesBaseline(problems, sub, sum.Baselines[results.ZeroShot][proto]) {
-				ok = false
-				break
-			}
-			c, err := correctness(ds, sub, f)
-			if err != nil {
-				return err
-			}
-			zs[proto] = c
-		}
-		if !ok {
-			continue
-		}
-		m := &match{file: f, subset: rec.Problems != len(pids), zs: zs}
 		switch {
 		case best == nil || (best.subset && !m.subset):
 			best = m
@@ -247,6 +209,53 @@ func (r *OutcomeReader) zeroShot(o *Outcomes, sum *results.Summary, ds *scienceq
 		o.ZeroShot, o.ZeroShotFile, o.ZeroShotSubset = best.zs, best.file, best.subset
 	}
 	return nil
+}
+
+// zeroShotMatch is a zero-shot record that reproduces a run's baselines: its per-problem correctness by protocol,
+// and whether it was restricted from a larger evaluation set.
+type zeroShotMatch struct {
+	file   string
+	subset bool
+	zs     map[string]map[string]bool
+}
+
+// matchZeroShot reads zero-shot record f and returns its correctness on pids when every protocol it holds
+// reproduces the run's recorded baseline (nil when it does not or holds no choices).
+func matchZeroShot(f string, pids []string, problems []*scienceqa.Problem, sum *results.Summary, ds *scienceqa.Dataset) (*zeroShotMatch, error) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	var rec zeroShotRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("zero-shot record %s: %w", f, err)
+	}
+	if err := rec.nameProtocols(); err != nil {
+		return nil, fmt.Errorf("zero-shot record %s: %w", f, err)
+	}
+	if len(rec.Predictions) == 0 {
+		return nil, nil
+	}
+	zs := map[string]map[string]bool{}
+	for proto, preds := range rec.Predictions {
+		sub := make(map[string]int, len(pids))
+		for _, pid := range pids {
+			c, found := preds[pid]
+			if !found {
+				return nil, nil
+			}
+			sub[pid] = c
+		}
+		if !reproducesBaseline(problems, sub, sum.Baselines[results.ZeroShot][proto]) {
+			return nil, nil
+		}
+		c, err := correctness(ds, sub, f)
+		if err != nil {
+			return nil, err
+		}
+		zs[proto] = c
+	}
+	return &zeroShotMatch{file: f, subset: rec.Problems != len(pids), zs: zs}, nil
 }
 
 // reproducesBaseline reports whether choices score, on problems, exactly the recorded zero-shot accuracy of every
