@@ -368,28 +368,27 @@ func CounterfactualStats(protocol string, pids []string, answers map[string]int,
 // content: with the interval of true − shuffled including 0, another problem's image serves as well as the
 // problem's own. The zeros then say whether the features' mere presence matters.
 func imageReading(shuf, zero results.Paired, changed map[string]int) string {
-	var b strings.Builder
+	return conditionReading("shuffled", shuf, changed[ImageShuffled], [3]string{
+		": the adapter ignores the image", ": the adapter ignores the image", ": the adapter uses the image",
+	}, ": another problem's image does better, the image misleads the adapter") + "; " +
+		conditionReading("zero", zero, changed[ImageZero], [3]string{
+			"", "", ": image features help over none",
+		}, ": image features hurt against none")
+}
+
+// conditionReading words one comparison of true features against a counterfactual condition: no answer changed,
+// interval including 0, true better, true worse; each case's sentence ends with its tail (tails[0..2], worse).
+func conditionReading(cond string, p results.Paired, changed int, tails [3]string, worse string) string {
 	switch {
-	case changed[ImageShuffled] == 0:
-		b.WriteString("true = shuffled (no answer changed): the adapter ignores the image")
-	case !shuf.CI.Excludes(0):
-		b.WriteString("true ≈ shuffled (interval includes 0): the adapter ignores the image")
-	case shuf.CI.Lo > 0:
-		b.WriteString("true > shuffled (interval excludes 0): the adapter uses the image")
+	case changed == 0:
+		return "true = " + cond + " (no answer changed)" + tails[0]
+	case !p.CI.Excludes(0):
+		return "true ≈ " + cond + " (interval includes 0)" + tails[1]
+	case p.CI.Lo > 0:
+		return "true > " + cond + " (interval excludes 0)" + tails[2]
 	default:
-		b.WriteString("true < shuffled (interval excludes 0): another problem's image does better, the image misleads the adapter")
+		return "true < " + cond + " (interval excludes 0)" + worse
 	}
-	switch {
-	case changed[ImageZero] == 0:
-		b.WriteString("; true = zero (no answer changed)")
-	case !zero.CI.Excludes(0):
-		b.WriteString("; true ≈ zero (interval includes 0)")
-	case zero.CI.Lo > 0:
-		b.WriteString("; true > zero (interval excludes 0): image features help over none")
-	default:
-		b.WriteString("; true < zero (interval excludes 0): image features hurt against none")
-	}
-	return b.String()
 }
 
 // Markdown is the report as a Markdown table: a row per protocol.
