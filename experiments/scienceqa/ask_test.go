@@ -36,7 +36,14 @@ func storiesRun(t *testing.T, ac adapter.Config, change func(c *pipeline.Config)
 func evalPID(t *testing.T) string {
 	t.Helper()
 	c := pipelinetest.Stories260K(t)
-	src, err := scienceqa.Open(assets.Require(t, c.Data.Dir), scienceqa.OpenOptions{Problems: c.Data.ProblemsFile, Splits: c.Data.SplitsFile, NoImageCheck: true})
+	assets.Require(t, c.Data.Dir)
+	return evalProblems(t, c)[0].PID
+}
+
+// evalProblems returns the evaluation fold of c's data set, in the order runs evaluate it.
+func evalProblems(t *testing.T, c pipeline.Config) []*scienceqa.Problem {
+	t.Helper()
+	src, err := scienceqa.Open(c.Data.Dir, scienceqa.OpenOptions{Problems: c.Data.ProblemsFile, Splits: c.Data.SplitsFile, NoImageCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +55,7 @@ func evalPID(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return eval[0].PID
+	return eval
 }
 
 func askCmd(t *testing.T, args ...string) string {

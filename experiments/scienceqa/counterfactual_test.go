@@ -61,18 +61,7 @@ func TestCounterfactualEndToEnd(t *testing.T) {
 	}
 
 	// The problems: the first IMG problems of the run's evaluation fold, in order.
-	src, err := scienceqa.Open(c.Data.Dir, scienceqa.OpenOptions{Problems: c.Data.ProblemsFile, Splits: c.Data.SplitsFile, NoImageCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, eval, err := scienceqa.TrainEval(ds.Problems, c.Data.Folds, c.Data.FoldSeed, c.Data.EvalFold)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eval := evalProblems(t, c)
 	var want []*scienceqa.Problem
 	for _, p := range eval[:c.Data.EvalLimit] {
 		if p.HasImage() && len(want) < limit {
