@@ -21,24 +21,34 @@ import (
 type Figure struct {
 	Plots         []*plot.Plot // left to right
 	Width, Height vg.Length
+	// SideLegend marks the plots whose legend is drawn in a strip right of the axes (heat maps, whose data fill
+	// the whole area) instead of inside it; nil: none.
+	SideLegend []bool
 }
+
+// sideLegendWidth is the strip a side legend takes from its plot's tile.
+const sideLegendWidth = vg.Inch
 
 // pngDPI is the PNG resolution: 150 dpi keeps labels crisp at the default 7×4.5 in panel size.
 const pngDPI = 150
 
-// panel is a plot under construction and the number of its legend entries.
+// panel is a plot under construction, the number of its legend entries and whether the legend goes beside it.
 type panel struct {
 	*plot.Plot
 	entries int
+	side    bool
 }
 
 func newFigure(panels ...*panel) *Figure {
-	plots := make([]*plot.Plot, len(panels))
+	f := &Figure{Plots: make([]*plot.Plot, len(panels)), SideLegend: make([]bool, len(panels)),
+		Width: vg.Length(len(panels)) * 6.5 * vg.Inch, Height: 4.5 * vg.Inch}
 	for i, p := range panels {
-		p.legendRoom()
-		plots[i] = p.Plot
+		if !p.side {
+			p.legendRoom()
+		}
+		f.Plots[i], f.SideLegend[i] = p.Plot, p.side
 	}
-	return &Figure{Plots: plots, Width: vg.Length(len(plots)) * 6.5 * vg.Inch, Height: 4.5 * vg.Inch}
+	return f
 }
 
 // Encode renders the figure as "png" or "svg".
@@ -57,6 +67,10 @@ func (f *Figure) Encode(format string) ([]byte, error) {
 		PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
 	canvases := plot.Align([][]*plot.Plot{f.Plots}, tiles, dc)
 	for i, p := range f.Plots {
+		if i < len(f.SideLegend) && f.SideLegend[i] {
+			drawSideLegend(p, canvases[0][i])
+			continue
+		}
 		p.Draw(canvases[0][i])
 	}
 	var b bytes.Buffer
@@ -64,6 +78,16 @@ func (f *Figure) Encode(format string) ([]byte, error) {
 		return nil, fmt.Errorf("results: encode %s figure: %w", format, err)
 	}
 	return b.Bytes(), nil
+}
+
+// drawSideLegend draws p in c less a strip on the right, and p's legend at the top of that strip.
+func drawSideLegend(p *plot.Plot, c draw.Canvas) {
+	leg := p.Legend
+	p.Legend = plot.NewLegend()
+	p.Draw(draw.Crop(c, 0, -sideLegendWidth, 0, 0))
+	p.Legend = leg
+	leg.Top, leg.Left, leg.XOffs, leg.YOffs = true, true, 0, 0
+	leg.Draw(draw.Crop(c, c.Size().X-sideLegendWidth+vg.Inch/8, 0, 0, 0))
 }
 
 // Save writes the figure to base+".png" and base+".svg", each atomically.

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -95,6 +96,8 @@ func GatesFigure(panels []GatePanel) (*Figure, error) {
 			}
 		}
 		p := newPlot(fmt.Sprintf("%s (max |value| %.3f)", gp.Title, pm), xl, "layer")
+		p.side = true
+		p.Y.Tick.Marker = plot.TickerFunc(layerTicks)
 		hm := plotter.NewHeatMap(gateGrid(gp), pal)
 		hm.Min, hm.Max = -m, m
 		p.Add(hm)
@@ -120,5 +123,25 @@ func GatesFigure(panels []GatePanel) (*Figure, error) {
 		p.Y.Min, p.Y.Max = float64(gp.Layers[0])-0.5, float64(gp.Layers[len(gp.Layers)-1])+0.5
 		ps = append(ps, p)
 	}
-	return newFigure(ps...), nil // newFigure raises each y range so the legend sits above the map
+	return newFigure(ps...), nil
+}
+
+// layerTicks labels whole layer numbers: every layer up to 10 rows, else every 5th (or 10th) with minor ticks
+// between (the default ticker puts labels like 25.00 on a range that ends at half-layers).
+func layerTicks(lo, hi float64) []plot.Tick {
+	step := 1
+	if hi-lo > 40 {
+		step = 10
+	} else if hi-lo > 10 {
+		step = 5
+	}
+	var ts []plot.Tick
+	for l := int(math.Ceil(lo)); float64(l) <= hi; l++ {
+		t := plot.Tick{Value: float64(l)}
+		if l%step == 0 {
+			t.Label = fmt.Sprint(l)
+		}
+		ts = append(ts, t)
+	}
+	return ts
 }

@@ -44,3 +44,32 @@ func TestGatesFigure(t *testing.T) {
 		t.Error("no panels: no error")
 	}
 }
+
+// TestGatesFigureLayout: the legend stands beside the map, so the layer axis ends at the top layer (no room raised
+// above it for the legend), and layer ticks are whole numbers.
+func TestGatesFigureLayout(t *testing.T) {
+	layers := make([]int, 30)
+	values := make([][]float64, 30)
+	for i := range layers {
+		layers[i], values[i] = i, []float64{0.1, -0.1}
+	}
+	f, err := GatesFigure([]GatePanel{{Title: "a", Layers: layers, Values: values}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.SideLegend[0] || f.Plots[0].Y.Max != 29.5 {
+		t.Errorf("side legend %v, y max %g; want true, 29.5", f.SideLegend[0], f.Plots[0].Y.Max)
+	}
+	var labels []string
+	for _, tk := range layerTicks(-0.5, 29.5) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	if got := strings.Join(labels, ","); got != "0,5,10,15,20,25" {
+		t.Errorf("layer tick labels %s", got)
+	}
+	if got := len(layerTicks(1.5, 4.5)); got != 3 {
+		t.Errorf("%d ticks for layers 2-4", got)
+	}
+}

@@ -27,7 +27,7 @@ func GatePanel(path, title string) (results.GatePanel, error) {
 	if g.Mode != adapter.GateHeadTanh {
 		what = "gate"
 	}
-	return results.GatePanel{Title: fmt.Sprintf("%s: final %s, %s-init", title, what, g.Init), Layers: g.Layers, Values: g.Values}, nil
+	return results.GatePanel{Title: fmt.Sprintf("%s\nfinal %s, %s-init", title, what, g.Init), Layers: g.Layers, Values: g.Values}, nil
 }
 
 // saveGatesFigure draws a run's gates into its folder (gates.png, gates.svg): the final gates (layers × heads)
