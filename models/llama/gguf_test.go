@@ -66,7 +66,7 @@ func smolForward(t *testing.T, m *Model, ids [][]int32) (logits []float32, hidde
 	exec, err := model.NewExec(device.MustShared(), m.Store, func(scope *model.Scope, tokens *Node) []*Node {
 		g := tokens.Graph()
 		out := m.Forward(g, Inputs{Tokens: tokens, Hidden: true})
-		ctx := m.newAttnContext(g, Inputs{Tokens: tokens})
+		ctx := m.newAttnContext(g, Inputs{Tokens: tokens}, false)
 		x := Gather(m.embed.NodeValue(g), InsertAxes(tokens, -1))
 		for i := range m.layers {
 			x = m.block(i, x, ctx)

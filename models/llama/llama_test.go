@@ -293,7 +293,7 @@ func TestSeqLensAndCoreAttention(t *testing.T) {
 	lens := []int32{8, 4, 6}
 	run := func(force bool) []float32 {
 		out, err := model.CallOnceN(device.MustShared(), m.Store, func(scope *model.Scope, tokens, seqLens *Node) *Node {
-			return m.Forward(tokens.Graph(), Inputs{Tokens: tokens, SeqLens: seqLens, ForceCoreAttention: force}).Logits
+			return m.forward(tokens.Graph(), Inputs{Tokens: tokens, SeqLens: seqLens}, force).Logits
 		}, rows, lens)
 		if err != nil {
 			t.Fatal(err)
