@@ -292,7 +292,7 @@ type attnContext struct {
 	lin       LinearExtension // ext as a LinearExtension, or nil
 }
 
-func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
+func (m *Model) newAttnContext(g *Graph, in Inputs, coreAttention bool) *attnContext {
 	B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
 	ctx := &attnContext{cache: in.Cache, ext: in.Extension, lin: linearExtension(in.Extension)}
 	T := S           // keys seen
