@@ -64,17 +64,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
-		var f *Node
-		if len(inputs) > 1 {
-			f = inputs[1]
-		}
-		g := inputs[0].Graph()
-		return LogSoftmax(m.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, f)}).Logits, -1)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
 	for i, e := range ex {
 		if got[i].ID != e.ID || len(got[i].LogProbs) != len(e.Options) {
@@ -83,16 +73,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		want := make([]float64, len(e.Options))
 		bestSum, bestNorm := 0, 0
 		for o, c := range e.Options {
-			s := append(append([]int32{}, e.Prompt...), c...)
-			args := []any{tensors.FromFlatDataAndDimensions(s, 1, len(s))}
-			if e.Features != nil {
-				args = append(args, tensors.FromFlatDataAndDimensions(e.Features, 1, 2, 8))
-			}
-			out, err := ref.Exec(args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lp := tensors.MustCopyFlatData[float32](out[0])
+			lp := logProbs(append(slices.Clone(e.Prompt), c...), e.Features)
 			for j, tok := range c {
 				want[o] += float64(lp[(len(e.Prompt)-1+j)*V+int(tok)])
 			}
@@ -214,13 +195,7 @@ func TestClozeFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
-		g := inputs[0].Graph()
-		return LogSoftmax(m.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, nil)}).Logits, -1)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
 	for i, e := range followed {
 		if got[i].Sum != want[i].Sum || got[i].Norm != want[i].Norm {
@@ -239,12 +214,7 @@ func TestClozeFollow(t *testing.T) {
 		}
 		opt := e.Options[e.Follow.Option]
 		cont := append(slices.Clone(opt), e.Follow.Tokens...)
-		s := append(slices.Clone(e.Prompt), cont...)
-		out, err := ref.Exec(tensors.FromFlatDataAndDimensions(s, 1, len(s)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lp := tensors.MustCopyFlatData[float32](out[0])
+		lp := logProbs(append(slices.Clone(e.Prompt), cont...), nil)
 		if len(got[i].Follow) != len(cont) {
 			t.Fatalf("%s: %d follow scores, want %d", e.ID, len(got[i].Follow), len(cont))
 		}
@@ -265,5 +235,35 @@ func TestClozeFollow(t *testing.T) {
 	bad := []ClozeExample{{ID: "bad", Prompt: []int32{1, 2}, Options: [][]int32{{3}, {4}}, Follow: &ClozeFollow{Option: 2}}}
 	if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
 		t.Error("a follow option out of range: no error")
+	}
+}
+
+// bruteForce returns the reference the cloze tests check ScoreCloze against: the log-softmax [len(seq)·V] of the
+// model with r's adapter over one unpadded sequence, with image features [Scales·FeatureDim] or none (nil).
+func bruteForce(t *testing.T, r *Runner) func(seq []int32, features []float32) []float32 {
+	t.Helper()
+	ref, err := model.NewExec(r.Backend, r.Model.Store, func(scope *model.Scope, inputs []*Node) *Node {
+		var f *Node
+		if len(inputs) > 1 {
+			f = inputs[1]
+		}
+		g := inputs[0].Graph()
+		return LogSoftmax(r.Model.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, f)}).Logits, -1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(seq []int32, features []float32) []float32 {
+		t.Helper()
+		args := []any{tensors.FromFlatDataAndDimensions(seq, 1, len(seq))}
+		if features != nil {
+			v := r.Adapter.Config.Visual
+			args = append(args, tensors.FromFlatDataAndDimensions(features, 1, v.Scales, v.FeatureDim))
+		}
+		out, err := ref.Exec(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](out[0])
 	}
 }
