@@ -23,12 +23,7 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 	cfg.Eval.Mode = EvalMode("letter,cloze,cloze-norm")
 	cfg.Eval.ZeroShot = true
 	cfg.ZeroShotCache = t.TempDir()
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	log := out.String()
+	res, log := mustRun(t, cfg)
 	sum, err := results.ReadSummary(res.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -200,13 +195,9 @@ func TestZeroShotReusesTrainedGraphs(t *testing.T) {
 		}
 		return sum
 	}
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "the trained graphs with zero gates") {
-		t.Errorf("the zero-shot baseline did not reuse the trained graphs:\n%s", out.String())
+	res, log := mustRun(t, cfg)
+	if !strings.Contains(log, "the trained graphs with zero gates") {
+		t.Errorf("the zero-shot baseline did not reuse the trained graphs:\n%s", log)
 	}
 	reusedKey, reused := cached(cfg.ZeroShotCache)
 	base := cfg
