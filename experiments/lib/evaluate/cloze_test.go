@@ -59,10 +59,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		t.Errorf("progress calls %v", calls)
 	}
 	small := &Runner{Model: m, Adapter: a, Backend: r.Backend, PadMultiple: 8, MaxLen: 64, BatchSize: 3}
-	gotSmall, err := small.ScoreCloze(context.Background(), ex, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gotSmall := scoreCloze(t, small, ex)
 
 	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
@@ -138,11 +135,7 @@ func TestShardedClozeEqualSingleDevice(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		res, err := r.ScoreCloze(context.Background(), examples, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return scoreCloze(t, r, examples)
 	}
 	want := scores("", false)
 	type run struct {
@@ -187,14 +180,7 @@ func TestClozeFollow(t *testing.T) {
 	followed[1].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2, 17}}
 	followed[2].Follow = &ClozeFollow{Option: 3} // no follow tokens: the option's per-token scores only
 	followed[4].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2}}
-	want, err := r.ScoreCloze(context.Background(), plain, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := r.ScoreCloze(context.Background(), followed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, got := scoreCloze(t, r, plain), scoreCloze(t, r, followed)
 	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
 	for i, e := range followed {
@@ -236,6 +222,16 @@ func TestClozeFollow(t *testing.T) {
 	if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
 		t.Error("a follow option out of range: no error")
 	}
+}
+
+// scoreCloze is r.ScoreCloze(ex) without progress; an error fails the test.
+func scoreCloze(t *testing.T, r *Runner, ex []ClozeExample) []ClozeResult {
+	t.Helper()
+	res, err := r.ScoreCloze(context.Background(), ex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // bruteForce returns the reference the cloze tests check ScoreCloze against: the log-softmax [len(seq)·V] of the
