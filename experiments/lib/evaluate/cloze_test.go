@@ -119,13 +119,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 // rows padded to 4; frozen weights replicated, then split), gives the unplaced log-probabilities within 1e-4.
 func TestShardedClozeEqualSingleDevice(t *testing.T) {
 	b := device.MustShared()
-	examples := []ClozeExample{
-		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
-		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
-		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
-		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
-		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
-	}
+	examples := fiveClozeExamples()
 	scores := func(devices string, shard bool) []ClozeResult {
 		m := tinyModel(t, 4)
 		r := &Runner{Model: m, Adapter: randomAdapter(t, m, 2, false), Backend: b, BatchSize: 3, PadMultiple: 8}
@@ -168,13 +162,7 @@ func TestClozeFollow(t *testing.T) {
 	m := tinyModel(t, 5)
 	a := randomAdapter(t, m, 3, false)
 	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), PadMultiple: 8, MaxLen: 64, BatchSize: 4}
-	plain := []ClozeExample{
-		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
-		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
-		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
-		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
-		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
-	}
+	plain := fiveClozeExamples()
 	followed := slices.Clone(plain)
 	followed[0].Follow = &ClozeFollow{Option: 1, Tokens: []int32{2}}
 	followed[1].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2, 17}}
@@ -221,6 +209,17 @@ func TestClozeFollow(t *testing.T) {
 	bad := []ClozeExample{{ID: "bad", Prompt: []int32{1, 2}, Options: [][]int32{{3}, {4}}, Follow: &ClozeFollow{Option: 2}}}
 	if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
 		t.Error("a follow option out of range: no error")
+	}
+}
+
+// fiveClozeExamples are five problems of 2 to 4 options of 1 to 4 tokens after prompts of 2 to 7 tokens.
+func fiveClozeExamples() []ClozeExample {
+	return []ClozeExample{
+		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
+		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
+		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
+		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
+		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
 	}
 }
 
