@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/adapterlab/llama-adapter/models/atomicfile"
 )
@@ -27,6 +28,20 @@ func WriteJSONAtomic(path string, v any) error {
 		return fmt.Errorf("results: encode %s: %w", path, err)
 	}
 	return WriteFileAtomic(path, data, 0o644)
+}
+
+// ReadJSON decodes the JSON file path into v. A file that cannot be read gives os.ReadFile's error as it is (it
+// names the path and matches fs.ErrNotExist when there is no file); one that does not decode, an error naming the
+// path.
+func ReadJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: malformed JSON: %w", path, err)
+	}
+	return nil
 }
 
 // marshalIndent is json.MarshalIndent without HTML escaping (so "<" in notes stays readable) and with

@@ -1,8 +1,11 @@
 package results
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -39,5 +42,30 @@ func TestWriteJSONAtomic(t *testing.T) {
 	}
 	if err := WriteJSONAtomic(path, func() {}); err == nil {
 		t.Error("encoding a func succeeded")
+	}
+}
+
+// TestReadJSON: ReadJSON reads back what WriteJSONAtomic wrote; a missing file still matches fs.ErrNotExist and a
+// file that is not JSON gives an error naming it.
+func TestReadJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "v.json")
+	want := map[string]int{"a": 1, "b": 2}
+	if err := WriteJSONAtomic(path, want); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if err := ReadJSON(path, &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("read back %v, %v; want %v", got, err, want)
+	}
+	if err := ReadJSON(filepath.Join(dir, "none.json"), &got); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReadJSON(bad, &got); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("malformed file: %v, want an error naming %s", err, bad)
 	}
 }

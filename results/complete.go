@@ -60,13 +60,9 @@ func MarkComplete(dir string, files []FinalFile) error {
 // digest. Without complete.json it returns an error satisfying errors.Is(err, fs.ErrNotExist).
 func VerifyComplete(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, CompleteFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("results: %w", err)
-	}
 	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("results: %s: malformed: %w", path, err)
+	if err := ReadJSON(path, &m); err != nil {
+		return nil, fmt.Errorf("results: %w", err)
 	}
 	if len(m.Files) == 0 {
 		return nil, fmt.Errorf("results: %s lists no files", path)

@@ -254,13 +254,9 @@ func WriteSummary(dir string, s *Summary) error {
 // fs.ErrNotExist (errors.Is), which callers use to tell a new run folder from a broken one.
 func ReadSummary(dir string) (*Summary, error) {
 	path := filepath.Join(dir, SummaryFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("results: read summary: %w", err)
-	}
 	var s Summary
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("results: read %s: %w", path, err)
+	if err := ReadJSON(path, &s); err != nil {
+		return nil, fmt.Errorf("results: read summary: %w", err)
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("results: read %s: %w", path, err)

@@ -344,12 +344,7 @@ func Table4(rows []LayersResult) *Table {
 		Column{Name: "Paper Params (M)", Format: "%.2f"},
 		Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
 	paper := PaperTable4()
-	if len(rows) == 0 {
-		for _, p := range paper {
-			rows = append(rows, LayersResult{Layers: p.Layers})
-		}
-	}
-	for _, r := range rows {
+	for _, r := range orPaperRows(rows, paper, func(p PaperLayers) LayersResult { return LayersResult{Layers: p.Layers} }) {
 		pl := r.paperL()
 		var params *float64
 		if r.Params > 0 {
@@ -447,12 +442,7 @@ func Table6(rows []EpochsResult) *Table {
 		Column{Name: "Paper Val Loss", Format: "%.3f"},
 		Column{Name: "Paper Val Acc (%)", Format: "%.2f"})
 	paper := PaperTable6()
-	if len(rows) == 0 {
-		for _, p := range paper {
-			rows = append(rows, EpochsResult{Epochs: float64(p.Epochs)})
-		}
-	}
-	for _, r := range rows {
+	for _, r := range orPaperRows(rows, paper, func(p PaperEpochs) EpochsResult { return EpochsResult{Epochs: float64(p.Epochs)} }) {
 		pe := r.paperEpochs()
 		ref := paperCells(paper, 4, func(p PaperEpochs) bool { return p.Epochs == pe }, func(p PaperEpochs) []*float64 {
 			return []*float64{Float(float64(p.Epochs)), Float(p.TrainLoss), Float(p.ValLoss), Float(p.ValAcc)}
@@ -464,6 +454,18 @@ func Table6(rows []EpochsResult) *Table {
 		t.Rows = append(t.Rows, Row{Label: fmt.Sprint(r.Epochs), Source: SourceMeasured, Values: append(vals, ref...)})
 	}
 	return t
+}
+
+// orPaperRows returns the measured rows, or with none an empty measured row per paper row (made by row), so that
+// a table lists the paper's rows alone.
+func orPaperRows[R, P any](rows []R, paper []P, row func(P) R) []R {
+	if len(rows) > 0 {
+		return rows
+	}
+	for _, p := range paper {
+		rows = append(rows, row(p))
+	}
+	return rows
 }
 
 // paperCells returns the cells of the paper row that match accepts, or n empty cells when the paper has none.

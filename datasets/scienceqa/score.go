@@ -178,12 +178,17 @@ func Score(problems []*Problem, predictions map[string]int) (*Scores, error) {
 // maxPredictionsSize bounds the size of a predictions file ReadPredictions reads: the 21,208 problems of ScienceQA
 // make a file of about 0.3 MB, and a result file with generated text (run_gpt3.py's "outputs") about 10 MB. Without
 // a bound, a wrong file (a 100 MB log, /dev/zero) would be read whole and decoded before any error.
-var maxPredictionsSize int64 = 16 << 20
+const maxPredictionsSize int64 = 16 << 20
 
 // ReadPredictions reads a predictions file: either a JSON object pid → choice index, or ScienceQA's result
 // file ({"results": {pid: index}, ...}, as run_gpt3.py writes it). Indices may be JSON integers or strings of
 // integers (evaluate_acc.py applies int() to them). A file over 16 MiB is refused before it is read.
 func ReadPredictions(path string) (map[string]int, error) {
+	return readPredictions(path, maxPredictionsSize)
+}
+
+// readPredictions is ReadPredictions with a size limit of maxSize bytes.
+func readPredictions(path string, maxSize int64) (map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
@@ -191,19 +196,19 @@ func ReadPredictions(path string) (map[string]int, error) {
 	defer f.Close()
 	tooBig := func(size string) error {
 		return fmt.Errorf("scienceqa: %s is %s, over the %d MiB limit for a predictions file (a JSON object pid → choice index for at most 21,208 problems is about 0.3 MB): is it the right file?",
-			path, size, maxPredictionsSize>>20)
+			path, size, maxSize>>20)
 	}
 	if st, err := f.Stat(); err != nil {
 		return nil, fmt.Errorf("scienceqa: %w", err)
-	} else if st.Mode().IsRegular() && st.Size() > maxPredictionsSize {
+	} else if st.Mode().IsRegular() && st.Size() > maxSize {
 		return nil, tooBig(fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20)))
 	}
 	// The limit holds for pipes and devices too, whose size Stat does not tell.
-	data, err := io.ReadAll(io.LimitReader(f, maxPredictionsSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("scienceqa: %s: %w", path, err)
 	}
-	if int64(len(data)) > maxPredictionsSize {
+	if int64(len(data)) > maxSize {
 		return nil, tooBig("larger")
 	}
 	return ParsePredictions(path, data)

@@ -130,8 +130,6 @@ func TestParquetDuplicatePIDColumn(t *testing.T) {
 // naming the file and the limit (a 100 MB file used to take 2.5 GB and a minute before failing); one under the
 // limit is read as before.
 func TestPredictionsSizeBound(t *testing.T) {
-	defer func(old int64) { maxPredictionsSize = old }(maxPredictionsSize)
-	maxPredictionsSize = 1 << 20
 	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("{")
@@ -143,12 +141,12 @@ func TestPredictionsSizeBound(t *testing.T) {
 	}
 	b.WriteString("}")
 	big := writeTrustFile(t, dir, "big.json", b.String())
-	_, err := ReadPredictions(big)
+	_, err := readPredictions(big, 1<<20)
 	if err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "1 MiB") {
 		t.Fatalf("3 MB file over a 1 MiB limit: %v, want an error naming %s and the limit", err, big)
 	}
 	small := writeTrustFile(t, dir, "small.json", `{"1": 0, "2": "1"}`)
-	if p, err := ReadPredictions(small); err != nil || len(p) != 2 {
+	if p, err := readPredictions(small, 1<<20); err != nil || len(p) != 2 {
 		t.Fatalf("small file: %v %v", p, err)
 	}
 }

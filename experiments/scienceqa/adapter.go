@@ -53,8 +53,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func runConvert(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("adapter convert", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("adapter convert", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: scienceqa adapter convert -to FORMAT [flags] IN OUT
 
@@ -103,8 +102,7 @@ flags:`)
 }
 
 func runAdapterInfo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("adapter info", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("adapter info", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: scienceqa adapter info PATH\n\nPrints an adapter file's format, shape and gate values (any format; see adapter convert -h).")
 	}

@@ -166,7 +166,7 @@ func TestEvalRunFolderBringsSettings(t *testing.T) {
 
 // TestSubcommandHelp: every subcommand's -h exits 0.
 func TestSubcommandHelp(t *testing.T) {
-	for _, sub := range []string{"-h", "train", "eval", "score", "features", "ask"} {
+	for _, sub := range []string{"-h", "train", "eval", "score", "compare", "counterfactual", "features", "ask"} {
 		args := []string{sub, "-h"}
 		if sub == "-h" {
 			args = args[:1]

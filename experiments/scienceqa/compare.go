@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -69,8 +68,7 @@ type compareOptions struct {
 
 // parseCompareFlags reads the `compare` command line.
 func parseCompareFlags(args []string, stderr io.Writer) (*compareOptions, error) {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("compare", stderr)
 	o := &compareOptions{}
 	fs.StringVar(&o.protocols, "protocol", "", "comma-separated protocols (letter, cloze, cloze-norm); default: every one both sides have")
 	fs.StringVar(&o.subset, "subset", "", "IMG: only the problems with an image context")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +21,7 @@ import (
 //
 //	go run ./experiments/scienceqa counterfactual -run RUN_DIR [-eval-limit N] [-feature-cache DIR] [-protocol letter,cloze]
 func runCounterfactual(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("counterfactual", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("counterfactual", stderr)
 	run := fs.String("run", "", "a complete multimodal run folder (required)")
 	evalLimit := fs.Int("eval-limit", 0, "evaluate only the first N IMG problems of the run's evaluation set (0: all)")
 	cache := fs.String("feature-cache", "", "image-feature cache folder (default: <runs>/../features, as the run)")

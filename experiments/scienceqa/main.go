@@ -27,6 +27,14 @@ import (
 // subcommand runs one subcommand with its arguments, writing results to stdout and usage to stderr.
 type subcommand func(args []string, stdout, stderr io.Writer) error
 
+// newFlagSet is a subcommand's flag set: a bad flag is an error returned to run (not an exit), and usage and flag
+// errors go to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
 // subcommands maps names to implementations; nil means not implemented yet.
 var subcommands = map[string]subcommand{
 	"train":          runTrain,

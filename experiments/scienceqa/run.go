@@ -58,8 +58,7 @@ func parseConfig(name string, args []string, stderr io.Writer, extra func(fs *fl
 	if err != nil {
 		return cfg, err
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet(name, stderr)
 	fs.String("preset", preset, "configuration preset: "+strings.Join(pipeline.PresetNames(), ", ")+
 		" (files in experiments/presets; smollm2: "+pipeline.PresetDescription("smollm2")+"); the other flags' defaults below are the preset's")
 	fs.String("config", file, "configuration file of the presets' form ({\"base\": PRESET, \"config\": {…}}), or a run folder's config.json; flags override its settings")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -81,8 +80,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 
 // parseScoreFlags reads the `score` command line; -problems and -predictions are required.
 func parseScoreFlags(args []string, stderr io.Writer) (*scoreOptions, error) {
-	fs := flag.NewFlagSet("score", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("score", stderr)
 	o := &scoreOptions{}
 	fs.StringVar(&o.problems, "problems", "", "problems: official problems JSON (map pid → problem, e.g. problems.json or problems_test.json), or a folder / .parquet file in the Hugging Face layout (required)")
 	fs.StringVar(&o.splits, "splits", "", "pid_splits.json (default: each problem's own split field)")

@@ -199,9 +199,6 @@ type Inputs struct {
 	// Extension adds the adapter's term in each layer (nil: plain LLaMA). When it also implements LinearExtension,
 	// it extends every linear layer and RMSNorm weight as well.
 	Extension AttentionExtension
-	// ForceCoreAttention uses GoMLX's attention.Core with SeqLens even where the backend has no fused attention (its
-	// decomposed path): for tests of the fused path's wiring on CPU.
-	ForceCoreAttention bool
 	// Hidden asks for every hidden state (HF's output_hidden_states: embeddings, each layer's output, the last one
 	// after the final norm).
 	Hidden bool
@@ -241,7 +238,13 @@ func linear(x, w *Node) *Node {
 
 // Forward builds the decoder graph: embed, N blocks, final norm, LM head.
 func (m *Model) Forward(g *Graph, in Inputs) Outputs {
-	ctx := m.newAttnContext(g, in)
+	return m.forward(g, in, false)
+}
+
+// forward is Forward; coreAttention sends a SeqLens batch through GoMLX's attention.Core even where the backend has
+// no fused attention (Core's decomposed path), so that tests check the fused path's wiring on a CPU.
+func (m *Model) forward(g *Graph, in Inputs, coreAttention bool) Outputs {
+	ctx := m.newAttnContext(g, in, coreAttention)
 	x := Gather(m.embed.NodeValue(g), InsertAxes(in.Tokens, -1)) // [B, S, C]
 	var out Outputs
 	if in.Hidden {
@@ -289,7 +292,7 @@ type attnContext struct {
 	lin       LinearExtension // ext as a LinearExtension, or nil
 }
 
-func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
+func (m *Model) newAttnContext(g *Graph, in Inputs, coreAttention bool) *attnContext {
 	B, S := in.Tokens.Shape().Dimensions[0], in.Tokens.Shape().Dimensions[1]
 	ctx := &attnContext{cache: in.Cache, ext: in.Extension, lin: linearExtension(in.Extension)}
 	T := S           // keys seen
@@ -315,7 +318,7 @@ func (m *Model) newAttnContext(g *Graph, in Inputs) *attnContext {
 		}
 		seqLens := ConvertDType(in.SeqLens, dtypes.Int32)
 		keyMask = LessThan(Iota(g, shapes.Make(dtypes.Int32, B, T), 1), InsertAxes(seqLens, -1))
-		if in.ForceCoreAttention || (in.Positions == nil && m.FusedAttention(g.Backend())) {
+		if coreAttention || (in.Positions == nil && m.FusedAttention(g.Backend())) {
 			ctx.seqLens = seqLens
 		}
 	}

@@ -59,22 +59,9 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		t.Errorf("progress calls %v", calls)
 	}
 	small := &Runner{Model: m, Adapter: a, Backend: r.Backend, PadMultiple: 8, MaxLen: 64, BatchSize: 3}
-	gotSmall, err := small.ScoreCloze(context.Background(), ex, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gotSmall := scoreCloze(t, small, ex)
 
-	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
-		var f *Node
-		if len(inputs) > 1 {
-			f = inputs[1]
-		}
-		g := inputs[0].Graph()
-		return LogSoftmax(m.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, f)}).Logits, -1)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
 	for i, e := range ex {
 		if got[i].ID != e.ID || len(got[i].LogProbs) != len(e.Options) {
@@ -83,16 +70,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 		want := make([]float64, len(e.Options))
 		bestSum, bestNorm := 0, 0
 		for o, c := range e.Options {
-			s := append(append([]int32{}, e.Prompt...), c...)
-			args := []any{tensors.FromFlatDataAndDimensions(s, 1, len(s))}
-			if e.Features != nil {
-				args = append(args, tensors.FromFlatDataAndDimensions(e.Features, 1, 2, 8))
-			}
-			out, err := ref.Exec(args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lp := tensors.MustCopyFlatData[float32](out[0])
+			lp := logProbs(append(slices.Clone(e.Prompt), c...), e.Features)
 			for j, tok := range c {
 				want[o] += float64(lp[(len(e.Prompt)-1+j)*V+int(tok)])
 			}
@@ -141,13 +119,7 @@ func TestScoreClozeBruteForce(t *testing.T) {
 // rows padded to 4; frozen weights replicated, then split), gives the unplaced log-probabilities within 1e-4.
 func TestShardedClozeEqualSingleDevice(t *testing.T) {
 	b := device.MustShared()
-	examples := []ClozeExample{
-		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
-		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
-		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
-		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
-		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
-	}
+	examples := fiveClozeExamples()
 	scores := func(devices string, shard bool) []ClozeResult {
 		m := tinyModel(t, 4)
 		r := &Runner{Model: m, Adapter: randomAdapter(t, m, 2, false), Backend: b, BatchSize: 3, PadMultiple: 8}
@@ -157,11 +129,7 @@ func TestShardedClozeEqualSingleDevice(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		res, err := r.ScoreCloze(context.Background(), examples, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return scoreCloze(t, r, examples)
 	}
 	want := scores("", false)
 	type run struct {
@@ -194,33 +162,14 @@ func TestClozeFollow(t *testing.T) {
 	m := tinyModel(t, 5)
 	a := randomAdapter(t, m, 3, false)
 	r := &Runner{Model: m, Adapter: a, Backend: device.MustShared(), PadMultiple: 8, MaxLen: 64, BatchSize: 4}
-	plain := []ClozeExample{
-		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
-		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
-		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
-		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
-		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
-	}
+	plain := fiveClozeExamples()
 	followed := slices.Clone(plain)
 	followed[0].Follow = &ClozeFollow{Option: 1, Tokens: []int32{2}}
 	followed[1].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2, 17}}
 	followed[2].Follow = &ClozeFollow{Option: 3} // no follow tokens: the option's per-token scores only
 	followed[4].Follow = &ClozeFollow{Option: 0, Tokens: []int32{2}}
-	want, err := r.ScoreCloze(context.Background(), plain, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := r.ScoreCloze(context.Background(), followed, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := model.NewExec(r.Backend, m.Store, func(scope *model.Scope, inputs []*Node) *Node {
-		g := inputs[0].Graph()
-		return LogSoftmax(m.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, nil)}).Logits, -1)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want, got := scoreCloze(t, r, plain), scoreCloze(t, r, followed)
+	logProbs := bruteForce(t, r)
 	V := m.Config.VocabSize
 	for i, e := range followed {
 		if got[i].Sum != want[i].Sum || got[i].Norm != want[i].Norm {
@@ -239,12 +188,7 @@ func TestClozeFollow(t *testing.T) {
 		}
 		opt := e.Options[e.Follow.Option]
 		cont := append(slices.Clone(opt), e.Follow.Tokens...)
-		s := append(slices.Clone(e.Prompt), cont...)
-		out, err := ref.Exec(tensors.FromFlatDataAndDimensions(s, 1, len(s)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lp := tensors.MustCopyFlatData[float32](out[0])
+		lp := logProbs(append(slices.Clone(e.Prompt), cont...), nil)
 		if len(got[i].Follow) != len(cont) {
 			t.Fatalf("%s: %d follow scores, want %d", e.ID, len(got[i].Follow), len(cont))
 		}
@@ -265,5 +209,56 @@ func TestClozeFollow(t *testing.T) {
 	bad := []ClozeExample{{ID: "bad", Prompt: []int32{1, 2}, Options: [][]int32{{3}, {4}}, Follow: &ClozeFollow{Option: 2}}}
 	if _, err := r.ScoreCloze(context.Background(), bad, nil); err == nil {
 		t.Error("a follow option out of range: no error")
+	}
+}
+
+// fiveClozeExamples are five problems of 2 to 4 options of 1 to 4 tokens after prompts of 2 to 7 tokens.
+func fiveClozeExamples() []ClozeExample {
+	return []ClozeExample{
+		{ID: "a", Prompt: []int32{1, 20, 30, 40, 50}, Options: [][]int32{{3}, {4, 5}, {5}}},
+		{ID: "b", Prompt: []int32{1, 21, 31}, Options: [][]int32{{3, 7, 9}, {4}}},
+		{ID: "c", Prompt: []int32{1, 22, 32, 42, 52, 62, 72}, Options: [][]int32{{3}, {4}, {5}, {6, 8}}},
+		{ID: "d", Prompt: []int32{1, 23}, Options: [][]int32{{3}, {4}}},
+		{ID: "e", Prompt: []int32{1, 24, 34, 44}, Options: [][]int32{{9, 10, 11, 12}, {13}}},
+	}
+}
+
+// scoreCloze is r.ScoreCloze(ex) without progress; an error fails the test.
+func scoreCloze(t *testing.T, r *Runner, ex []ClozeExample) []ClozeResult {
+	t.Helper()
+	res, err := r.ScoreCloze(context.Background(), ex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// bruteForce returns the reference the cloze tests check ScoreCloze against: the log-softmax [len(seq)·V] of the
+// model with r's adapter over one unpadded sequence, with image features [Scales·FeatureDim] or none (nil).
+func bruteForce(t *testing.T, r *Runner) func(seq []int32, features []float32) []float32 {
+	t.Helper()
+	ref, err := model.NewExec(r.Backend, r.Model.Store, func(scope *model.Scope, inputs []*Node) *Node {
+		var f *Node
+		if len(inputs) > 1 {
+			f = inputs[1]
+		}
+		g := inputs[0].Graph()
+		return LogSoftmax(r.Model.Forward(g, llama.Inputs{Tokens: inputs[0], Extension: r.extension(g, f)}).Logits, -1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(seq []int32, features []float32) []float32 {
+		t.Helper()
+		args := []any{tensors.FromFlatDataAndDimensions(seq, 1, len(seq))}
+		if features != nil {
+			v := r.Adapter.Config.Visual
+			args = append(args, tensors.FromFlatDataAndDimensions(features, 1, v.Scales, v.FeatureDim))
+		}
+		out, err := ref.Exec(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](out[0])
 	}
 }

@@ -95,10 +95,7 @@ func TestClozeProtocols(t *testing.T) {
 	differs := 0
 	for _, p := range env.Problems {
 		bare := bareExample(t, env, p)
-		u, err := solo.ScoreCloze(context.Background(), []ClozeExample{bare}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := scoreCloze(t, solo, []ClozeExample{bare})
 		c, err := scienceqa.TokenizeCloze(env.Tokenizer, p, scienceqa.ClozeOptions{MaxLen: 256})
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,11 +32,7 @@ func TestGateStep(t *testing.T) {
 func TestGatesOverTraining(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Eval.Mode = EvalLetter
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	res, _ := mustRun(t, cfg)
 	ms, err := results.ReadMetrics(filepath.Join(res.Dir, results.MetricsFile))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -69,13 +67,9 @@ func TestHFSnapshotRunsThroughThePipeline(t *testing.T) {
 	cfg := parseFlags(t, "-data", dir, "-train-split", "train", "-split", "test", "-epochs", "1", "-max-len", "192")
 	cfg.RunsDir = t.TempDir()
 	cfg.Data.TrainLimit, cfg.Data.EvalLimit = 16, 8
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), filepath.Join(dir, "data")) {
-		t.Errorf("the resolved parquet files are not printed:\n%s", out.String())
+	res, log := mustRun(t, cfg)
+	if !strings.Contains(log, filepath.Join(dir, "data")) {
+		t.Errorf("the resolved parquet files are not printed:\n%s", log)
 	}
 	if res.Summary.Split != "test" || res.Summary.PrimaryAccuracy()["Avg"].Total != 8 {
 		t.Errorf("evaluated %q on %d problems, want test on 8", res.Summary.Split, res.Summary.PrimaryAccuracy()["Avg"].Total)

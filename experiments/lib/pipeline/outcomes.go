@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -79,13 +78,9 @@ func correctness(ds *scienceqa.Dataset, preds map[string]int, where string) (map
 }
 
 func readChoices(path string) (map[string]int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var m map[string]int
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := results.ReadJSON(path, &m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -222,13 +217,9 @@ type zeroShotMatch struct {
 // matchZeroShot reads zero-shot record f and returns its correctness on pids when every protocol it holds
 // reproduces the run's recorded baseline (nil when it does not or holds no choices).
 func matchZeroShot(f string, pids []string, problems []*scienceqa.Problem, sum *results.Summary, ds *scienceqa.Dataset) (*zeroShotMatch, error) {
-	data, err := os.ReadFile(f)
-	if err != nil {
-		return nil, err
-	}
 	var rec zeroShotRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("zero-shot record %s: %w", f, err)
+	if err := results.ReadJSON(f, &rec); err != nil {
+		return nil, fmt.Errorf("zero-shot record: %w", err)
 	}
 	if err := rec.nameProtocols(); err != nil {
 		return nil, fmt.Errorf("zero-shot record %s: %w", f, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,14 +28,21 @@ func smallConfig(t *testing.T) Config {
 	return c
 }
 
-func TestRunFolderAndSkip(t *testing.T) {
-	cfg := smallConfig(t)
+// mustRun runs cfg and returns the result and the run's log; a failed run fails the test with the log.
+func mustRun(t *testing.T, cfg Config) (*Result, string) {
+	t.Helper()
 	var out bytes.Buffer
 	res, err := Run(context.Background(), cfg, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	t.Log(out.String())
+	return res, out.String()
+}
+
+func TestRunFolderAndSkip(t *testing.T) {
+	cfg := smallConfig(t)
+	res, log := mustRun(t, cfg)
+	t.Log(log)
 	for _, f := range []string{ConfigFile, results.MetricsFile, AdapterFile, PredictionsFile, "predictions_letter.json", "texts_generate.json",
 		results.SummaryFile, LossFigure + ".png", LossFigure + ".svg", TableFile + ".md"} {
 		if st, err := os.Stat(filepath.Join(res.Dir, f)); err != nil || st.Size() == 0 {
@@ -57,7 +65,7 @@ func TestRunFolderAndSkip(t *testing.T) {
 	if err := s.PrimaryAccuracy().Validate(); err != nil {
 		t.Error(err)
 	}
-	again, err := Run(context.Background(), cfg, &out)
+	again, err := Run(context.Background(), cfg, io.Discard)
 	if err != nil || !again.Skipped {
 		t.Errorf("second run should skip the complete folder: %+v, %v", again, err)
 	}

@@ -23,12 +23,7 @@ func TestProfileCoversEveryPhase(t *testing.T) {
 	cfg.Eval.Mode = EvalMode("letter,cloze,cloze-norm")
 	cfg.Eval.ZeroShot = true
 	cfg.ZeroShotCache = t.TempDir()
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	log := out.String()
+	res, log := mustRun(t, cfg)
 	sum, err := results.ReadSummary(res.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +102,12 @@ func TestOnePassValidationLoss(t *testing.T) {
 	cfg.Train.Epochs = 1
 	cfg.Data.Target = scienceqa.TargetCloze
 	cfg.Eval.Mode = EvalMode("cloze,cloze-norm")
-	run := func(share bool) (*results.Summary, string, string) {
+	runWith := func(lossFromCloze bool) (*results.Summary, string, string) {
 		t.Helper()
-		defer func(old bool) { shareClozePass = old }(shareClozePass)
-		shareClozePass = share
 		c := cfg
 		c.RunsDir = t.TempDir()
 		var out bytes.Buffer
-		res, err := Run(context.Background(), c, &out)
+		res, err := run(context.Background(), c, lossFromCloze, &out)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
@@ -124,8 +117,8 @@ func TestOnePassValidationLoss(t *testing.T) {
 		}
 		return res.Summary, out.String(), string(scores)
 	}
-	one, oneLog, oneScores := run(true)
-	two, twoLog, twoScores := run(false)
+	one, oneLog, oneScores := runWith(true)
+	two, twoLog, twoScores := runWith(false)
 	if one.FinalValLoss == nil || two.FinalValLoss == nil {
 		t.Fatalf("validation loss missing: %v %v", one.FinalValLoss, two.FinalValLoss)
 	}
@@ -169,52 +162,64 @@ func TestOnePassValidationLoss(t *testing.T) {
 	}
 }
 
-// TestZeroShotReusesTrainedGraphs: the zero-shot baseline measured on the trained run's executables with zero
-// gates chooses as the base model's own graphs do, problem by problem, and compiles nothing for letter scoring (the
-// same shapes as the trained evaluation).
+// TestZeroShotReusesTrainedGraphs: the zero-shot baseline a run measures on its trained executables with zero
+// gates chooses as the base model's own graphs do (the base model evaluated as scienceqa eval without -adapter
+// does), problem by problem, under the same cache key; it compiles nothing for letter scoring (the same shapes as
+// the trained evaluation); and the trained run's own scores are those of its saved adapter evaluated afresh.
 func TestZeroShotReusesTrainedGraphs(t *testing.T) {
 	cfg := smallConfig(t)
 	cfg.Train.Epochs = 1
 	cfg.Eval.Mode = EvalMode("letter,cloze")
 	cfg.Eval.ZeroShot = true
-	run := func(reuse bool) (*results.Summary, map[string]map[string]int, string) {
+	cfg.ZeroShotCache = t.TempDir()
+	// cached reads the one record in a zero-shot cache folder and its key (the file's name).
+	cached := func(dir string) (string, *zeroShotRecord) {
 		t.Helper()
-		defer func(old bool) { reuseForZeroShot = old }(reuseForZeroShot)
-		reuseForZeroShot = reuse
-		c := cfg
-		c.RunsDir, c.ZeroShotCache = t.TempDir(), t.TempDir()
-		var out bytes.Buffer
-		res, err := Run(context.Background(), c, &out)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out.String())
-		}
-		files, err := filepath.Glob(filepath.Join(c.ZeroShotCache, "*.json"))
+		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 		if err != nil || len(files) != 1 {
-			t.Fatalf("zero-shot cache: %v, %v", files, err)
+			t.Fatalf("zero-shot cache %s: %v, %v", dir, files, err)
 		}
-		rec, err := readZeroShot(files[0], strings.TrimSuffix(filepath.Base(files[0]), ".json"))
+		key := strings.TrimSuffix(filepath.Base(files[0]), ".json")
+		rec, err := readZeroShot(files[0], key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Summary, rec.Predictions, out.String()
+		return key, rec
 	}
-	reused, reusedPreds, reusedLog := run(true)
-	fresh, freshPreds, _ := run(false)
-	if !strings.Contains(reusedLog, "the trained graphs with zero gates") {
-		t.Errorf("the zero-shot baseline did not reuse the trained graphs:\n%s", reusedLog)
+	evaluate := func(c Config, adapterPath string) *results.Summary {
+		t.Helper()
+		var out bytes.Buffer
+		sum, err := Evaluate(context.Background(), c, adapterPath, t.TempDir(), &out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return sum
+	}
+	res, log := mustRun(t, cfg)
+	if !strings.Contains(log, "the trained graphs with zero gates") {
+		t.Errorf("the zero-shot baseline did not reuse the trained graphs:\n%s", log)
+	}
+	reusedKey, reused := cached(cfg.ZeroShotCache)
+	base := cfg
+	base.ZeroShotCache = t.TempDir()
+	evaluate(base, "") // the base model: fills base.ZeroShotCache
+	freshKey, fresh := cached(base.ZeroShotCache)
+	if reusedKey != freshKey {
+		t.Errorf("zero-shot cache key %s from the run, %s from the base model's evaluation", reusedKey, freshKey)
 	}
 	for _, p := range []string{"letter", "cloze"} {
-		if len(freshPreds[p]) != cfg.Data.EvalLimit || !reflect.DeepEqual(reusedPreds[p], freshPreds[p]) {
-			t.Errorf("%s: zero-shot choices on the trained graphs with zero gates %v, on the base model's %v", p, reusedPreds[p], freshPreds[p])
+		if len(fresh.Predictions[p]) != cfg.Data.EvalLimit || !reflect.DeepEqual(reused.Predictions[p], fresh.Predictions[p]) {
+			t.Errorf("%s: zero-shot choices on the trained graphs with zero gates %v, on the base model's %v", p, reused.Predictions[p], fresh.Predictions[p])
 		}
 	}
-	// The trained run itself is the same either way.
+	// The trained run, whose executables the baseline then borrows, scores as its saved adapter does.
+	again := evaluate(cfg, res.Dir)
 	for _, p := range []string{"letter", "cloze"} {
-		if !reflect.DeepEqual(reused.Scores[p], fresh.Scores[p]) {
-			t.Errorf("%s: the trained run scores %v, %v without the reuse", p, reused.Scores[p], fresh.Scores[p])
+		if !reflect.DeepEqual(res.Summary.Scores[p], again.Scores[p]) {
+			t.Errorf("%s: the trained run scores %v, its saved adapter evaluated afresh %v", p, res.Summary.Scores[p], again.Scores[p])
 		}
 	}
-	for _, ph := range reused.Profile {
+	for _, ph := range res.Summary.Profile {
 		if ph.Phase == "zero-shot letter" && ph.Compiles != 0 {
 			t.Errorf("zero-shot letter compiled %d graphs on the trained run's executables", ph.Compiles)
 		}

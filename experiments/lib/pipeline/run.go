@@ -43,6 +43,13 @@ type Result struct {
 // Run = lock → prepare → train → evaluate → record: each stage takes the previous stage's value. A signal (ctx)
 // stops the run between stages and inside training; what stays in the folder resumes on the next run.
 func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error) {
+	return run(ctx, cfg, true, out)
+}
+
+// run is Run; lossFromCloze lets the validation loss read the cloze pass where it holds a problem's training
+// sequence (what Run does). Without it the loss graph measures every problem in a pass of its own: the reference
+// that a test compares the shortcut with.
+func run(ctx context.Context, cfg Config, lossFromCloze bool, out io.Writer) (res *Result, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -63,7 +70,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res *Result, err error
 	if err != nil {
 		return nil, err
 	}
-	e, err := evaluateStage(ctx, t, out)
+	e, err := evaluateStage(ctx, t, lossFromCloze, out)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +247,8 @@ type evaluated struct {
 // The validation loss is read from the cloze pass where a problem's cloze row holds its training sequence (a
 // cloze-target run: the cloze prompt, the answer's tokens and EOS, the loss on the tokens after the prompt), so
 // those problems are not run twice; the rest (all of them for other targets) go through the trainer's loss graph.
-func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evaluated, err error) {
+// Without lossFromCloze every problem goes through the loss graph.
+func evaluateStage(ctx context.Context, t *trainedRun, lossFromCloze bool, out io.Writer) (_ *evaluated, err error) {
 	cfg, s, ex, sum := t.cfg, t.s, t.ex, t.summary
 	start := time.Now()
 	fmt.Fprintf(out, "validation loss on %d evaluation problems (from the cloze pass where it reads their training sequences)…\n", len(ex.evalTrain))
@@ -252,13 +260,13 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	if err != nil {
 		return nil, err
 	}
-	if shareClozePass {
+	if lossFromCloze {
 		env.LossExamples = ex.evalTrain
 	}
 	// With zero gates the trained adapter is exactly the base model: the zero-shot baseline, when it is measured,
 	// reuses this evaluation's executables instead of compiling the base model's.
 	var reuse *evaluate.Runner
-	if cfg.Eval.ZeroShot && reuseForZeroShot && zeroGatesExact(t.a) {
+	if cfg.Eval.ZeroShot && zeroGatesExact(t.a) {
 		reuse = env.Runner
 	}
 	released := false
@@ -294,9 +302,6 @@ func evaluateStage(ctx context.Context, t *trainedRun, out io.Writer) (_ *evalua
 	}
 	return e, ctx.Err()
 }
-
-// shareClozePass is whether the validation loss reads the cloze pass where it can (tests turn it off to compare).
-var shareClozePass = true
 
 // validationLoss is the mean masked loss over the evaluation problems' training sequences: what the cloze pass
 // measured of them (measured) plus the trainer's loss graph over the others, weighted by target tokens. Its phase

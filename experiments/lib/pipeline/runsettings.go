@@ -1,11 +1,12 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/adapterlab/llama-adapter/results"
 )
 
 // A run folder given where an adapter is expected (eval -adapter, ask -run, generate -adapter) brings the settings
@@ -96,14 +97,9 @@ func IsRunFolder(path string) bool {
 // ReadRunInputs reads what a run folder's config.json recorded of its input files: their resolved paths and
 // content digests by input name ("model", "tokenizer", "clip", ...).
 func ReadRunInputs(dir string) (paths, digests map[string]string, err error) {
-	path := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
 	var r resolved
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	if err := results.ReadJSON(filepath.Join(dir, ConfigFile), &r); err != nil {
+		return nil, nil, err
 	}
 	return r.Paths, r.Digests, nil
 }

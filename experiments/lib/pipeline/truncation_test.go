@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -36,11 +34,7 @@ func TestTruncationRecorded(t *testing.T) {
 		t.Fatalf("eval: %+v", ex.trunc)
 	}
 
-	var out bytes.Buffer
-	res, err := Run(context.Background(), cfg, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	res, _ := mustRun(t, cfg)
 	data, err := os.ReadFile(filepath.Join(res.Dir, results.SummaryFile))
 	if err != nil {
 		t.Fatal(err)

@@ -180,9 +180,6 @@ func addZeroShot(ctx context.Context, cfg Config, s *session, cur resolved, ex *
 	return nil
 }
 
-// reuseForZeroShot is whether a run's zero-shot baseline reuses its executables (tests turn it off to compare).
-var reuseForZeroShot = true
-
 // zeroGatesExact reports whether adapter a with every gate at zero computes exactly the base model: each gate
 // scales its layer's prompt attention (tanh(0) = 0 for head-tanh gates), so nothing is added to the base model's
 // attention, whatever the prompts and the visual token. V2's biases, scales and norms change the base layers
