@@ -7,8 +7,10 @@
 //
 // Greedy by default (temperature 0); with a temperature it samples with nucleus (top-p) truncation and a seed.
 // Like llama2.c's run.c, -steps counts every position including the prompt, generation stops at BOS or EOS, and
-// tokens/s is printed at the end (to stderr, after the text). A GGUF model carries its tokenizer, so -tokenizer
-// defaults to the model file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
+// tokens/s is printed at the end (to stderr, after the text; its time includes compiling the step graph), followed
+// by a "profile:" line splitting it into compile (seconds, executables built), execute (seconds, calls) and host
+// time, as a run's phases in summary.json. A GGUF model carries its tokenizer, so -tokenizer defaults to the model
+// file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
 // turn followed by the assistant's header. Whether BOS is prepended defaults to the model's own add_bos_token
 // (SmolLM2: false; SentencePiece and llama2.c models: true). Tokens are written to stdout as they are generated.
 //
