@@ -7,8 +7,10 @@
 //
 // Greedy by default (temperature 0); with a temperature it samples with nucleus (top-p) truncation and a seed.
 // Like llama2.c's run.c, -steps counts every position including the prompt, generation stops at BOS or EOS, and
-// tokens/s is printed at the end (to stderr, after the text). A GGUF model carries its tokenizer, so -tokenizer
-// defaults to the model file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
+// tokens/s is printed at the end (to stderr, after the text; its time includes compiling the step graph), followed
+// by a "profile:" line splitting it into compile (seconds, executables built), execute (seconds, calls) and host
+// time, as a run's phases in summary.json. A GGUF model carries its tokenizer, so -tokenizer defaults to the model
+// file. -chat wraps the prompt in the model's chat template (ChatML for SmolLM2) as one user
 // turn followed by the assistant's header. Whether BOS is prepended defaults to the model's own add_bos_token
 // (SmolLM2: false; SentencePiece and llama2.c models: true). Tokens are written to stdout as they are generated.
 //
@@ -37,6 +39,7 @@ import (
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
+	"github.com/adapterlab/llama-adapter/results"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -72,38 +75,45 @@ type options struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	_, err := generate(args, stdout, stderr)
+	return err
+}
+
+// generate is run, returning the generation phase's profile (nil when nothing was generated: -tokenize, -h, an
+// error before generation).
+func generate(args []string, stdout, stderr io.Writer) (*results.PhaseProfile, error) {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := o.resolvePaths(stderr); err != nil {
-		return err
+		return nil, err
 	}
 	tok, err := tokenizer.Load(o.tokPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if flagSet(o.fs, "tokenize") {
-		return printTokenIDs(stdout, tok, o.tokenizeText)
+		return nil, printTokenIDs(stdout, tok, o.tokenizeText)
 	}
 	addBOS, err := resolveBOS(o.bos, tok)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	text, err := o.promptText(tok)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, err := llama.Load(o.modelPath, o.dtype.GoMLX())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tok.VocabSize() != m.Config.VocabSize {
-		return fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", o.tokPath, tok.VocabSize(), o.modelPath, m.Config.VocabSize)
+		return nil, fmt.Errorf("tokenizer %s has %d tokens but model %s has a vocabulary of %d", o.tokPath, tok.VocabSize(), o.modelPath, m.Config.VocabSize)
 	}
 	b, info, err := device.NewWithInfo()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stderr, "backend: %s\n", info)
 	if note := pipeline.SlowBackendNotice(info); note != "" {
@@ -111,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ad, err := o.adapter.open(m, o.modelPath, b, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ids := tok.Encode(text, addBOS)
 	if len(ids) == 0 {
@@ -119,9 +129,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		ids = []int{tok.BOS()}
 	}
 	if o.steps <= len(ids) {
-		return fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", o.steps, len(ids))
+		return nil, fmt.Errorf("-steps %d leaves no room after a prompt of %d tokens", o.steps, len(ids))
 	}
 	gen := m.NewGenerator(b, o.steps, !o.noCache)
+	gen.Counter = &device.ExecCounter{}
 	var extra []*tensors.Tensor
 	if ad != nil {
 		gen.Extension, extra = ad.extension, ad.kv
@@ -214,8 +225,9 @@ func (o *options) promptText(tok tokenizer.Tokenizer) (string, error) {
 }
 
 // stream prints the prompt's pieces, then generates up to -steps positions, writing each token as it comes, and
-// finally the speed to stderr.
-func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []int, extra []*tensors.Tensor, stdout, stderr io.Writer) error {
+// finally the speed and the generation's profile (gen.Counter's compiles and executions, as a run's summary.json
+// records its phases) to stderr.
+func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []int, extra []*tensors.Tensor, stdout, stderr io.Writer) (*results.PhaseProfile, error) {
 	var sampler *llama.Sampler
 	if o.temperature > 0 {
 		sampler = llama.NewSampler(o.temperature, o.topP, o.seed)
@@ -231,8 +243,9 @@ func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []in
 		fmt.Fprint(w, tokenizer.SafePiece(tok.DecodePiece(ids[i-1], ids[i])))
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return nil, err
 	}
+	phase, before := results.StartPhase("generate"), gen.Counter.Snapshot()
 	start := time.Now()
 	var writeErr error
 	out, err := gen.Generate([][]int{ids}, o.steps-len(ids)+1, sampler, func(_, prev, next int) bool {
@@ -247,20 +260,24 @@ func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []in
 		}
 		return true
 	}, extra...)
+	prof := phase.End()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if writeErr != nil {
-		return writeErr
+		return nil, writeErr
 	}
 	fmt.Fprintln(w)
 	elapsed := time.Since(start).Seconds()
 	// The text first, then the speed: stdout is buffered, stderr is not.
 	if err := w.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stderr, "generated %d tokens in %.2fs: %.1f tokens/s (backend %s)\n", len(out[0]), elapsed, float64(len(out[0]))/elapsed, device.Config())
-	return nil
+	d := gen.Counter.Snapshot().Sub(before)
+	prof.Compiles, prof.CompileSeconds, prof.Executions, prof.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
+	fmt.Fprintln(stderr, "profile:", prof)
+	return &prof, nil
 }
 
 // flagSet reports whether the flag name was given on the command line.

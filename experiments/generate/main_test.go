@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"strconv"
@@ -132,6 +133,40 @@ func TestResolveBOS(t *testing.T) {
 		got, err := resolveBOS(c.flag, nil)
 		if (err != nil) != c.err || (!c.err && got != c.want) {
 			t.Errorf("resolveBOS(%q) = %v, %v", c.flag, got, err)
+		}
+	}
+}
+
+// TestGenerateProfile: the command's generation phase reports its compiles and executions as a run's phases do.
+// With the KV cache and a prompt of several tokens, the step graph compiles for two shapes (the prefill of all
+// prompt tokens but the last, and the one-token step) and runs once for the prefill plus once per token chosen
+// (one more when a row stops at BOS/EOS: its stopping token is computed, not kept); without the cache one shape runs
+// once per token.
+func TestGenerateProfile(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		compiles int
+		prefill  int
+	}{{nil, 2, 1}, {[]string{"-no-cache"}, 1, 0}} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"-prompt", "Once upon a time", "-steps", "40", "-temperature", "0"}, c.args...)
+		p, err := generate(args, &out, &errOut)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", c.args, err, errOut.String())
+		}
+		var n int
+		var secs, rate float64
+		line := errOut.String()[strings.Index(errOut.String(), "generated "):]
+		if _, err := fmt.Sscanf(line, "generated %d tokens in %fs: %f tokens/s", &n, &secs, &rate); err != nil || n == 0 {
+			t.Fatalf("%v: no token count in stderr (%v):\n%s", c.args, err, errOut.String())
+		}
+		if p == nil || p.Phase != "generate" || p.Compiles != c.compiles || p.CompileSeconds <= 0 || p.ExecuteSeconds <= 0 ||
+			p.Executions < c.prefill+n || p.Executions > c.prefill+n+1 || p.CompileSeconds+p.ExecuteSeconds > p.WallSeconds+0.01 {
+			t.Errorf("%v: %d tokens generated, profile %+v; want %d compiles, %d..%d executions, compile+execute within the wall time",
+				c.args, n, p, c.compiles, c.prefill+n, c.prefill+n+1)
+		}
+		if !strings.Contains(errOut.String(), "profile: "+p.String()) {
+			t.Errorf("%v: stderr lacks the profile line:\n%s", c.args, errOut.String())
 		}
 	}
 }

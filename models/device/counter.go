@@ -90,13 +90,29 @@ func (c *ExecCounter) Run(p Placement, exec *model.Exec, args ...*tensors.Tensor
 	for i, a := range args {
 		ss[i] = a.Shape()
 	}
+	return c.count(exec, ss, p.Sharded(), func() ([]*tensors.Tensor, error) { return p.Run(exec, args...) })
+}
+
+// Count counts run, one call of exec on one device with arguments of shapes ss, as Run counts its calls: for
+// callers whose arguments Run cannot take (donated buffers, which no longer tell their shape; here ss gives it).
+// A nil counter just runs.
+func (c *ExecCounter) Count(exec *model.Exec, ss []shapes.Shape, run func() ([]*tensors.Tensor, error)) ([]*tensors.Tensor, error) {
+	if c == nil {
+		return run()
+	}
+	return c.count(exec, ss, false, run)
+}
+
+// count runs run, a call of exec with arguments of shapes ss, counting a compile on new shapes (inside the call
+// when sharded, else explicitly before it) and the execution.
+func (c *ExecCounter) count(exec *model.Exec, ss []shapes.Shape, sharded bool, run func() ([]*tensors.Tensor, error)) ([]*tensors.Tensor, error) {
 	compiledInCall := false
 	if c.isNew(exec, ShapesKey(ss)) {
 		// OnCompile is told on every new shape for this counter, also when the executable turns out to exist.
 		if c.OnCompile != nil {
 			c.OnCompile(exec.Name(), ss)
 		}
-		if p.Sharded() {
+		if sharded {
 			compiledInCall = true
 		} else {
 			start := time.Now()
@@ -114,7 +130,7 @@ func (c *ExecCounter) Run(p Placement, exec *model.Exec, args ...*tensors.Tensor
 		}
 	}
 	start := time.Now()
-	outs, err := p.Run(exec, args...)
+	outs, err := run()
 	dt := time.Since(start).Seconds()
 	if compiledInCall {
 		c.add(ExecStats{Compiles: 1, CompileSeconds: dt, Executions: 1})

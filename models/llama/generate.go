@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 
+	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -96,6 +97,10 @@ type Generator struct {
 	// Extension, if set, is called while building each graph to get the attention extension (the adapter) and may
 	// read Extra, the extra per-call inputs given to Generate.
 	Extension func(g *Graph, extra []*Node) AttentionExtension
+	// Counter, if set, counts the step graph's compiles (one per distinct input shape: the prefill's prompt length
+	// and the one-token decoding step, per batch size) and executions, as the scoring and training executors count
+	// theirs, so a generation phase's profile shows them. Nil: uncounted.
+	Counter *device.ExecCounter
 
 	step *model.Exec
 }
@@ -208,7 +213,7 @@ func (gen *Generator) Generate(prompts [][]int, maxNew int, sampler *Sampler, on
 		if err != nil {
 			return nil, fmt.Errorf("generate: %w", err)
 		}
-		gen.step = exec
+		gen.step = exec.WithName("generation step graph")
 	}
 	d := gen.newDecoding(prompts, P, extra)
 	if err := d.prefill(); err != nil {
@@ -327,15 +332,18 @@ func (d *decoding) runCached(start, n int) ([]float32, error) {
 		Pos:       tensors.FromScalar(int32(start)),
 	}
 	// The cache is dead once passed in (the step returns its successor), so its device buffers are donated: the
-	// step can reuse them instead of holding two caches at once.
-	for _, c := range d.cache {
+	// step can reuse them instead of holding two caches at once. A donated buffer no longer tells its shape: the
+	// counter is given the tensors' shapes.
+	cacheShapes := make([]shapes.Shape, len(d.cache))
+	for i, c := range d.cache {
+		cacheShapes[i] = c.Shape()
 		buf, err := DonateTensorBuffer(c, d.gen.backend, 0)
 		if err != nil {
 			return nil, fmt.Errorf("generate: donating the KV cache: %w", err)
 		}
 		in.Cache = append(in.Cache, buf)
 	}
-	outs, err := d.exec(in)
+	outs, err := d.exec(in, cacheShapes)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +364,7 @@ func (d *decoding) runUncached(pos int) ([]float32, error) {
 		Positions: tensors.FromFlatDataAndDimensions(allPos, d.B, d.T),
 		KeyMask:   d.keyMaskTensor(),
 		Pos:       tensors.FromScalar(int32(pos)),
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -367,12 +375,21 @@ func (d *decoding) keyMaskTensor() *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(append([]bool(nil), d.keyMask...), d.B, d.T)
 }
 
-// exec runs the step graph on named inputs (the caller's extra ones added).
-func (d *decoding) exec(in stepInputs[any]) ([]*tensors.Tensor, error) {
+// exec runs the step graph on named inputs (the caller's extra ones added), counted by the generator's Counter;
+// cacheShapes are the shapes of in.Cache's donated buffers.
+func (d *decoding) exec(in stepInputs[any], cacheShapes []shapes.Shape) ([]*tensors.Tensor, error) {
 	for _, e := range d.extra {
 		in.Extra = append(in.Extra, e)
 	}
-	outs, err := d.gen.step.Exec(in.pack()...)
+	args := in.pack()
+	ss := make([]shapes.Shape, len(args))
+	for i, a := range args {
+		if t, ok := a.(*tensors.Tensor); ok {
+			ss[i] = t.Shape()
+		}
+	}
+	copy(ss[4:], cacheShapes) // the cache follows the four fixed inputs (pack)
+	outs, err := d.gen.Counter.Count(d.gen.step, ss, func() ([]*tensors.Tensor, error) { return d.gen.step.Exec(args...) })
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}

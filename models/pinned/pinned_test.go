@@ -63,14 +63,15 @@ func TestVerifyModel(t *testing.T) {
 func TestSHA256Cached(t *testing.T) {
 	data := []byte("some bytes")
 	p := install(t, "f.bin", data, "")
-	before := hashes
+	before := Hashed()
 	for i := 0; i < 3; i++ {
 		if got, err := SHA256(p); err != nil || got != hexSum(data) {
 			t.Fatalf("call %d: %s %v", i, got, err)
 		}
 	}
-	if hashes-before != 1 {
-		t.Errorf("%d hashes for 3 calls of an unchanged file, want 1", hashes-before)
+	if d := Hashed(); d.Files-before.Files != 1 || d.Bytes-before.Bytes != int64(len(data)) || d.Seconds <= before.Seconds {
+		t.Errorf("%d files (%d bytes, %.6fs) hashed for 3 calls of an unchanged %d-byte file, want 1", d.Files-before.Files,
+			d.Bytes-before.Bytes, d.Seconds-before.Seconds, len(data))
 	}
 	data[0] ^= 1
 	if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -89,29 +90,78 @@ func TestSHA256Cached(t *testing.T) {
 	}
 }
 
-// BenchmarkSHA256SmolLM2 times hashing the installed SmolLM2 GGUF: the first call of a process (b.N resets the
-// cache) — what every run start paid before for the record, and now pays once for the record and the check.
-func BenchmarkSHA256SmolLM2(b *testing.B) {
-	cacheDir, _ := os.UserCacheDir()
-	p := filepath.Join(cacheDir, "llama-adapter", "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-	if _, err := os.Stat(p); err != nil {
-		b.Skipf("SmolLM2 not installed: %v", err)
+// TestVerifyModelRewritten: a pinned file that passed once in this process and is then rewritten in place (same
+// size, one byte changed, a new mtime) is hashed again and rejected; restored, it passes again.
+func TestVerifyModelRewritten(t *testing.T) {
+	data := []byte(strings.Repeat("pinned gguf bytes ", 500))
+	source := `{"name": "smollm2", "file": "m.gguf", "file_sha256": "` + hexSum(data) + `"}`
+	p := install(t, "m.gguf", data, source)
+	if err := VerifyModel(p); err != nil {
+		t.Fatalf("intact: %v", err)
 	}
-	b.Run("first", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			cacheMu.Lock()
-			cache = map[fileID]*digestEntry{}
-			cacheMu.Unlock()
-			if _, err := SHA256(p); err != nil {
-				b.Fatal(err)
-			}
+	before := Hashed()
+	bad := append([]byte(nil), data...)
+	bad[7] ^= 0x01
+	touch := func(content []byte, at time.Time) {
+		t.Helper()
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
 		}
-	})
-	b.Run("cached", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			if _, err := SHA256(p); err != nil {
-				b.Fatal(err)
-			}
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
 		}
-	})
+	}
+	touch(bad, time.Now().Add(time.Hour))
+	var ce *CorruptError
+	if err := VerifyModel(p); !errors.As(err, &ce) || ce.Got != hexSum(bad) {
+		t.Fatalf("rewritten: %v, want a *CorruptError with the new content's hash", err)
+	}
+	touch(data, time.Now().Add(2*time.Hour))
+	if err := VerifyModel(p); err != nil {
+		t.Fatalf("restored: %v", err)
+	}
+	if n := Hashed().Files - before.Files; n != 2 {
+		t.Errorf("%d hashes for two rewrites, want 2", n)
+	}
+}
+
+// BenchmarkSHA256Installed times hashing each installed pinned file a run start hashes: the SmolLM2 GGUF, the
+// DINOv2 ONNX and the XLA CPU plugin. "first" is a process's first call (each iteration empties the cache: what
+// every start pays, once for the run record and the loaders' checks); "cached" the calls after it. Files not
+// installed are skipped.
+//
+//	go test ./models/pinned -run XXX -bench SHA256Installed -benchtime 3x -count 3
+func BenchmarkSHA256Installed(b *testing.B) {
+	cacheDir, _ := os.UserCacheDir()
+	root := filepath.Join(cacheDir, "llama-adapter")
+	for _, f := range []struct{ name, path string }{
+		{"smollm2-gguf", filepath.Join(root, "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")},
+		{"dinov2-onnx", filepath.Join(root, "models", "dinov2-s14", "vit_s_focus.onnx")},
+		{"xla-cpu-plugin", filepath.Join(root, "pjrt-cpu", "0.11.2", "pjrt_c_api_cpu_plugin.so")},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			st, err := os.Stat(f.path)
+			if err != nil {
+				b.Skipf("not installed: %v", err)
+			}
+			b.Run("first", func(b *testing.B) {
+				b.SetBytes(st.Size())
+				for i := 0; i < b.N; i++ {
+					cacheMu.Lock()
+					cache = map[fileID]*digestEntry{}
+					cacheMu.Unlock()
+					if _, err := SHA256(f.path); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("cached", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if _, err := SHA256(f.path); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -4,7 +4,7 @@
 // evaluates an ordered list of protocols (the first is the primary). The batched executors are Runner's: letter
 // scoring (one forward pass; the option letter whose tokens score highest at the answer position), cloze scoring
 // (every option's text as a continuation of a prompt, each prompt read once) and greedy generation with the KV
-// cache (the paper's protocol). Runner.Stats counts the scoring graphs' compiles, executions and tokens; Run
+// cache (the paper's protocol). Runner.Stats counts the graphs' compiles and executions and the scoring tokens; Run
 // records them per protocol in Result.Profile. With Env.LossExamples the cloze pass also measures the masked loss
 // of the training sequences its rows hold (ClozeLoss), so a cloze-target run's validation loss needs no pass of its
 // own.
@@ -41,9 +41,8 @@ type Runner struct {
 	// Progress, when set, is called after each batch of ScoreLetters/OptionScores and Generate with the examples
 	// (letter scoring: rows) done so far and their total.
 	Progress func(done, total int)
-	// Counter counts the compiles and executions of the letter and cloze scoring graphs (set by the first call
-	// when nil; its OnCompile may be set for a "compiling" progress line). Generation's graphs are the
-	// generator's own and are not counted.
+	// Counter counts the compiles and executions of the letter and cloze scoring graphs and of the generators'
+	// step graphs (set by the first call when nil; its OnCompile may be set for a "compiling" progress line).
 	Counter *device.ExecCounter
 
 	// tokens and paddedTokens are the scoring batches' real and padded tokens so far (Stats).
@@ -86,8 +85,9 @@ func (r *Runner) defaults() {
 	}
 }
 
-// Stats returns the scoring graphs' compiles and executions and the tokens of their batches so far (real and
-// padded); the difference of two calls is what ran between them. Generation is not counted.
+// Stats returns the scoring and generation graphs' compiles and executions and the tokens of the scoring batches
+// so far (real and padded; generation's tokens are not counted); the difference of two calls is what ran between
+// them.
 func (r *Runner) Stats() train.Stats {
 	return train.Stats{ExecStats: r.Counter.Snapshot(), Tokens: r.tokens, PaddedTokens: r.paddedTokens}
 }
@@ -338,6 +338,7 @@ func (r *Runner) generator(maxLen int) *llama.Generator {
 	gen, ok := r.gens[maxLen]
 	if !ok {
 		gen = r.Model.NewGenerator(r.Backend, maxLen, true)
+		gen.Counter = r.Counter // counted with the scoring graphs: Run's per-protocol profile shows generation's too
 		if r.Adapter != nil {
 			gen.Extension = func(g *Graph, extra []*Node) llama.AttentionExtension {
 				return r.extension(g, optionalFeatures(extra))

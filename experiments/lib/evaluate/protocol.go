@@ -47,8 +47,8 @@ type Result struct {
 	Cut int
 	// Note is a line for the log (e.g. generation's parse failures).
 	Note string
-	// Profile is where the protocol's time and memory went (Run fills it): wall, the scoring graphs' compiles
-	// and executions, the tokens scored, peak RSS. A protocol that reads a pass an earlier one ran (cloze-norm
+	// Profile is where the protocol's time and memory went (Run fills it): wall, the scoring (or generation)
+	// graphs' compiles and executions, the tokens scored, peak RSS. A protocol that reads a pass an earlier one ran (cloze-norm
 	// after cloze) shows no compile or execution.
 	Profile results.PhaseProfile
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/models/pinned"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
 	"github.com/gomlx/compute"
 )
@@ -90,6 +91,10 @@ func open(cfg Config, out io.Writer) (_ *session, err error) {
 	}
 	fmt.Fprintf(out, "model: %s (%s, %d layers, C=%d, %.3g M parameters) loaded in %.1fs\n", s.modelPath, s.model.Format,
 		mc.NumLayers, mc.Dim, float64(mc.NumParams())/1e6, time.Since(start).Seconds())
+	// What checking the inputs cost (the run record's digests, the pinned-hash checks of the model and the XLA
+	// plugin): process totals, as each file is hashed once per process.
+	h := pinned.Hashed()
+	fmt.Fprintf(out, "input files hashed so far (sha256, each once per process): %d, %.0f MB in %.2fs\n", h.Files, float64(h.Bytes)/1e6, h.Seconds)
 	return s, nil
 }
 
