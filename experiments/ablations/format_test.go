@@ -134,6 +134,12 @@ func TestPerValueZeroShot(t *testing.T) {
 				t.Fatalf("test data: %s's baseline does not differ from QCM-A's", v)
 			}
 			if v != "QCM-A" {
+				// The setting's effect on the pretrained model: zero-shot (v) − zero-shot (QCM-A).
+				zname := proto + ": zero-shot (" + v + ") − zero-shot (QCM-A)"
+				want := meanDiff([]map[string]bool{zero[v][proto]}, []map[string]bool{zero["QCM-A"][proto]})
+				if got, ok := diffs[zname]; !ok || math.Abs(got-want) > 1e-9 {
+					t.Errorf("%s: %v (present %v), want %v", zname, got, ok, want)
+				}
 				var ref []map[string]bool
 				for _, r := range groups[0].Runs {
 					ref = append(ref, r.Outcomes.Correct[proto])

@@ -417,6 +417,29 @@ func computeStats(s *Sweep, groups []group) (*sweepStats, error) {
 				}
 			}
 		}
+		if perValue {
+			// What the setting does to the pretrained model itself: each value's baseline against the reference
+			// value's (one evaluation each, paired over problems; no claimed direction).
+			for _, pr := range pairsOf(s, values, s.reference) {
+				a, b, _ := orient(s, pr[0], pr[1])
+				ga, gb := findGroup(groups, a), findGroup(groups, b)
+				ra, rb := ga.zeroShotRun(), gb.zeroShotRun()
+				if ra == nil || rb == nil || ra.zeroShotCorrect(proto, "") == nil || rb.zeroShotCorrect(proto, "") == nil {
+					continue
+				}
+				an, bn := zeroShotName(ga, true), zeroShotName(gb, true)
+				stratum, err := results.NewStratum(zeroShotValue, ra.zeroShotCorrect(proto, ""), rb.zeroShotCorrect(proto, ""))
+				if err != nil {
+					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
+				}
+				p, err := results.PairedDifference([]results.Stratum{stratum}, bs)
+				if err != nil {
+					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
+				}
+				st.Comparisons = append(st.Comparisons, comparison{A: an, B: bn, Protocol: proto, Paired: p,
+					Verdict: results.VerdictOf(p.Diff, p.CI, 0)})
+			}
+		}
 		for gi := range groups {
 			// A trained adapter is claimed to beat the pretrained model it adapts (asked the same way: each run
 			// pairs with its own zero-shot record).
