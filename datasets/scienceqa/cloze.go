@@ -12,9 +12,17 @@ import (
 // The Context line is left out when the hint (plus the caption when useCaption) is empty: unlike base_prompt.py's
 // "N/A", an absent context says nothing a model must learn to ignore. Spacing follows base_prompt.py (double
 // spaces become one, surrounding whitespace stripped), so the text is QCM-A's prompt minus its Options line.
-// Each option is then scored as the continuation ClozeContinuation(choice).
+// Each option is then scored as the continuation ClozeContinuation(choice). It is ClozePromptFormat in QCM-A.
 func ClozePrompt(p *Problem, useCaption bool) string {
-	return clozePrompt(p, clozeContext(p, useCaption))
+	return ClozePromptFormat(p, QCMA, useCaption)
+}
+
+// ClozePromptFormat is ClozePrompt with the Question and Context lines of format f: in its order (CQM: Context
+// first) and the Context line only where f has one (not QM). Only the field order and the presence of the context
+// come from f: the options are never in a cloze prompt (they are what is scored), nor are the lecture and
+// solution of the QCML… inputs. The zero Format reads as QCM-A.
+func ClozePromptFormat(p *Problem, f Format, useCaption bool) string {
+	return clozePrompt(p, f, clozeContext(p, useCaption))
 }
 
 // clozeContext is Context without the "N/A" placeholder: "" when there is none.
@@ -26,10 +34,14 @@ func clozeContext(p *Problem, useCaption bool) string {
 	return pyStrip(p.Hint + " " + caption)
 }
 
-func clozePrompt(p *Problem, context string) string {
-	text := "Question: " + p.Question + "\n"
-	if context != "" {
-		text += "Context: " + context + "\n"
+func clozePrompt(p *Problem, f Format, context string) string {
+	q, c := "Question: "+p.Question+"\n", ""
+	if context != "" && f.HasContext() {
+		c = "Context: " + context + "\n"
+	}
+	text := q + c
+	if f.contextFirst() {
+		text = c + q
 	}
 	return pyStrip(strings.ReplaceAll(text+ClozeAnswerCue, "  ", " "))
 }
@@ -40,6 +52,9 @@ func ClozeContinuation(choice string) string { return " " + choice }
 
 // ClozeOptions tune TokenizeCloze.
 type ClozeOptions struct {
+	// Format gives the order of the Question and Context lines and whether there is a Context line
+	// (ClozePromptFormat); "" is QCM-A.
+	Format Format
 	// UseCaption appends the caption to the context, as PromptOptions.UseCaption.
 	UseCaption bool
 	// MaxLen bounds prompt + the longest option (0: no bound); beyond it the context loses words from its end
@@ -69,13 +84,16 @@ func TokenizeCloze(enc Encoder, p *Problem, o ClozeOptions) (Cloze, error) {
 		return Cloze{}, fmt.Errorf("scienceqa: pid %s: %d choices, cloze scoring needs at least 2", p.PID, len(p.Choices))
 	}
 	context := clozeContext(p, o.UseCaption)
-	c := tokenizeClozeWithContext(enc, p, context)
+	if !o.Format.HasContext() {
+		context = "" // nothing to shorten
+	}
+	c := tokenizeClozeWithContext(enc, p, o.Format, context)
 	if o.MaxLen <= 0 || c.longest() <= o.MaxLen {
 		return c, nil
 	}
 	words := strings.Fields(context)
 	try := func(n int) (Cloze, bool) {
-		e := tokenizeClozeWithContext(enc, p, strings.Join(words[:n], " "))
+		e := tokenizeClozeWithContext(enc, p, o.Format, strings.Join(words[:n], " "))
 		e.ContextWords = n
 		return e, e.longest() <= o.MaxLen
 	}
@@ -103,8 +121,8 @@ func (c Cloze) longest() int {
 	return len(c.Prompt) + n
 }
 
-func tokenizeClozeWithContext(enc Encoder, p *Problem, context string) Cloze {
-	c := TokenizeContinuations(enc, clozePrompt(p, context), p.Choices)
+func tokenizeClozeWithContext(enc Encoder, p *Problem, f Format, context string) Cloze {
+	c := TokenizeContinuations(enc, clozePrompt(p, f, context), p.Choices)
 	c.PID = p.PID
 	return c
 }

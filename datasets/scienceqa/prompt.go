@@ -9,19 +9,22 @@ import (
 
 // Format is a prompt format of ScienceQA's models/base_prompt.py: "<input>-<output>", e.g. "QCM-A" (the
 // LLaMA-Adapter paper's: Question, Context, Multiple options → Answer). Letters: Q question, C context,
-// M options, L lecture, E solution (explanation), A answer.
+// M options, L lecture, E solution (explanation), A answer. The input "QM" (question and options, no Context
+// line) is this package's own, not one of base_prompt.py's: the "without the context line" variant of QCM, for
+// measuring what the context line is worth.
 type Format string
 
 // The formats named in the brief; every input × output pair below is accepted.
 const (
 	QCMA   Format = "QCM-A"
 	CQMA   Format = "CQM-A"
+	QMA    Format = "QM-A" // not base_prompt.py's: QCM-A without its Context line
 	QCMLEA Format = "QCM-LEA"
 	QCMLA  Format = "QCML-A"
 )
 
 var (
-	inputFormats  = []string{"CQM", "QCM", "QCML", "QCME", "QCMLE", "QCLM", "QCEM", "QCLEM"}
+	inputFormats  = []string{"CQM", "QCM", "QM", "QCML", "QCME", "QCMLE", "QCLM", "QCEM", "QCLEM"}
 	outputFormats = []string{"A", "AL", "AE", "ALE", "AEL", "LA", "EA", "LEA", "ELA"}
 )
 
@@ -34,6 +37,19 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("scienceqa: unknown prompt format %q (want <%s>-<%s>)", s,
 		strings.Join(inputFormats, "|"), strings.Join(outputFormats, "|"))
 }
+
+// input is the format's input part ("QCM" of "QCM-A").
+func (f Format) input() string {
+	in, _, _ := strings.Cut(string(f), "-")
+	return in
+}
+
+// HasContext reports whether the format's prompt has a Context line (every input but QM). An empty format is
+// read as QCM-A's (ClozeOptions' zero value).
+func (f Format) HasContext() bool { return f == "" || strings.Contains(f.input(), "C") }
+
+// contextFirst reports whether the Context line comes before the Question line (CQM).
+func (f Format) contextFirst() bool { return strings.HasPrefix(f.input(), "CQ") }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -153,6 +169,8 @@ func (e exampleParts) render(in, out string, test bool) string {
 		input = c + q + m
 	case "QCM":
 		input = q + c + m
+	case "QM": // this package's own: QCM without the Context line
+		input = q + m
 	case "QCML":
 		input = q + c + m + because(e.lecture)
 	case "QCME":
@@ -251,6 +269,10 @@ func Tokenize(enc Encoder, p *Problem, f Format, o TokenOptions) (Example, error
 	if o.Target == TargetCloze {
 		context = clozeContext(p, o.UseCaption)
 	}
+	if !f.HasContext() {
+		// Nothing to shorten: a prompt too long for MaxLen is ErrTooLong below, and ContextWords stays -1.
+		context = ""
+	}
 	ex, err := tokenizeWithContext(enc, p, f, context, o.Target, o.PromptOnly)
 	if err != nil || o.MaxLen <= 0 || len(ex.IDs) <= o.MaxLen {
 		return ex, err
@@ -297,7 +319,7 @@ func tokenizeWithContext(enc Encoder, p *Problem, f Format, context string, targ
 		if p.Answer < 0 || p.Answer >= len(p.Choices) {
 			return Example{}, fmt.Errorf("scienceqa: pid %s: answer %d out of range for %d choices", p.PID, p.Answer, len(p.Choices))
 		}
-		pr = Prompt{Text: clozePrompt(p, context), Target: ClozeContinuation(p.Choices[p.Answer])}
+		pr = Prompt{Text: clozePrompt(p, f, context), Target: ClozeContinuation(p.Choices[p.Answer])}
 	} else if pr, err = buildWithContext(p, f, context, target); err != nil {
 		return Example{}, err
 	}

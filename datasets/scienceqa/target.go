@@ -12,8 +12,8 @@ const (
 	// the fact from the text even where it cannot yet bind the letter to the option.
 	TargetLetterText
 	// TargetCloze trains on what cloze scoring reads: the cloze prompt (question and context, no options; see
-	// ClozePrompt) followed by ClozeContinuation of the gold choice, then EOS. The prompt format's options and
-	// letter are not used. For models that cannot bind option letters (SmolLM2-135M), this teaches the adapter
+	// ClozePromptFormat: the format gives their order and whether the context is there) followed by
+	// ClozeContinuation of the gold choice, then EOS. The prompt format's options and letter are not used. For models that cannot bind option letters (SmolLM2-135M), this teaches the adapter
 	// ScienceQA's answers in the form they are scored in.
 	TargetCloze
 )

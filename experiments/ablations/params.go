@@ -63,6 +63,7 @@ var params = []*param{
 			return map[string]string{"zero": "zero-init attention", "random": "random-init attention"}[v]
 		}},
 	{Flag: "epochs", Describe: func(c pipeline.Config) string { return fmt.Sprintf("epochs=%g", c.Train.Epochs) }, Table: table6},
+	{Flag: "format", Generic: formatStyle},
 }
 
 // paramOf returns the parameter a sweep's "param" names (a flag or an alias); unknown settings get a bare entry.
@@ -107,5 +108,28 @@ var modalityStyle = genericStyle{
 					results.Float(pm["Avg"] - pt["Avg"]), results.Float(pm["IMG"] - pt["IMG"])}})
 		}
 		t.Notes = append(t.Notes, "IMG: problems with an image context. Paper columns: ScienceQA test split (Table 1); the gain row's ± is the spread of the per-seed gain.")
+	},
+}
+
+// formatStyle is the prompt-format table: each format's own zero-shot baseline (the pretrained model prompted in
+// that format) beside its trained accuracy, in the report's metric and in letter scoring, which reads the whole
+// prompt (options included).
+var formatStyle = genericStyle{
+	Title: "Prompt format (ScienceQA base_prompt.py's <input>-<output>; QM: QCM without the Context line)",
+	Label: "Format",
+	Columns: []results.Column{{Name: "Zero-shot Acc (%)", Format: "%.2f"}, {Name: "Gain over zero-shot", Format: "%.2f"},
+		{Name: "Letter Acc (%)", Format: "%.2f"}, {Name: "Zero-shot Letter Acc (%)", Format: "%.2f"}},
+	Values: func(g group) []*float64 {
+		// The zero-shot baseline is the same for every seed of a value (same prompts, same problems).
+		zm, zl := g.Runs[0].zeroShot()
+		acc, letter := g.measure(valAcc), g.measure(func(m measuredRun) *float64 { return m.letterAccuracy() })
+		var gain *float64
+		if zm != nil && acc.Mean != nil {
+			gain = results.Float(*acc.Mean - *zm)
+		}
+		return []*float64{zm, gain, letter.Mean, zl}
+	},
+	Finish: func(t *results.Table, _ []group) {
+		t.Notes = append(t.Notes, "Zero-shot: the pretrained model prompted in the row's own format on the same problems (each format has its own baseline); gain: Val Acc − Zero-shot Acc (stats.md: paired intervals and tests).")
 	},
 }

@@ -404,10 +404,10 @@ func writeReport(s *Sweep, groups []group, dir, fig5Mode string, out io.Writer) 
 	if err != nil {
 		return err
 	}
-	t.Notes = append(t.Notes, metricNotes(groups)...)
 	if err := loadOutcomes(groups); err != nil {
 		return fmt.Errorf("report %s: %w", s.Name, err)
 	}
+	t.Notes = append(t.Notes, metricNotes(groups)...)
 	stats, err := computeStats(s, groups)
 	if err != nil {
 		return fmt.Errorf("report %s: %w", s.Name, err)
@@ -581,12 +581,28 @@ func metricNotes(groups []group) []string {
 		what = p.Description()
 	}
 	notes := []string{fmt.Sprintf("Accuracies are %s scoring (%s; letter scoring stays at chance on this model).", r0.protocol(), what)}
-	if zm, zl := r0.zeroShot(); zm != nil {
-		line := fmt.Sprintf("Zero-shot (the pretrained model, no adapter, same problems): %s %.2f", r0.protocol(), *zm)
+	zeroShot := func(r measuredRun) string {
+		zm, zl := r.zeroShot()
+		if zm == nil {
+			return ""
+		}
+		line := fmt.Sprintf("%s %.2f", r.protocol(), *zm)
 		if zl != nil {
 			line += fmt.Sprintf(", letter %.2f", *zl)
 		}
-		notes = append(notes, line+".")
+		return line
+	}
+	if perValueZeroShot(groups) {
+		// Each value's runs were read against the pretrained model asked as they were (summary.json's baseline).
+		var parts []string
+		for _, g := range groups {
+			if z := zeroShot(g.Runs[0]); z != "" {
+				parts = append(parts, g.label()+": "+z)
+			}
+		}
+		notes = append(notes, "Zero-shot of each value (the pretrained model, no adapter, same problems, asked as that value's runs): "+strings.Join(parts, "; ")+".")
+	} else if z := zeroShot(r0); z != "" {
+		notes = append(notes, "Zero-shot (the pretrained model, no adapter, same problems): "+z+".")
 	}
 	var parts []string
 	for _, g := range groups {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,17 +45,63 @@ func loadOutcomes(groups []group) error {
 	return nil
 }
 
-// correct is the run's per-problem correctness by the report's metric, on subset ("" all problems, "IMG").
-func (m measuredRun) correct(subset string) map[string]bool {
-	return restrict(m.Outcomes.Correct[m.protocol()], m.Outcomes.Image, subset)
+// correct is the run's per-problem correctness by protocol ("": the report's metric), on subset ("" all
+// problems, "IMG").
+func (m measuredRun) correct(protocol, subset string) map[string]bool {
+	if protocol == "" {
+		protocol = m.protocol()
+	}
+	return restrict(m.Outcomes.Correct[protocol], m.Outcomes.Image, subset)
 }
 
-// zeroShotCorrect is the zero-shot baseline's by the same metric (nil: not available).
-func (m measuredRun) zeroShotCorrect(subset string) map[string]bool {
+// zeroShotCorrect is the zero-shot baseline's by the same protocol (nil: not available).
+func (m measuredRun) zeroShotCorrect(protocol, subset string) map[string]bool {
 	if m.Outcomes.ZeroShot == nil {
 		return nil
 	}
-	return restrict(m.Outcomes.ZeroShot[m.protocol()], m.Outcomes.Image, subset)
+	if protocol == "" {
+		protocol = m.protocol()
+	}
+	return restrict(m.Outcomes.ZeroShot[protocol], m.Outcomes.Image, subset)
+}
+
+// zeroShotRun is the group's first run with a zero-shot baseline (nil: none has one). The baseline does not
+// depend on the seed: every run of a value is evaluated on the same problems with the same prompts.
+func (g *group) zeroShotRun() *measuredRun {
+	for i := range g.Runs {
+		if g.Runs[i].Outcomes != nil && g.Runs[i].Outcomes.ZeroShot != nil {
+			return &g.Runs[i]
+		}
+	}
+	return nil
+}
+
+// perValueZeroShot reports whether the values' runs matched different zero-shot records: the swept setting
+// changes what the pretrained model is asked (the prompt format, captions, the evaluation problems), so each value
+// has its own baseline and is read against it, not against the first value's.
+func perValueZeroShot(groups []group) bool {
+	file := ""
+	for gi := range groups {
+		r := groups[gi].zeroShotRun()
+		if r == nil {
+			continue
+		}
+		if file == "" {
+			file = r.Outcomes.ZeroShotFile
+		} else if r.Outcomes.ZeroShotFile != file {
+			return true
+		}
+	}
+	return false
+}
+
+// zeroShotName is the comparisons' name for a value's zero-shot baseline: "zero-shot" when the values share one,
+// "zero-shot (<value>)" when each has its own.
+func zeroShotName(g *group, perValue bool) string {
+	if perValue {
+		return zeroShotValue + " (" + g.label() + ")"
+	}
+	return zeroShotValue
 }
 
 func restrict(c, image map[string]bool, subset string) map[string]bool {
@@ -72,15 +119,29 @@ func restrict(c, image map[string]bool, subset string) map[string]bool {
 
 // accuracyStat is one accuracy row of the stats table.
 type accuracyStat struct {
-	Value  string           `json:"value"`
-	Subset string           `json:"subset,omitempty"`
-	Acc    results.Accuracy `json:"accuracy"`
+	Value  string `json:"value"`
+	Subset string `json:"subset,omitempty"`
+	// Protocol is the scoring protocol when the sweep states several (Sweep.Protocols); "" : the metric.
+	Protocol string           `json:"protocol,omitempty"`
+	Acc      results.Accuracy `json:"accuracy"`
+}
+
+func (a accuracyStat) name() string {
+	n := a.Value
+	if a.Subset != "" {
+		n += " (" + a.Subset + ")"
+	}
+	if a.Protocol != "" {
+		n = a.Protocol + ": " + n
+	}
+	return n
 }
 
 // comparison is one paired difference A − B.
 type comparison struct {
-	A, B   string
-	Subset string `json:"subset,omitempty"`
+	A, B     string
+	Subset   string `json:"subset,omitempty"`
+	Protocol string `json:"protocol,omitempty"` // as accuracyStat's
 	// Expect is the claimed sign of A − B (the paper's direction; 0: no claim).
 	Expect  int            `json:"expect"`
 	Paired  results.Paired `json:"paired"`
@@ -92,14 +153,22 @@ func (c comparison) name() string {
 	if c.Subset != "" {
 		n += " (" + c.Subset + ")"
 	}
+	if c.Protocol != "" {
+		n = c.Protocol + ": " + n
+	}
 	return n
 }
 
 // sweepStats are a sweep's accuracies and differences.
 type sweepStats struct {
-	Metric       string `json:"metric"`
-	Reference    string `json:"reference_value"`
-	ZeroShotFile string `json:"zero_shot_record,omitempty"`
+	Metric string `json:"metric"`
+	// Protocols are the protocols stated when the sweep asks for several (the metric first).
+	Protocols    []string `json:"protocols,omitempty"`
+	Reference    string   `json:"reference_value"`
+	ZeroShotFile string   `json:"zero_shot_record,omitempty"`
+	// ZeroShotFiles are the values' own zero-shot records (value → file) when they differ (perValueZeroShot);
+	// ZeroShotFile is then empty.
+	ZeroShotFiles map[string]string `json:"zero_shot_records,omitempty"`
 	// ZeroShotSubset: the record was measured on a larger problem set and restricted to the runs' problems.
 	ZeroShotSubset bool           `json:"zero_shot_restricted,omitempty"`
 	Accuracies     []accuracyStat `json:"accuracies"`
@@ -212,24 +281,25 @@ func pairsOf(s *Sweep, values []string, reference string) [][2]string {
 	return out
 }
 
-// strataOf pairs the runs of two groups seed by seed (B nil: the zero-shot baseline of A's runs).
-func strataOf(a, b *group, subset string) ([]results.Stratum, error) {
+// strataOf pairs the runs of two groups seed by seed (B nil: the zero-shot baseline of each of A's runs, the
+// pretrained model asked as that run was), by protocol ("": the metric).
+func strataOf(a, b *group, protocol, subset string) ([]results.Stratum, error) {
 	var strata []results.Stratum
 	for _, ra := range a.Runs {
 		var cb map[string]bool
 		if b == nil {
-			cb = ra.zeroShotCorrect(subset)
+			cb = ra.zeroShotCorrect(protocol, subset)
 		} else {
 			for _, rb := range b.Runs {
 				if rb.Config.Seed == ra.Config.Seed {
-					cb = rb.correct(subset)
+					cb = rb.correct(protocol, subset)
 				}
 			}
 		}
 		if cb == nil {
 			continue
 		}
-		st, err := results.NewStratum("seed "+strconv.FormatUint(ra.Config.Seed, 10), ra.correct(subset), cb)
+		st, err := results.NewStratum("seed "+strconv.FormatUint(ra.Config.Seed, 10), ra.correct(protocol, subset), cb)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ra.Dir, err)
 		}
@@ -238,70 +308,144 @@ func strataOf(a, b *group, subset string) ([]results.Stratum, error) {
 	return strata, nil
 }
 
-// computeStats computes a sweep's accuracies with intervals and its paired differences.
+// statProtocols are the protocols a sweep's statistics state: the metric first, then the sweep's other
+// Protocols. One protocol is named "" (the metric, rows unprefixed, as before Protocols existed).
+func statProtocols(s *Sweep, metric string) []string {
+	out := []string{""}
+	for _, p := range s.Protocols {
+		if p != metric && !slices.Contains(out[1:], p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 1 {
+		return out
+	}
+	out[0] = metric
+	return out
+}
+
+// computeStats computes a sweep's accuracies with intervals and its paired differences: per protocol (the metric,
+// then Sweep.Protocols'), every value's accuracy, the zero-shot baseline's (each value's own where the values'
+// runs matched different zero-shot records), every value − reference (and numeric neighbours), and every value −
+// its zero-shot baseline.
 func computeStats(s *Sweep, groups []group) (*sweepStats, error) {
 	bs := results.Bootstrap{}
 	st := &sweepStats{Metric: groups[0].Runs[0].protocol(), Reference: s.reference,
 		Resamples: results.DefaultResamples, Seed: results.DefaultBootstrapSeed}
+	protocols := statProtocols(s, st.Metric)
+	if len(protocols) > 1 {
+		st.Protocols = protocols
+	}
 	subsets := []string{""}
 	if s.flagName() == "modality" {
 		subsets = append(subsets, "IMG")
 	}
 	var values []string
 	for gi := range groups {
-		g := &groups[gi]
-		values = append(values, g.Value)
-		for _, sub := range subsets {
-			var seeds []map[string]bool
-			for _, r := range g.Runs {
-				seeds = append(seeds, r.correct(sub))
-			}
-			acc, err := results.AccuracyOf(seeds, bs)
-			if err != nil {
-				return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, g.Value, err)
-			}
-			st.Accuracies = append(st.Accuracies, accuracyStat{Value: g.label(), Subset: sub, Acc: acc})
-		}
+		values = append(values, groups[gi].Value)
 	}
-	r0 := groups[0].Runs[0]
-	if zs := r0.zeroShotCorrect(""); zs != nil {
+	perValue := perValueZeroShot(groups)
+	if perValue {
+		st.ZeroShotFiles = map[string]string{}
+		for gi := range groups {
+			if r := groups[gi].zeroShotRun(); r != nil {
+				st.ZeroShotFiles[groups[gi].label()] = workRelative(r.Outcomes.ZeroShotFile)
+				st.ZeroShotSubset = st.ZeroShotSubset || r.Outcomes.ZeroShotSubset
+			}
+		}
+	} else if r0 := groups[0].zeroShotRun(); r0 != nil {
 		st.ZeroShotFile, st.ZeroShotSubset = workRelative(r0.Outcomes.ZeroShotFile), r0.Outcomes.ZeroShotSubset
-		for _, sub := range subsets {
-			acc, err := results.AccuracyOf([]map[string]bool{r0.zeroShotCorrect(sub)}, bs)
-			if err != nil {
-				return nil, err
-			}
-			st.Accuracies = append(st.Accuracies, accuracyStat{Value: zeroShotValue, Subset: sub, Acc: acc})
-		}
 	}
-	add := func(a, b *group, aName, bName, subset string, expect int) error {
-		strata, err := strataOf(a, b, subset)
-		if err != nil {
-			return err
+	for _, proto := range protocols {
+		for gi := range groups {
+			g := &groups[gi]
+			for _, r := range g.Runs {
+				if r.correct(proto, "") == nil {
+					return nil, fmt.Errorf("sweep %s value %s: %s has no %s predictions (the sweep's protocols need every run to score them)", s.Name, g.Value, r.Dir, proto)
+				}
+			}
+			for _, sub := range subsets {
+				var seeds []map[string]bool
+				for _, r := range g.Runs {
+					seeds = append(seeds, r.correct(proto, sub))
+				}
+				acc, err := results.AccuracyOf(seeds, bs)
+				if err != nil {
+					return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, g.Value, err)
+				}
+				st.Accuracies = append(st.Accuracies, accuracyStat{Value: g.label(), Subset: sub, Protocol: proto, Acc: acc})
+			}
 		}
-		if len(strata) == 0 {
+		// Zero-shot rows: the first value's baseline when all share it, else every value's own.
+		for gi := range groups {
+			if gi > 0 && !perValue {
+				break
+			}
+			r := groups[gi].zeroShotRun()
+			if r == nil || r.zeroShotCorrect(proto, "") == nil {
+				continue
+			}
+			for _, sub := range subsets {
+				acc, err := results.AccuracyOf([]map[string]bool{r.zeroShotCorrect(proto, sub)}, bs)
+				if err != nil {
+					return nil, err
+				}
+				st.Accuracies = append(st.Accuracies, accuracyStat{Value: zeroShotName(&groups[gi], perValue), Subset: sub, Protocol: proto, Acc: acc})
+			}
+		}
+		add := func(a, b *group, aName, bName, subset string, expect int) error {
+			strata, err := strataOf(a, b, proto, subset)
+			if err != nil {
+				return err
+			}
+			if len(strata) == 0 {
+				return nil
+			}
+			p, err := results.PairedDifference(strata, bs)
+			if err != nil {
+				return fmt.Errorf("sweep %s, %s − %s: %w", s.Name, aName, bName, err)
+			}
+			st.Comparisons = append(st.Comparisons, comparison{A: aName, B: bName, Subset: subset, Protocol: proto, Expect: expect, Paired: p,
+				Verdict: results.VerdictOf(p.Diff, p.CI, expect)})
 			return nil
 		}
-		p, err := results.PairedDifference(strata, bs)
-		if err != nil {
-			return fmt.Errorf("sweep %s, %s − %s: %w", s.Name, aName, bName, err)
-		}
-		st.Comparisons = append(st.Comparisons, comparison{A: aName, B: bName, Subset: subset, Expect: expect, Paired: p,
-			Verdict: results.VerdictOf(p.Diff, p.CI, expect)})
-		return nil
-	}
-	for _, pr := range pairsOf(s, values, s.reference) {
-		a, b, expect := orient(s, pr[0], pr[1])
-		for _, sub := range subsets {
-			if err := add(findGroup(groups, a), findGroup(groups, b), a, b, sub, expect); err != nil {
-				return nil, err
+		for _, pr := range pairsOf(s, values, s.reference) {
+			a, b, expect := orient(s, pr[0], pr[1])
+			for _, sub := range subsets {
+				if err := add(findGroup(groups, a), findGroup(groups, b), a, b, sub, expect); err != nil {
+					return nil, err
+				}
 			}
 		}
-	}
-	for gi := range groups {
-		// A trained adapter is claimed to beat the pretrained model it adapts.
-		if err := add(&groups[gi], nil, groups[gi].Value, zeroShotValue, "", 1); err != nil {
-			return nil, err
+		if perValue {
+			// What the setting does to the pretrained model itself: each value's baseline against the reference
+			// value's (one evaluation each, paired over problems; no claimed direction).
+			for _, pr := range pairsOf(s, values, s.reference) {
+				a, b, _ := orient(s, pr[0], pr[1])
+				ga, gb := findGroup(groups, a), findGroup(groups, b)
+				ra, rb := ga.zeroShotRun(), gb.zeroShotRun()
+				if ra == nil || rb == nil || ra.zeroShotCorrect(proto, "") == nil || rb.zeroShotCorrect(proto, "") == nil {
+					continue
+				}
+				an, bn := zeroShotName(ga, true), zeroShotName(gb, true)
+				stratum, err := results.NewStratum(zeroShotValue, ra.zeroShotCorrect(proto, ""), rb.zeroShotCorrect(proto, ""))
+				if err != nil {
+					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
+				}
+				p, err := results.PairedDifference([]results.Stratum{stratum}, bs)
+				if err != nil {
+					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
+				}
+				st.Comparisons = append(st.Comparisons, comparison{A: an, B: bn, Protocol: proto, Paired: p,
+					Verdict: results.VerdictOf(p.Diff, p.CI, 0)})
+			}
+		}
+		for gi := range groups {
+			// A trained adapter is claimed to beat the pretrained model it adapts (asked the same way: each run
+			// pairs with its own zero-shot record).
+			if err := add(&groups[gi], nil, groups[gi].Value, zeroShotName(&groups[gi], perValue), "", 1); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return st, nil
@@ -309,17 +453,17 @@ func computeStats(s *Sweep, groups []group) (*sweepStats, error) {
 
 // table is the stats table: accuracies with their intervals, then the paired differences.
 func (st *sweepStats) table(s *Sweep) *results.Table {
-	t := &results.Table{Title: fmt.Sprintf("Sweep %s: accuracies and paired differences with 95 %% intervals (%s scoring)", s.Name, st.Metric),
+	scoring := st.Metric
+	if len(st.Protocols) > 0 {
+		scoring = strings.Join(st.Protocols, " and ")
+	}
+	t := &results.Table{Title: fmt.Sprintf("Sweep %s: accuracies and paired differences with 95 %% intervals (%s scoring)", s.Name, scoring),
 		Label: "Accuracy / difference",
 		Columns: []results.Column{{Name: "Value (%, points)", Format: "%.2f"}, {Name: "95% CI low", Format: "%.2f"},
 			{Name: "95% CI high", Format: "%.2f"}, {Name: "p (exact)", Format: "%.3g"}, {Name: "A better", Format: "%.0f"},
 			{Name: "B better", Format: "%.0f"}, {Name: "Problems", Format: "%.0f"}, {Name: "Seeds", Format: "%.0f"}}}
 	for _, a := range st.Accuracies {
-		label := a.Value
-		if a.Subset != "" {
-			label += " (" + a.Subset + ")"
-		}
-		t.Rows = append(t.Rows, results.Row{Label: label, Source: results.SourceMeasured,
+		t.Rows = append(t.Rows, results.Row{Label: a.name(), Source: results.SourceMeasured,
 			Values: []*float64{results.Float(a.Acc.Percent), results.Float(a.Acc.CI.Lo), results.Float(a.Acc.CI.Hi), nil, nil, nil, nil, nil}})
 	}
 	for _, c := range st.Comparisons {
@@ -349,7 +493,17 @@ func (st *sweepStats) methodNotes() []string {
 		fmt.Sprintf("Differences A − B: mean over seeds and problems of correct_A − correct_B (points); 95 %% percentile bootstrap, %d resamples (seed %d), problems resampled with every seed kept (one draw for all seeds when they share problems); p: exact two-sided sign test over problems on the difference summed over seeds (one seed: exact McNemar). A/B better: problems with a positive/negative summed difference. Runs pair by seed.", st.Resamples, st.Seed),
 		"Verdicts follow from the interval: A − B claimed positive by the paper (zero- over random-init, more layers, more epochs (Tables 4-6), multimodal over text, trained over zero-shot): reproduced in direction (interval excludes 0), in direction, not significant, opposite, not significant, or opposite (interval excludes 0); no claim (K): higher/lower (interval excludes 0) or no significant difference.",
 	}
-	if st.ZeroShotFile != "" && st.ZeroShotSubset {
+	if len(st.ZeroShotFiles) > 0 {
+		var parts []string
+		for _, v := range sortedKeys(st.ZeroShotFiles) {
+			parts = append(parts, v+": "+st.ZeroShotFiles[v])
+		}
+		line := "Zero-shot, per value: the swept setting changes what the pretrained model is asked, so each value has its own baseline, the pretrained model asked the same way on the same problems (\"zero-shot (<value>)\"), and \"<value> − zero-shot (<value>)\" pairs each run with it; per-problem choices from " + strings.Join(parts, "; ") + "."
+		if st.ZeroShotSubset {
+			line += " Records measured on a larger problem set are restricted to these problems (reproducing the runs' recorded zero-shot accuracies in every category of every protocol)."
+		}
+		notes = append(notes, line)
+	} else if st.ZeroShotFile != "" && st.ZeroShotSubset {
 		notes = append(notes, "Zero-shot: the pretrained model on the same problems, per-problem choices from "+st.ZeroShotFile+
 			", measured on a larger problem set that contains these and restricted to them; on these problems it reproduces the runs' recorded zero-shot accuracy in every category of every protocol.")
 	} else if st.ZeroShotFile != "" {

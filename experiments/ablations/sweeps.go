@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/adapterlab/llama-adapter/experiments/lib/evaluate"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
 	sweepsets "github.com/adapterlab/llama-adapter/experiments/sweeps"
 )
@@ -33,6 +34,10 @@ type Sweep struct {
 	// With holds extra pipeline flags for the runs of one value (value → flags), e.g. -clip random for the
 	// multimodal runs only, so that the text runs share their run ids with the other sweeps' runs.
 	With map[string]map[string]string `json:"with,omitempty"`
+	// Protocols are the scoring protocols the statistics (stats.md) state, each with its accuracies and paired
+	// differences (default: the report's metric alone), e.g. ["cloze", "letter"] where the swept setting changes
+	// what letter scoring reads too. Every run must have scored each.
+	Protocols []string `json:"protocols,omitempty"`
 	// Note is printed under the sweep's table.
 	Note string `json:"note,omitempty"`
 	// reference is the preset's own value of the swept flag (set by plan): the value the others are compared with.
@@ -69,6 +74,11 @@ func (s *Sweep) validate() error {
 			return fmt.Errorf("sweep %s: value %q twice", s.Name, v)
 		}
 		seen[v] = true
+	}
+	for _, p := range s.Protocols {
+		if _, ok := evaluate.Lookup(p); !ok {
+			return fmt.Errorf("sweep %s: protocols: %q is not a scoring protocol", s.Name, p)
+		}
 	}
 	for v := range s.With {
 		if !seen[v] {

@@ -53,9 +53,13 @@ func TestSweepSetFiles(t *testing.T) {
 // TestCommittedSweepIDs: the sweep set files plan exactly the runs the committed reports list (results/ablations/
 // <report dir>/<sweep>/runs.json): value, seed and run id.
 func TestCommittedSweepIDs(t *testing.T) {
-	extra, err := loadSweeps("modality_lr_sweeps.json")
-	if err != nil {
-		t.Fatal(err)
+	var extra []Sweep
+	for _, f := range []string{"modality_lr_sweeps.json", "format_sweeps.json"} {
+		ss, err := loadSweeps(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, ss...)
 	}
 	checked := 0
 	for name, p := range presets() {

@@ -105,7 +105,7 @@ func clozePass(ctx context.Context, env *Env) (clozeScored, error) {
 		var cs clozeScored
 		examples := make([]ClozeExample, len(env.Problems))
 		for i, p := range env.Problems {
-			c, err := scienceqa.TokenizeCloze(env.Tokenizer, p, scienceqa.ClozeOptions{UseCaption: env.Captions, MaxLen: env.MaxLen})
+			c, err := scienceqa.TokenizeCloze(env.Tokenizer, p, scienceqa.ClozeOptions{Format: env.Format, UseCaption: env.Captions, MaxLen: env.MaxLen})
 			if err != nil {
 				// A question too long for MaxLen even without context cannot be cloze-scored whole.
 				return cs, err

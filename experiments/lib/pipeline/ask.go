@@ -165,7 +165,7 @@ func askPrompts(su evaluate.Setup, p *scienceqa.Problem, protocols []evaluate.Pr
 	}
 	var clozeTokens []int
 	if ps := has("cloze", "cloze-norm", "cloze-calibrated"); ps != nil {
-		c, err := scienceqa.TokenizeCloze(tok, p, scienceqa.ClozeOptions{UseCaption: su.Captions, MaxLen: su.MaxLen})
+		c, err := scienceqa.TokenizeCloze(tok, p, scienceqa.ClozeOptions{Format: su.Format, UseCaption: su.Captions, MaxLen: su.MaxLen})
 		if err != nil {
 			return nil, nil, fmt.Errorf("cloze prompt: %w", err)
 		}
