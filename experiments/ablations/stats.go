@@ -329,126 +329,171 @@ func statProtocols(s *Sweep, metric string) []string {
 // runs matched different zero-shot records), every value − reference (and numeric neighbours), and every value −
 // its zero-shot baseline.
 func computeStats(s *Sweep, groups []group) (*sweepStats, error) {
-	bs := results.Bootstrap{}
-	st := &sweepStats{Metric: groups[0].Runs[0].protocol(), Reference: s.reference,
-		Resamples: results.DefaultResamples, Seed: results.DefaultBootstrapSeed}
-	protocols := statProtocols(s, st.Metric)
-	if len(protocols) > 1 {
-		st.Protocols = protocols
-	}
-	subsets := []string{""}
-	if s.flagName() == "modality" {
-		subsets = append(subsets, "IMG")
-	}
-	var values []string
-	for gi := range groups {
-		values = append(values, groups[gi].Value)
-	}
-	perValue := perValueZeroShot(groups)
-	if perValue {
-		st.ZeroShotFiles = map[string]string{}
-		for gi := range groups {
-			if r := groups[gi].zeroShotRun(); r != nil {
-				st.ZeroShotFiles[groups[gi].label()] = workRelative(r.Outcomes.ZeroShotFile)
-				st.ZeroShotSubset = st.ZeroShotSubset || r.Outcomes.ZeroShotSubset
-			}
-		}
-	} else if r0 := groups[0].zeroShotRun(); r0 != nil {
-		st.ZeroShotFile, st.ZeroShotSubset = workRelative(r0.Outcomes.ZeroShotFile), r0.Outcomes.ZeroShotSubset
-	}
-	for _, proto := range protocols {
-		for gi := range groups {
-			g := &groups[gi]
-			for _, r := range g.Runs {
-				if r.correct(proto, "") == nil {
-					return nil, fmt.Errorf("sweep %s value %s: %s has no %s predictions (the sweep's protocols need every run to score them)", s.Name, g.Value, r.Dir, proto)
-				}
-			}
-			for _, sub := range subsets {
-				var seeds []map[string]bool
-				for _, r := range g.Runs {
-					seeds = append(seeds, r.correct(proto, sub))
-				}
-				acc, err := results.AccuracyOf(seeds, bs)
-				if err != nil {
-					return nil, fmt.Errorf("sweep %s value %s: %w", s.Name, g.Value, err)
-				}
-				st.Accuracies = append(st.Accuracies, accuracyStat{Value: g.label(), Subset: sub, Protocol: proto, Acc: acc})
-			}
-		}
-		// Zero-shot rows: the first value's baseline when all share it, else every value's own.
-		for gi := range groups {
-			if gi > 0 && !perValue {
-				break
-			}
-			r := groups[gi].zeroShotRun()
-			if r == nil || r.zeroShotCorrect(proto, "") == nil {
-				continue
-			}
-			for _, sub := range subsets {
-				acc, err := results.AccuracyOf([]map[string]bool{r.zeroShotCorrect(proto, sub)}, bs)
-				if err != nil {
-					return nil, err
-				}
-				st.Accuracies = append(st.Accuracies, accuracyStat{Value: zeroShotName(&groups[gi], perValue), Subset: sub, Protocol: proto, Acc: acc})
-			}
-		}
-		add := func(a, b *group, aName, bName, subset string, expect int) error {
-			strata, err := strataOf(a, b, proto, subset)
-			if err != nil {
-				return err
-			}
-			if len(strata) == 0 {
-				return nil
-			}
-			p, err := results.PairedDifference(strata, bs)
-			if err != nil {
-				return fmt.Errorf("sweep %s, %s − %s: %w", s.Name, aName, bName, err)
-			}
-			st.Comparisons = append(st.Comparisons, comparison{A: aName, B: bName, Subset: subset, Protocol: proto, Expect: expect, Paired: p,
-				Verdict: results.VerdictOf(p.Diff, p.CI, expect)})
-			return nil
-		}
-		for _, pr := range pairsOf(s, values, s.reference) {
-			a, b, expect := orient(s, pr[0], pr[1])
-			for _, sub := range subsets {
-				if err := add(findGroup(groups, a), findGroup(groups, b), a, b, sub, expect); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if perValue {
-			// What the setting does to the pretrained model itself: each value's baseline against the reference
-			// value's (one evaluation each, paired over problems; no claimed direction).
-			for _, pr := range pairsOf(s, values, s.reference) {
-				a, b, _ := orient(s, pr[0], pr[1])
-				ga, gb := findGroup(groups, a), findGroup(groups, b)
-				ra, rb := ga.zeroShotRun(), gb.zeroShotRun()
-				if ra == nil || rb == nil || ra.zeroShotCorrect(proto, "") == nil || rb.zeroShotCorrect(proto, "") == nil {
-					continue
-				}
-				an, bn := zeroShotName(ga, true), zeroShotName(gb, true)
-				stratum, err := results.NewStratum(zeroShotValue, ra.zeroShotCorrect(proto, ""), rb.zeroShotCorrect(proto, ""))
-				if err != nil {
-					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
-				}
-				p, err := results.PairedDifference([]results.Stratum{stratum}, bs)
-				if err != nil {
-					return nil, fmt.Errorf("sweep %s, %s − %s: %w", s.Name, an, bn, err)
-				}
-				st.Comparisons = append(st.Comparisons, comparison{A: an, B: bn, Protocol: proto, Paired: p,
-					Verdict: results.VerdictOf(p.Diff, p.CI, 0)})
-			}
-		}
-		for gi := range groups {
-			// A trained adapter is claimed to beat the pretrained model it adapts (asked the same way: each run
-			// pairs with its own zero-shot record).
-			if err := add(&groups[gi], nil, groups[gi].Value, zeroShotName(&groups[gi], perValue), "", 1); err != nil {
+	b := newStatsBuilder(s, groups)
+	for _, proto := range statProtocols(s, b.st.Metric) {
+		for _, step := range []func(string) error{b.accuracies, b.zeroShotAccuracies, b.valueDifferences,
+			b.zeroShotDifferences, b.trainedOverZeroShot} {
+			if err := step(proto); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return st, nil
+	return b.st, nil
+}
+
+// statsBuilder is computeStats' state: the sweep, its groups, the subsets stated (IMG for modality), whether each
+// value has its own zero-shot record, and the statistics so far.
+type statsBuilder struct {
+	s        *Sweep
+	groups   []group
+	values   []string
+	subsets  []string
+	perValue bool
+	bs       results.Bootstrap
+	st       *sweepStats
+}
+
+func newStatsBuilder(s *Sweep, groups []group) *statsBuilder {
+	b := &statsBuilder{s: s, groups: groups, subsets: []string{""}, perValue: perValueZeroShot(groups),
+		st: &sweepStats{Metric: groups[0].Runs[0].protocol(), Reference: s.reference,
+			Resamples: results.DefaultResamples, Seed: results.DefaultBootstrapSeed}}
+	if protocols := statProtocols(s, b.st.Metric); len(protocols) > 1 {
+		b.st.Protocols = protocols
+	}
+	if s.flagName() == "modality" {
+		b.subsets = append(b.subsets, "IMG")
+	}
+	for gi := range groups {
+		b.values = append(b.values, groups[gi].Value)
+	}
+	if b.perValue {
+		b.st.ZeroShotFiles = map[string]string{}
+		for gi := range groups {
+			if r := groups[gi].zeroShotRun(); r != nil {
+				b.st.ZeroShotFiles[groups[gi].label()] = workRelative(r.Outcomes.ZeroShotFile)
+				b.st.ZeroShotSubset = b.st.ZeroShotSubset || r.Outcomes.ZeroShotSubset
+			}
+		}
+	} else if r0 := groups[0].zeroShotRun(); r0 != nil {
+		b.st.ZeroShotFile, b.st.ZeroShotSubset = workRelative(r0.Outcomes.ZeroShotFile), r0.Outcomes.ZeroShotSubset
+	}
+	return b
+}
+
+// accuracies states every value's accuracy (pooled over its seeds) in each subset.
+func (b *statsBuilder) accuracies(proto string) error {
+	for gi := range b.groups {
+		g := &b.groups[gi]
+		for _, r := range g.Runs {
+			if r.correct(proto, "") == nil {
+				return fmt.Errorf("sweep %s value %s: %s has no %s predictions (the sweep's protocols need every run to score them)", b.s.Name, g.Value, r.Dir, proto)
+			}
+		}
+		for _, sub := range b.subsets {
+			var seeds []map[string]bool
+			for _, r := range g.Runs {
+				seeds = append(seeds, r.correct(proto, sub))
+			}
+			acc, err := results.AccuracyOf(seeds, b.bs)
+			if err != nil {
+				return fmt.Errorf("sweep %s value %s: %w", b.s.Name, g.Value, err)
+			}
+			b.st.Accuracies = append(b.st.Accuracies, accuracyStat{Value: g.label(), Subset: sub, Protocol: proto, Acc: acc})
+		}
+	}
+	return nil
+}
+
+// zeroShotAccuracies states the zero-shot rows: the first value's baseline when all share it, else every value's own.
+func (b *statsBuilder) zeroShotAccuracies(proto string) error {
+	for gi := range b.groups {
+		if gi > 0 && !b.perValue {
+			break
+		}
+		r := b.groups[gi].zeroShotRun()
+		if r == nil || r.zeroShotCorrect(proto, "") == nil {
+			continue
+		}
+		for _, sub := range b.subsets {
+			acc, err := results.AccuracyOf([]map[string]bool{r.zeroShotCorrect(proto, sub)}, b.bs)
+			if err != nil {
+				return err
+			}
+			b.st.Accuracies = append(b.st.Accuracies, accuracyStat{Value: zeroShotName(&b.groups[gi], b.perValue), Subset: sub, Protocol: proto, Acc: acc})
+		}
+	}
+	return nil
+}
+
+// add states the paired difference a − b (b nil: a's zero-shot baseline) over the runs' shared problems and seeds.
+func (b *statsBuilder) add(ga, gb *group, aName, bName, proto, subset string, expect int) error {
+	strata, err := strataOf(ga, gb, proto, subset)
+	if err != nil {
+		return err
+	}
+	if len(strata) == 0 {
+		return nil
+	}
+	p, err := results.PairedDifference(strata, b.bs)
+	if err != nil {
+		return fmt.Errorf("sweep %s, %s − %s: %w", b.s.Name, aName, bName, err)
+	}
+	b.st.Comparisons = append(b.st.Comparisons, comparison{A: aName, B: bName, Subset: subset, Protocol: proto, Expect: expect, Paired: p,
+		Verdict: results.VerdictOf(p.Diff, p.CI, expect)})
+	return nil
+}
+
+// valueDifferences states every value − reference (and numeric neighbours), oriented as the paper claims.
+func (b *statsBuilder) valueDifferences(proto string) error {
+	for _, pr := range pairsOf(b.s, b.values, b.s.reference) {
+		x, y, expect := orient(b.s, pr[0], pr[1])
+		for _, sub := range b.subsets {
+			if err := b.add(findGroup(b.groups, x), findGroup(b.groups, y), x, y, proto, sub, expect); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// zeroShotDifferences states, where each value has its own baseline, what the setting does to the pretrained model
+// itself: each value's baseline against the reference value's (one evaluation each, paired over problems; no
+// claimed direction).
+func (b *statsBuilder) zeroShotDifferences(proto string) error {
+	if !b.perValue {
+		return nil
+	}
+	for _, pr := range pairsOf(b.s, b.values, b.s.reference) {
+		x, y, _ := orient(b.s, pr[0], pr[1])
+		ga, gb := findGroup(b.groups, x), findGroup(b.groups, y)
+		ra, rb := ga.zeroShotRun(), gb.zeroShotRun()
+		if ra == nil || rb == nil || ra.zeroShotCorrect(proto, "") == nil || rb.zeroShotCorrect(proto, "") == nil {
+			continue
+		}
+		an, bn := zeroShotName(ga, true), zeroShotName(gb, true)
+		stratum, err := results.NewStratum(zeroShotValue, ra.zeroShotCorrect(proto, ""), rb.zeroShotCorrect(proto, ""))
+		if err != nil {
+			return fmt.Errorf("sweep %s, %s − %s: %w", b.s.Name, an, bn, err)
+		}
+		p, err := results.PairedDifference([]results.Stratum{stratum}, b.bs)
+		if err != nil {
+			return fmt.Errorf("sweep %s, %s − %s: %w", b.s.Name, an, bn, err)
+		}
+		b.st.Comparisons = append(b.st.Comparisons, comparison{A: an, B: bn, Protocol: proto, Paired: p,
+			Verdict: results.VerdictOf(p.Diff, p.CI, 0)})
+	}
+	return nil
+}
+
+// trainedOverZeroShot states every value − its zero-shot baseline: a trained adapter is claimed to beat the
+// pretrained model it adapts (asked the same way: each run pairs with its own zero-shot record).
+func (b *statsBuilder) trainedOverZeroShot(proto string) error {
+	for gi := range b.groups {
+		if err := b.add(&b.groups[gi], nil, b.groups[gi].Value, zeroShotName(&b.groups[gi], b.perValue), proto, "", 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // table is the stats table: accuracies with their intervals, then the paired differences.
