@@ -99,19 +99,6 @@ func mustRead(t *testing.T, path string, want Format) *Weights {
 	return w
 }
 
-func wantErr(t *testing.T, err error, what string, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Errorf("%s: no error", what)
-		return
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %q does not mention %q", what, err, p)
-		}
-	}
-}
-
 // TestInteropGoldens: the files peft and litgpt wrote, opened onto llama_tiny, give the logits of their formulas:
 // peft's folder gives logits_peft (peft's own forward after reloading it); litgpt's file, whose gating_factor is
 // tanh of adapter_tiny's gates used as is, gives adapter_tiny's logits_tanh_head. The head formula is also checked
@@ -322,7 +309,7 @@ func TestGateMath(t *testing.T) {
 		for _, to := range GateModes {
 			out, err := src.WithGate(to)
 			if to == GateLayer && src == w {
-				wantErr(t, err, "head-tanh with unequal heads → layer", "gated differently", "head", "peft")
+				assets.WantErr(t, err, "head-tanh with unequal heads → layer", "gated differently", "head", "peft")
 				continue
 			}
 			if err != nil {
@@ -356,9 +343,9 @@ func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	w := tinyWeights(t, GateHeadTanh, "gates")
 	// Unequal heads → one gate per layer.
-	wantErr(t, w.Write(filepath.Join(dir, "p"), FormatPeft, WriteOptions{}), "head-tanh written as peft", "stores layer gates")
+	assets.WantErr(t, w.Write(filepath.Join(dir, "p"), FormatPeft, WriteOptions{}), "head-tanh written as peft", "stores layer gates")
 	_, err := Convert(assets.Golden("adapter_tiny", "official_adapter.pth"), filepath.Join(dir, "p"), FormatPeft, ConvertOptions{})
-	wantErr(t, err, "official → peft", "gated differently", "one gate per layer", "head-tanh", "head (litgpt)")
+	assets.WantErr(t, err, "official → peft", "gated differently", "one gate per layer", "head-tanh", "head (litgpt)")
 	// A visual projection → a format without one.
 	v := w.clone()
 	v.Config.Visual = &VisualConfig{Scales: 1, FeatureDim: 2, Depth: 1}
@@ -369,7 +356,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, f := range []Format{FormatOfficial, FormatLitGPT, FormatPeft} {
 		_, err := Convert(toolkit, filepath.Join(dir, "v-"+string(f)), f, ConvertOptions{})
-		wantErr(t, err, "visual → "+string(f), "visual projection", "toolkit")
+		assets.WantErr(t, err, "visual → "+string(f), "visual projection", "toolkit")
 	}
 	// |g| ≥ 1 → head-tanh.
 	big := tinyHeadWeights(t)
@@ -379,35 +366,35 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Convert(lit, filepath.Join(dir, "big.pth"), FormatOfficial, ConvertOptions{})
-	wantErr(t, err, "litgpt |g|=1.5 → official", "layer 3 head 1", "atanh is undefined", "keep head")
+	assets.WantErr(t, err, "litgpt |g|=1.5 → official", "layer 3 head 1", "atanh is undefined", "keep head")
 	_, err = Convert(lit, filepath.Join(dir, "big.safetensors"), FormatToolkit, ConvertOptions{Gate: GateHeadTanh})
-	wantErr(t, err, "litgpt |g|=1.5 → toolkit head-tanh", "atanh is undefined")
+	assets.WantErr(t, err, "litgpt |g|=1.5 → toolkit head-tanh", "atanh is undefined")
 	// The same file as the toolkit's with its own formula is fine.
 	if _, err := Convert(lit, filepath.Join(dir, "big.safetensors"), FormatToolkit, ConvertOptions{}); err != nil {
 		t.Errorf("litgpt → toolkit (head): %v", err)
 	}
 	// A formula the output format does not store.
 	_, err = Convert(lit, filepath.Join(dir, "x.pth.adapter"), FormatLitGPT, ConvertOptions{Gate: GateLayer})
-	wantErr(t, err, "-to litgpt -gate layer", "litgpt format stores head gates only", "toolkit")
+	assets.WantErr(t, err, "-to litgpt -gate layer", "litgpt format stores head gates only", "toolkit")
 	// peft does not record the head count.
 	_, err = Convert(interop(t, "peft"), filepath.Join(dir, "y.pth.adapter"), FormatLitGPT, ConvertOptions{})
-	wantErr(t, err, "peft → litgpt without -heads", "heads", "-heads H")
+	assets.WantErr(t, err, "peft → litgpt without -heads", "heads", "-heads H")
 	_, err = Convert(interop(t, "peft"), filepath.Join(dir, "y.safetensors"), FormatToolkit, ConvertOptions{})
-	wantErr(t, err, "peft → toolkit without -heads", "-heads H")
+	assets.WantErr(t, err, "peft → toolkit without -heads", "-heads H")
 	_, err = Convert(lit, filepath.Join(dir, "z.safetensors"), FormatToolkit, ConvertOptions{Heads: 8})
-	wantErr(t, err, "litgpt with -heads 8", "gating_factor", "4 heads, not 8")
+	assets.WantErr(t, err, "litgpt with -heads 8", "gating_factor", "4 heads, not 8")
 	// Exporting an adapter whose formula the official layout lacks.
 	m := loadTiny(t)
 	a, err := New(m.Store, Config{Layers: 2, PromptLen: 4, Gate: GateHead}, m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, a.ExportOfficial(filepath.Join(dir, "head.pth")), "official export of head gates", "official format stores head-tanh gates")
+	assets.WantErr(t, a.ExportOfficial(filepath.Join(dir, "head.pth")), "official export of head gates", "official format stores head-tanh gates")
 	b, err := New(model.NewStore(), Config{Layers: 2, PromptLen: 4, Visual: &VisualConfig{Scales: 1, FeatureDim: 2}}, m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, b.ExportOfficial(filepath.Join(dir, "vis.pth")), "official export of a visual adapter", "visual projection")
+	assets.WantErr(t, b.ExportOfficial(filepath.Join(dir, "vis.pth")), "official export of a visual adapter", "visual projection")
 }
 
 // TestOpenMismatches: a file that does not fit the model is an error naming the file and the tensor or field
@@ -434,7 +421,7 @@ func TestOpenMismatches(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := Open(c.path, model.NewStore(), c.cfg, OpenOptions{})
-		wantErr(t, err, c.name, c.want...)
+		assets.WantErr(t, err, c.name, c.want...)
 	}
 	// peft opened with another formula: head repeats the per-layer gate, and needs no -heads (the model says).
 	a, err := Open(peft, m.Store, m.Config, OpenOptions{Gate: GateHead})
@@ -476,9 +463,9 @@ func TestDetectFormat(t *testing.T) {
 		}
 	}
 	_, _, err := DetectFormat(dir)
-	wantErr(t, err, "empty folder", "adapter_config.json")
+	assets.WantErr(t, err, "empty folder", "adapter_config.json")
 	_, _, err = DetectFormat(assets.Golden("llama_tiny_meta", "consolidated.00.pth"))
-	wantErr(t, err, "a model checkpoint", "neither transformer.h")
+	assets.WantErr(t, err, "a model checkpoint", "neither transformer.h")
 }
 
 // TestPeftFolderMatchesGolden: the folder written from peft's own folder has the same file names, config fields,

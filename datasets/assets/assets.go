@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -90,6 +91,20 @@ func ReadJSON(tb testing.TB, path string, v any) {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		tb.Fatalf("parsing %s: %v", path, err)
+	}
+}
+
+// WantErr fails tb unless err is an error whose message mentions every one of parts; what names the case.
+func WantErr(tb testing.TB, err error, what string, parts ...string) {
+	tb.Helper()
+	if err == nil {
+		tb.Errorf("%s: no error", what)
+		return
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			tb.Errorf("%s: error %q does not mention %q", what, err, p)
+		}
 	}
 }
 

@@ -442,7 +442,7 @@ func TestGGUFBadInput(t *testing.T) {
 		{"magic.gguf", append([]byte("GGML"), good[4:]...), []string{"magic.gguf", "bad magic"}},
 	} {
 		_, err := Load(writeTemp(t, c.name, c.data), dtypes.Float32)
-		wantErr(t, c.name, err, c.wants...)
+		assets.WantErr(t, err, c.name, c.wants...)
 		t.Logf("%s: %v", c.name, err)
 	}
 }

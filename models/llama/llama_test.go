@@ -219,7 +219,7 @@ func TestBadCheckpoints(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "config.json"), cfg)
 	writeFile(t, filepath.Join(dir, "model.safetensors"), weights[:len(weights)-1000])
 	_, err := Load(dir, dtypes.Float32)
-	wantErr(t, "truncated", err, "model.safetensors", "truncated")
+	assets.WantErr(t, err, "truncated", "model.safetensors", "truncated")
 
 	// Wrong shape and missing tensor: rewrite the file with one tensor changed / dropped.
 	set, err := safetensors.OpenModel(src)
@@ -249,19 +249,19 @@ func TestBadCheckpoints(t *testing.T) {
 		return n, v, s, true
 	})
 	_, err = Load(bad, dtypes.Float32)
-	wantErr(t, "wrong shape", err, "model.layers.1.self_attn.k_proj.weight", "shape [16 64]", "[32 64]")
+	assets.WantErr(t, err, "wrong shape", "model.layers.1.self_attn.k_proj.weight", "shape [16 64]", "[32 64]")
 	missing := rewrite(func(n string, v []float32, s []int) (string, []float32, []int, bool) {
 		return n, v, s, n != "model.layers.2.mlp.up_proj.weight"
 	})
 	_, err = Load(missing, dtypes.Float32)
-	wantErr(t, "missing tensor", err, "missing tensor", "model.layers.2.mlp.up_proj.weight")
+	assets.WantErr(t, err, "missing tensor", "missing tensor", "model.layers.2.mlp.up_proj.weight")
 
 	// Config that disagrees with the weights.
 	d := t.TempDir()
 	writeFile(t, filepath.Join(d, "config.json"), []byte(strings.Replace(string(cfg), `"intermediate_size": 176`, `"intermediate_size": 128`, 1)))
 	writeFile(t, filepath.Join(d, "model.safetensors"), weights)
 	_, err = Load(d, dtypes.Float32)
-	wantErr(t, "config mismatch", err, "mlp.gate_proj.weight", "shape [176 64]", "F=128")
+	assets.WantErr(t, err, "config mismatch", "mlp.gate_proj.weight", "shape [176 64]", "F=128")
 
 	// llama2.c file whose size disagrees with its header.
 	bin := assets.Require(t, assets.Path("models", "stories260K", "stories260K.bin"))
@@ -269,7 +269,7 @@ func TestBadCheckpoints(t *testing.T) {
 	short := filepath.Join(t.TempDir(), "short.bin")
 	writeFile(t, short, data[:len(data)-4])
 	_, err = Load(short, dtypes.Float32)
-	wantErr(t, "llama2.c size", err, "short.bin", "implies")
+	assets.WantErr(t, err, "llama2.c size", "short.bin", "implies")
 }
 
 // TestSeqLensAndCoreAttention checks a right-padded batch three ways on the real positions: one row at a time, the
@@ -347,19 +347,5 @@ func TestConcatShards(t *testing.T) {
 	got, shape = concatShards([][]float32{a, b}, [][]int{{2, 2}, {1, 2}}, 0)
 	if fmt.Sprint(got, shape) != "[1 2 3 4 5 6] [3 2]" {
 		t.Errorf("rows: %v %v", got, shape)
-	}
-}
-
-// wantErr checks that err is an error mentioning every one of parts (what names the case).
-func wantErr(t *testing.T, what string, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Errorf("%s: no error", what)
-		return
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %q does not mention %q", what, err, p)
-		}
 	}
 }
