@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/adapterlab/llama-adapter/datasets/assets"
 )
 
 // writer builds GGUF bytes for tests: every metadata type, tensors with raw data.
@@ -321,15 +323,7 @@ func TestParseErrors(t *testing.T) {
 		{"trunchdr", g[:40], []string{"truncated"}},
 	} {
 		_, err := parseBytes(c.data, c.name+".gguf")
-		if err == nil {
-			t.Errorf("%s: parsed without error", c.name)
-			continue
-		}
-		for _, w := range append(c.wants, c.name+".gguf") {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q does not mention %q", c.name, err, w)
-			}
-		}
+		assets.WantErr(t, err, c.name, append(c.wants, c.name+".gguf")...)
 	}
 	// Every prefix of a good file that cuts into its tensor data fails cleanly (no panic); what follows the data
 	// is alignment padding.
