@@ -36,6 +36,7 @@ import (
 
 	"github.com/adapterlab/llama-adapter/datasets/assets"
 	"github.com/adapterlab/llama-adapter/experiments/lib/pipeline"
+	"github.com/adapterlab/llama-adapter/experiments/lib/train"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
 	"github.com/adapterlab/llama-adapter/models/tokenizer"
@@ -260,7 +261,7 @@ func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []in
 		}
 		return true
 	}, extra...)
-	prof := phase.End()
+	prof := train.Stats{ExecStats: gen.Counter.Snapshot().Sub(before)}.EndPhase(phase)
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +275,6 @@ func (o *options) stream(gen *llama.Generator, tok tokenizer.Tokenizer, ids []in
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "generated %d tokens in %.2fs: %.1f tokens/s (backend %s)\n", len(out[0]), elapsed, float64(len(out[0]))/elapsed, device.Config())
-	d := gen.Counter.Snapshot().Sub(before)
-	prof.Compiles, prof.CompileSeconds, prof.Executions, prof.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
 	fmt.Fprintln(stderr, "profile:", prof)
 	return &prof, nil
 }

@@ -210,10 +210,7 @@ func Run(ctx context.Context, env *Env, protocols []Protocol, out io.Writer) ([]
 			return nil, fmt.Errorf("evaluate %s: %w", p.Name(), err)
 		}
 		r.Protocol = p.Name()
-		d := env.Runner.Stats().Sub(before)
-		phase.Profile.Compiles, phase.Profile.CompileSeconds, phase.Profile.Executions, phase.Profile.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
-		phase.Profile.Tokens, phase.Profile.PaddedTokens = d.Tokens, d.PaddedTokens
-		r.Profile = phase.End()
+		r.Profile = env.Runner.Stats().Sub(before).EndPhase(phase)
 		line := fmt.Sprintf("%s: %d problems in %.1fs", p.Name(), len(r.Choices), time.Since(start).Seconds())
 		if r.Note != "" {
 			line += ", " + r.Note

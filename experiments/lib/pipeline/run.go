@@ -431,9 +431,7 @@ func printRecorded(out io.Writer, dir string, s *results.Summary, table bool) er
 
 // profiled ends a phase with the trainer's counts of what ran in it, and prints its line.
 func profiled(out io.Writer, p *results.PhaseTimer, d train.Stats) results.PhaseProfile {
-	p.Profile.Compiles, p.Profile.CompileSeconds, p.Profile.Executions, p.Profile.ExecuteSeconds = d.Compiles, d.CompileSeconds, d.Executions, d.ExecuteSeconds
-	p.Profile.Tokens, p.Profile.PaddedTokens = d.Tokens, d.PaddedTokens
-	prof := p.End()
+	prof := d.EndPhase(p)
 	fmt.Fprintln(out, "profile:", prof)
 	return prof
 }

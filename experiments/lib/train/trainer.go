@@ -22,6 +22,7 @@ import (
 	"github.com/adapterlab/llama-adapter/adapter"
 	"github.com/adapterlab/llama-adapter/models/device"
 	"github.com/adapterlab/llama-adapter/models/llama"
+	"github.com/adapterlab/llama-adapter/results"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -219,6 +220,14 @@ type Stats struct {
 // Sub is s − o: what ran between two calls of Trainer.Stats.
 func (s Stats) Sub(o Stats) Stats {
 	return Stats{ExecStats: s.ExecStats.Sub(o.ExecStats), Tokens: s.Tokens - o.Tokens, PaddedTokens: s.PaddedTokens - o.PaddedTokens}
+}
+
+// EndPhase ends phase p with s, what its executors ran in it (the difference of two snapshots), and returns the
+// phase's profile: compiles, executions and tokens from s, wall time and memory from p.
+func (s Stats) EndPhase(p *results.PhaseTimer) results.PhaseProfile {
+	p.Profile.Compiles, p.Profile.CompileSeconds, p.Profile.Executions, p.Profile.ExecuteSeconds = s.Compiles, s.CompileSeconds, s.Executions, s.ExecuteSeconds
+	p.Profile.Tokens, p.Profile.PaddedTokens = s.Tokens, s.PaddedTokens
+	return p.End()
 }
 
 // DescribeShapes names a training or loss graph's input shapes for a progress line: "8×64 tokens" and, with the
