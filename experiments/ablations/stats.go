@@ -431,6 +431,12 @@ func (b *statsBuilder) add(ga, gb *group, aName, bName, proto, subset string, ex
 	if err != nil {
 		return err
 	}
+	return b.record(aName, bName, proto, subset, expect, strata)
+}
+
+// record states the paired difference aName − bName over strata (none: nothing to state), with its verdict for
+// the claimed direction expect.
+func (b *statsBuilder) record(aName, bName, proto, subset string, expect int, strata []results.Stratum) error {
 	if len(strata) == 0 {
 		return nil
 	}
@@ -475,12 +481,9 @@ func (b *statsBuilder) zeroShotDifferences(proto string) error {
 		if err != nil {
 			return fmt.Errorf("sweep %s, %s − %s: %w", b.s.Name, an, bn, err)
 		}
-		p, err := results.PairedDifference([]results.Stratum{stratum}, b.bs)
-		if err != nil {
-			return fmt.Errorf("sweep %s, %s − %s: %w", b.s.Name, an, bn, err)
+		if err := b.record(an, bn, proto, "", 0, []results.Stratum{stratum}); err != nil {
+			return err
 		}
-		b.st.Comparisons = append(b.st.Comparisons, comparison{A: an, B: bn, Protocol: proto, Paired: p,
-			Verdict: results.VerdictOf(p.Diff, p.CI, 0)})
 	}
 	return nil
 }
